@@ -1,0 +1,65 @@
+# HaloBestie backend. Two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PUBLIC_PORT ?= 3000
+INTERNAL_PORT ?= 3001
+
+# Development defaults for `make run` (a real deployment sets these in its environment).
+RUN_ENV := DEBUG=$${DEBUG:-true} \
+	FAZPASS_ENABLED=$${FAZPASS_ENABLED:-false} \
+	XENDIT_ENABLED=$${XENDIT_ENABLED:-false} \
+	OTP_TEST_PHONES=$${OTP_TEST_PHONES:-+6281200000001} \
+	ADMIN_EMAIL=$${ADMIN_EMAIL:-admin@halobestie.local} \
+	ADMIN_PASSWORD=$${ADMIN_PASSWORD:-halobestie-admin} \
+	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PUBLIC_PORT)}
+
+.PHONY: help venv run test lint format openapi migrate seed clean
+
+help:
+	@echo "make run      serve both listeners with demo data (SQLite and in-memory layer unless"
+	@echo "              DATABASE_URL / VALKEY_URL are set)"
+	@echo "make test     the whole suite against real PostgreSQL and Valkey/Redis"
+	@echo "make lint     ruff check and format check"
+	@echo "make openapi  write docs/openapi.yaml"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(RUN_ENV) $(PY) manage.py migrate --noinput
+	$(RUN_ENV) $(PY) manage.py seed --demo
+	@echo ""
+	@echo "Public API:      http://127.0.0.1:$(PUBLIC_PORT)/api/v1/  (WebSocket ws://127.0.0.1:$(PUBLIC_PORT)/ws/v1/)"
+	@echo "Control center:  http://127.0.0.1:$(INTERNAL_PORT)/admin/   API docs: http://127.0.0.1:$(INTERNAL_PORT)/api/docs/"
+	@echo ""
+	$(RUN_ENV) $(PY) scripts/run_all.py --public-port $(PUBLIC_PORT) --internal-port $(INTERNAL_PORT)
+
+test: venv
+	$(PY) scripts/with_services.py -- $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+openapi: venv
+	TESTING=true $(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+seed: venv
+	$(PY) manage.py seed
+
+clean:
+	rm -rf $(VENV) var staticfiles

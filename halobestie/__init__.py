@@ -1,0 +1,1 @@
+"""HaloBestie backend: the project package (settings, ASGI apps, URLconfs) and the accounts app."""

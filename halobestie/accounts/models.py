@@ -1,0 +1,85 @@
+"""The user: a client (phone OTP), a mitra (phone and password, created by staff) or staff
+(e-mail and password, control center only)."""
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class Role(models.TextChoices):
+    CLIENT = "client", "Klien"
+    MITRA = "mitra", "Mitra"
+    STAFF = "staff", "Staf"
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def create_user(self, *, phone=None, email=None, password=None, role=Role.CLIENT, **fields):
+        """Precondition: `phone` is already E.164 (see accounts.phones.normalize_phone)."""
+        email = self.normalize_email(email) if email else None
+        user = self.model(phone=phone, email=email, role=role, **fields)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email, password, **fields):
+        fields.setdefault("display_name", "Admin")
+        return self.create_user(
+            email=email, password=password, role=Role.STAFF, is_staff=True, is_superuser=True, **fields
+        )
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    phone = models.CharField("nomor HP", max_length=16, unique=True, null=True, blank=True)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.CLIENT)
+    email = models.EmailField("e-mail", unique=True, null=True, blank=True)
+    display_name = models.CharField("nama tampilan", max_length=100, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField("akses control center", default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = []
+
+    class Meta:
+        verbose_name = "pengguna"
+        verbose_name_plural = "pengguna"
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique"),
+            models.CheckConstraint(
+                condition=models.Q(role__in=["client", "mitra", "staff"]), name="accounts_user_role_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return self.display_name or self.phone or self.email or f"user {self.pk}"
+
+    @property
+    def is_client(self):
+        return self.role == Role.CLIENT
+
+    @property
+    def is_mitra(self):
+        return self.role == Role.MITRA
+
+
+class Device(models.Model):
+    """An FCM registration token. A token belongs to the user who registered it last."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="devices")
+    token = models.CharField(max_length=512, unique=True)
+    platform = models.CharField(max_length=16, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"device of {self.user_id}"

@@ -1,0 +1,3 @@
+"""Accounts API routes (auth, me, devices) under /api/v1/."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""WebSocket routes of the public listener."""
+
+websocket_urlpatterns = []

@@ -1,0 +1,22 @@
+from django.conf import settings
+from django.db import models
+
+
+class RuntimeConfig(models.Model):
+    """The one row of runtime config (id=1). `values` is validated by runtime.schema on every
+    save through `runtime_config_update`; `version` grows by one per save."""
+
+    values = models.JSONField(default=dict)
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "konfigurasi runtime"
+        verbose_name_plural = "konfigurasi runtime"
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="runtime_config_singleton")]
+
+    def __str__(self):
+        return f"Konfigurasi runtime v{self.version}"

@@ -1,0 +1,186 @@
+"""The runtime config's shape, defaults and validation.
+
+Staff edit these values in the control center; every instance picks a save up at once. Money is
+whole rupiah, durations are whole seconds or minutes as the name says.
+"""
+
+from dataclasses import asdict, dataclass, fields
+
+from django.core.exceptions import ValidationError
+
+
+@dataclass(frozen=True)
+class Package:
+    code: str
+    name: str
+    duration_minutes: int
+    price_idr: int
+
+    @property
+    def duration_seconds(self):
+        return self.duration_minutes * 60
+
+
+DEFAULT_PACKAGES = (
+    Package(code="curhat-15", name="Curhat 15 menit", duration_minutes=15, price_idr=15000),
+    Package(code="curhat-30", name="Curhat 30 menit", duration_minutes=30, price_idr=25000),
+    Package(code="curhat-60", name="Curhat 60 menit", duration_minutes=60, price_idr=45000),
+)
+
+DEFAULT_CRISIS_WORDS = (
+    "bunuh diri",
+    "ingin mati",
+    "pengen mati",
+    "mau mati",
+    "akhiri hidup",
+    "mengakhiri hidup",
+    "menyakiti diri",
+    "melukai diri",
+    "self harm",
+    "self-harm",
+    "suicide",
+    "kill myself",
+    "end my life",
+    "want to die",
+)
+
+DEFAULT_HOTLINE_TEXT = (
+    "Kamu tidak sendirian. Jika kamu dalam bahaya atau berpikir untuk menyakiti diri sendiri, "
+    "segera hubungi layanan darurat 112 atau Layanan SEJIWA 119 ext. 8 (24 jam)."
+)
+
+
+# What GET /api/v1/config shows; the rest (shares, crisis words) stays internal.
+PUBLIC_KEYS = (
+    "packages",
+    "offer_timeout_seconds",
+    "matching_timeout_seconds",
+    "payment_timeout_seconds",
+    "ending_soon_lead_seconds",
+    "heartbeat_ttl_seconds",
+    "max_message_length",
+    "hotline_text",
+)
+
+
+@dataclass(frozen=True)
+class RuntimeConfigValues:
+    packages: tuple = DEFAULT_PACKAGES
+    offer_timeout_seconds: int = 60
+    matching_timeout_seconds: int = 600
+    payment_timeout_seconds: int = 900
+    ending_soon_lead_seconds: int = 120
+    heartbeat_ttl_seconds: int = 30
+    stale_grace_seconds: int = 30
+    mitra_lost_grace_seconds: int = 120
+    mitra_share_percent: int = 70
+    default_capacity: int = 3
+    message_retention_days: int = 90
+    max_message_length: int = 4000
+    crisis_words: tuple = DEFAULT_CRISIS_WORDS
+    hotline_text: str = DEFAULT_HOTLINE_TEXT
+
+    def package(self, code):
+        """The package with this code, or None."""
+        return next((p for p in self.packages if p.code == code), None)
+
+    def to_json(self):
+        data = asdict(self)
+        data["packages"] = [asdict(p) for p in self.packages]
+        data["crisis_words"] = list(self.crisis_words)
+        return data
+
+    def public_json(self):
+        data = self.to_json()
+        return {key: data[key] for key in PUBLIC_KEYS}
+
+
+_INT_LIMITS = {
+    "offer_timeout_seconds": (10, 3600),
+    "matching_timeout_seconds": (30, 86400),
+    "payment_timeout_seconds": (60, 86400),
+    "ending_soon_lead_seconds": (10, 3600),
+    "heartbeat_ttl_seconds": (5, 600),
+    "stale_grace_seconds": (0, 3600),
+    "mitra_lost_grace_seconds": (0, 3600),
+    "mitra_share_percent": (0, 100),
+    "default_capacity": (1, 50),
+    "message_retention_days": (1, 3650),
+    "max_message_length": (1, 4000),
+}
+
+
+def _int(name, value, errors):
+    low, high = _INT_LIMITS[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        errors[name] = ["Harus bilangan bulat."]
+    elif not low <= value <= high:
+        errors[name] = [f"Harus antara {low} dan {high}."]
+    return value
+
+
+def _packages(value, errors):
+    if not isinstance(value, list) or not value:
+        errors["packages"] = ["Harus daftar paket yang tidak kosong."]
+        return ()
+    packages, codes = [], set()
+    for index, item in enumerate(value):
+        prefix = f"packages.{index}"
+        if not isinstance(item, dict):
+            errors[prefix] = ["Harus objek paket."]
+            continue
+        code, name = item.get("code"), item.get("name")
+        minutes, price = item.get("duration_minutes"), item.get("price_idr")
+        if not isinstance(code, str) or not code or len(code) > 32:
+            errors[f"{prefix}.code"] = ["Kode paket wajib (maks. 32 karakter)."]
+        elif code in codes:
+            errors[f"{prefix}.code"] = ["Kode paket harus unik."]
+        codes.add(code)
+        if not isinstance(name, str) or not name:
+            errors[f"{prefix}.name"] = ["Nama paket wajib."]
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 600:
+            errors[f"{prefix}.duration_minutes"] = ["Durasi harus 1–600 menit."]
+        if isinstance(price, bool) or not isinstance(price, int) or not 1000 <= price <= 10_000_000:
+            errors[f"{prefix}.price_idr"] = ["Harga harus rupiah bulat antara 1.000 dan 10.000.000."]
+        packages.append(Package(code=code, name=name, duration_minutes=minutes, price_idr=price))
+    return tuple(packages)
+
+
+def validate_values(raw):
+    """Raw JSON (as stored or as staff typed it) → RuntimeConfigValues.
+
+    Missing keys take their defaults; unknown keys are refused, so a typo never silently does
+    nothing. Raises django's ValidationError with a message per field.
+    """
+    if not isinstance(raw, dict):
+        raise ValidationError({"values": ["Konfigurasi harus berupa objek JSON."]})
+    defaults = RuntimeConfigValues()
+    known = {f.name for f in fields(RuntimeConfigValues)}
+    errors = {}
+    for key in raw:
+        if key not in known:
+            errors[key] = ["Kunci tidak dikenal."]
+    values = {}
+    for name in known:
+        if name not in raw:
+            continue
+        value = raw[name]
+        if name == "packages":
+            values[name] = _packages(value, errors)
+        elif name == "crisis_words":
+            if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
+                errors[name] = ["Harus daftar kata."]
+            else:
+                values[name] = tuple(w.strip().lower() for w in value)
+        elif name == "hotline_text":
+            if not isinstance(value, str) or not value.strip():
+                errors[name] = ["Teks wajib."]
+            values[name] = value
+        else:
+            values[name] = _int(name, value, errors)
+    if errors:
+        raise ValidationError(errors)
+    result = RuntimeConfigValues(**{**{k: getattr(defaults, k) for k in known}, **values})
+    if result.ending_soon_lead_seconds >= min(p.duration_seconds for p in result.packages):
+        raise ValidationError({"ending_soon_lead_seconds": ["Harus lebih pendek dari paket terpendek."]})
+    return result

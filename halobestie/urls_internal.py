@@ -1,0 +1,23 @@
+"""URLconf of the internal listener (port 3001, 127.0.0.1 unless configured): the control
+center (Django admin), API docs, probes. Never exposed publicly."""
+
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from halobestie import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="internal-healthz"),
+    path("readyz", health.readyz, name="internal-readyz"),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]),
+        name="api-docs",
+    ),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "halobestie.errors.handler404"
+handler500 = "halobestie.errors.handler500"

@@ -1,0 +1,54 @@
+"""The Bestie (mitra): a public profile, presence and capacity.
+
+Presence decisions are made on these columns in Postgres (`is_online`, `deactivated_at`), under
+row locks; Valkey mirrors them for fast reads (mitras/mirror.py).
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class Gender(models.TextChoices):
+    FEMALE = "female", "Perempuan"
+    MALE = "male", "Laki-laki"
+    UNSPECIFIED = "unspecified", "Tidak disebutkan"
+
+
+class Mitra(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="mitra")
+    display_name = models.CharField("nama Bestie", max_length=100)
+    bio = models.TextField(blank=True)
+    avatar_url = models.URLField(blank=True)
+    topics = models.JSONField(default=list, blank=True, help_text="Daftar topik, mis. ['keluarga', 'kerja'].")
+    languages = models.JSONField(default=list, blank=True, help_text="Kode bahasa, mis. ['id', 'en'].")
+    gender = models.CharField(max_length=12, choices=Gender.choices, default=Gender.UNSPECIFIED)
+    capacity = models.PositiveSmallIntegerField("kapasitas", default=3)
+    is_online = models.BooleanField(default=False)
+    online_since = models.DateTimeField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the mitra last got a session offered; ties in assignment go to the one idle longest.
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    rating_count = models.PositiveIntegerField(default=0)
+    rating_sum = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "mitra"
+        verbose_name_plural = "mitra"
+        indexes = [models.Index(fields=["is_online", "deactivated_at"], name="mitra_presence_idx")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(capacity__gte=1), name="mitra_capacity_positive")
+        ]
+
+    def __str__(self):
+        return self.display_name
+
+    @property
+    def is_deactivated(self):
+        return self.deactivated_at is not None
+
+    @property
+    def rating_average(self):
+        return round(self.rating_sum / self.rating_count, 2) if self.rating_count else None

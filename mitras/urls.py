@@ -1,0 +1,3 @@
+"""Mitra API routes under /api/v1/ (public profiles, mitra self-service)."""
+
+urlpatterns = []

@@ -1,0 +1,99 @@
+"""Development supervisor for `make run`: the public and internal listeners (uvicorn) and the
+scheduler, in one terminal. Ctrl-C (or SIGTERM) stops them all; if one dies, all stop.
+
+Production runs each process as its own container (see DEPLOY.md); this is only for local work.
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def has_command(name):
+    return any(
+        (ROOT / app / "management" / "commands" / f"{name}.py").exists()
+        for app in ("halobestie", "sessions_app", "mitras", "payments")
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--public-host", default=os.environ.get("PUBLIC_HOST", "127.0.0.1"))
+    parser.add_argument("--public-port", type=int, default=3000)
+    parser.add_argument("--internal-host", default=os.environ.get("INTERNAL_HOST", "127.0.0.1"))
+    parser.add_argument("--internal-port", type=int, default=3001)
+    args = parser.parse_args()
+
+    python = sys.executable
+    commands = {
+        "public": [
+            python,
+            "-m",
+            "uvicorn",
+            "halobestie.asgi:public_application",
+            "--host",
+            args.public_host,
+            "--port",
+            str(args.public_port),
+            "--lifespan",
+            "on",
+            "--no-access-log",
+        ],
+        "internal": [
+            python,
+            "-m",
+            "uvicorn",
+            "halobestie.asgi:internal_application",
+            "--host",
+            args.internal_host,
+            "--port",
+            str(args.internal_port),
+            "--lifespan",
+            "on",
+            "--no-access-log",
+        ],
+    }
+    if has_command("run_scheduler"):
+        commands["scheduler"] = [python, "manage.py", "run_scheduler"]
+
+    processes = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in commands.items()}
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopping:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    print(f"{name} exited with {process.returncode}; stopping the rest", file=sys.stderr)
+                    stop()
+                    break
+            time.sleep(0.5)
+    finally:
+        stop()
+        deadline = time.monotonic() + 30
+        for process in processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

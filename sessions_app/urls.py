@@ -1,0 +1,3 @@
+"""Session API routes under /api/v1/."""
+
+urlpatterns = []

@@ -1,0 +1,102 @@
+"""The shared cast and fixtures. Tests run on real PostgreSQL and Valkey/Redis (make test
+provides both); nothing of our own code is mocked."""
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.db import connection
+from django.test import AsyncClient
+from rest_framework.test import APIClient
+
+from halobestie.accounts.models import Role, User
+from halobestie.accounts.tokens import tokens_for
+from halobestie.listeners import INTERNAL, SCOPE_KEY
+
+
+def pytest_sessionstart(session):
+    assert settings.VALKEY_URL, "tests need VALKEY_URL (run them with `make test`)"
+
+
+@pytest.fixture(autouse=True)
+def _real_postgres(db):
+    """Every test gets the database; and it must be PostgreSQL, never the SQLite default."""
+    assert connection.vendor == "postgresql", "tests need DATABASE_URL to PostgreSQL (make test)"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    """Per-process caches (runtime config) must not leak between tests."""
+    from halobestie.runtime.selectors import invalidate_local
+
+    invalidate_local()
+    yield
+    invalidate_local()
+
+
+@pytest.fixture
+def valkey():
+    """A client on the test Valkey; this run's keys are deleted before and after the test."""
+    from halobestie.valkey import get_client
+
+    client = get_client()
+
+    def wipe():
+        keys = list(client.scan_iter(match=f"{settings.VALKEY_KEY_PREFIX}*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+    wipe()
+    yield client
+    wipe()
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+def auth_client(user):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_for(user)['access']}")
+    return client
+
+
+@pytest.fixture
+def make_client_user():
+    counter = iter(range(1, 10_000))
+
+    def make(phone=None, **fields):
+        number = next(counter)
+        return User.objects.create_user(
+            phone=phone or f"+62812{number:08d}", role=Role.CLIENT, display_name=f"Klien {number}", **fields
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_mitra():
+    from mitras.services import mitra_create
+
+    counter = iter(range(1, 10_000))
+
+    def make(phone=None, password="rahasia-mitra-123", **fields):
+        number = next(counter)
+        fields.setdefault("display_name", f"Bestie {number}")
+        return mitra_create(phone=phone or f"+62811{number:08d}", password=password, **fields)
+
+    return make
+
+
+@pytest.fixture
+def internal_client():
+    """Requests as the internal listener's ASGI app sees them (the scope carries the mark)."""
+
+    class InternalClient:
+        def __init__(self):
+            self._client = AsyncClient(**{SCOPE_KEY: INTERNAL})
+
+        def __getattr__(self, method):
+            return async_to_sync(getattr(self._client, method))
+
+    return InternalClient()

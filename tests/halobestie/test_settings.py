@@ -1,0 +1,54 @@
+"""Settings fail loudly on bad values and refuse development secrets in production."""
+
+import os
+import subprocess
+import sys
+
+from django.conf import settings
+
+CHECK = [sys.executable, "-c", "import django; django.setup()"]
+
+
+def run_settings(**overrides):
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "TESTING", "PYTEST_CURRENT_TEST"}}
+    env.update({"DJANGO_SETTINGS_MODULE": "halobestie.settings", "TESTING": "false"}, **overrides)
+    return subprocess.run(CHECK, env=env, capture_output=True, text=True, cwd=settings.BASE_DIR)
+
+
+def test_it_refuses_a_missing_secret_without_debug():
+    result = run_settings(DEBUG="false", DJANGO_SECRET_KEY="", AUTH_JWT_SECRET="")
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set to a real secret" in result.stderr
+
+
+def test_it_refuses_the_default_secret_without_debug():
+    result = run_settings(DEBUG="false", DJANGO_SECRET_KEY="x" * 40, AUTH_JWT_SECRET=settings.DEV_SECRET)
+    assert result.returncode != 0
+    assert "AUTH_JWT_SECRET must be set to a real secret" in result.stderr
+
+
+def test_it_names_a_malformed_variable():
+    result = run_settings(DEBUG="true", OTP_TTL_SECONDS="five minutes")
+    assert result.returncode != 0
+    assert "OTP_TTL_SECONDS" in result.stderr
+
+
+def test_it_starts_with_real_secrets():
+    result = run_settings(DEBUG="false", DJANGO_SECRET_KEY="s" * 40, AUTH_JWT_SECRET="j" * 40)
+    assert result.returncode == 0, result.stderr
+
+
+def test_it_falls_back_to_sqlite_and_memory_layer_without_urls():
+    env_code = (
+        "import django; django.setup(); from django.conf import settings as s;"
+        "print(s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "VALKEY_URL"}}
+    env.update(DJANGO_SETTINGS_MODULE="halobestie.settings", DEBUG="true")
+    result = subprocess.run(
+        [sys.executable, "-c", env_code], env=env, capture_output=True, text=True, cwd=settings.BASE_DIR
+    )
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3",
+        "channels.layers.InMemoryChannelLayer",
+    ], result.stderr
