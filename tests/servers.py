@@ -1,0 +1,77 @@
+"""Real server processes for tests that need them (listeners, WebSocket, drain, multi-process).
+
+The processes use the test database (pass `transactional_db` in the test so they can see the
+data it writes) and this run's Valkey prefixes.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from django.conf import settings
+from django.db import connection
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(**overrides):
+    """The environment of a child process: this run's database, Valkey prefixes, test settings."""
+    env = dict(os.environ)
+    url = urlsplit(os.environ["DATABASE_URL"])
+    env["DATABASE_URL"] = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
+    env.update(
+        TESTING="true",
+        VALKEY_KEY_PREFIX=settings.VALKEY_KEY_PREFIX,
+        CHANNEL_LAYER_PREFIX=settings.CHANNEL_LAYER_PREFIX,
+        DATABASE_POOL="false",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
+
+
+@contextmanager
+def uvicorn_process(app="public", *, port=None, env=None, log_path=None):
+    """Start `uvicorn halobestie.asgi:<app>_application`, wait until /healthz answers, yield
+    (process, base_url), and stop it (SIGTERM, then kill) afterwards."""
+    port = port or free_port()
+    log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", f"halobestie.asgi:{app}_application", "--host", "127.0.0.1",
+         "--port", str(port), "--lifespan", "on", "--no-access-log"],
+        cwd=settings.BASE_DIR, env=env or server_env(), stdout=log, stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{app} server exited with {process.returncode}")
+            try:
+                if requests.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{app} server did not come up")
+            time.sleep(0.1)
+        yield process, base_url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if log_path:
+            log.close()
