@@ -1,0 +1,232 @@
+"""Chat sessions, their messages, offers, ratings, reports and the mitra earnings ledger.
+
+The state machine (which status may follow which) lives in `sessions_app/states.py`; only the
+services in `sessions_app/services.py` change a session's status.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Status(models.TextChoices):
+    PENDING_PAYMENT = "pending_payment", "Menunggu pembayaran"
+    MATCHING = "matching", "Mencari Bestie"
+    OFFERED = "offered", "Ditawarkan ke Bestie"
+    ACTIVE = "active", "Berlangsung"
+    ENDED = "ended", "Selesai"
+    CANCELLED = "cancelled", "Dibatalkan"
+    UNMATCHED = "unmatched", "Tidak mendapat Bestie"
+
+
+OPEN_STATUSES = (Status.PENDING_PAYMENT, Status.MATCHING, Status.OFFERED, Status.ACTIVE)
+# Sessions that occupy a slot of their mitra's capacity.
+OCCUPYING_STATUSES = (Status.OFFERED, Status.ACTIVE)
+
+
+class EndReason(models.TextChoices):
+    EXPIRED = "expired", "Waktu habis"
+    CLIENT_ENDED = "client_ended", "Diakhiri klien"
+    MITRA_ENDED = "mitra_ended", "Diakhiri mitra"
+    MITRA_LOST = "mitra_lost", "Mitra terputus"
+    STAFF_ENDED = "staff_ended", "Diakhiri staf"
+    PAYMENT_EXPIRED = "payment_expired", "Pembayaran kedaluwarsa"
+    CLIENT_CANCELLED = "client_cancelled", "Dibatalkan klien"
+    NO_MITRA = "no_mitra", "Tidak ada Bestie tersedia"
+    ACCOUNT_DELETED = "account_deleted", "Akun dihapus"
+
+
+class ChatSession(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="chat_sessions"
+    )
+    mitra = models.ForeignKey(
+        "mitras.Mitra", null=True, blank=True, on_delete=models.PROTECT, related_name="chat_sessions"
+    )
+    requested_mitra = models.ForeignKey(
+        "mitras.Mitra", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # With a requested mitra: may anyone else take the session when that mitra is not free?
+    allow_any_mitra = models.BooleanField(default=True)
+    package_code = models.CharField(max_length=32)
+    duration_seconds = models.PositiveIntegerField()
+    price_idr = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING_PAYMENT)
+    end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    # Queue order: when the session (re-)entered matching; first in, first out by paid_at.
+    matching_started_at = models.DateTimeField(null=True, blank=True)
+    offered_at = models.DateTimeField(null=True, blank=True)
+    offer_expires_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    ending_soon_sent_at = models.DateTimeField(null=True, blank=True)
+    # Set when the mitra's presence lapsed during the active session; cleared when back.
+    mitra_lost_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    is_flagged = models.BooleanField("ditandai krisis", default=False)
+    flagged_at = models.DateTimeField(null=True, blank=True)
+    # The last message seq handed out; the next message gets last_seq + 1 (under the row lock).
+    last_seq = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "sesi chat"
+        verbose_name_plural = "sesi chat"
+        indexes = [
+            models.Index(fields=["status", "matching_started_at"], name="session_queue_idx"),
+            models.Index(fields=["status", "offer_expires_at"], name="session_offer_due_idx"),
+            models.Index(fields=["status", "ends_at"], name="session_end_due_idx"),
+            models.Index(fields=["mitra", "status"], name="session_mitra_status_idx"),
+            models.Index(fields=["client", "-created_at"], name="session_client_idx"),
+        ]
+        constraints = [
+            # A client has at most one open session, whatever races happen.
+            models.UniqueConstraint(
+                fields=["client"],
+                condition=models.Q(status__in=["pending_payment", "matching", "offered", "active"]),
+                name="session_one_open_per_client",
+            ),
+            models.CheckConstraint(condition=models.Q(price_idr__gte=0), name="session_price_non_negative"),
+        ]
+
+    def __str__(self):
+        return f"Sesi {str(self.id)[:8]} ({self.get_status_display()})"
+
+
+class OfferOutcome(models.TextChoices):
+    PENDING = "pending", "Menunggu jawaban"
+    ACCEPTED = "accepted", "Diterima"
+    DECLINED = "declined", "Ditolak"
+    EXPIRED = "expired", "Kedaluwarsa"
+    WITHDRAWN = "withdrawn", "Ditarik"
+
+
+class SessionOffer(models.Model):
+    """One offer of a session to one mitra. A session is not offered again to a mitra who
+    declined it or let it expire."""
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="offers")
+    mitra = models.ForeignKey("mitras.Mitra", on_delete=models.PROTECT, related_name="offers")
+    offered_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    outcome = models.CharField(max_length=10, choices=OfferOutcome.choices, default=OfferOutcome.PENDING)
+    responded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "tawaran sesi"
+        verbose_name_plural = "tawaran sesi"
+        indexes = [models.Index(fields=["session", "mitra"], name="offer_session_mitra_idx")]
+
+
+class MessageKind(models.TextChoices):
+    TEXT = "text", "Teks"
+    SYSTEM = "system", "Sistem"
+
+
+class Message(models.Model):
+    """A chat message. `seq` is 1, 2, 3 … per session with no gaps (allocated from
+    ChatSession.last_seq under the session's row lock). Bodies never go to logs."""
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveIntegerField()
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=8, choices=MessageKind.choices, default=MessageKind.TEXT)
+    body = models.TextField()
+    # The sender's idempotency key: a resend with the same id gets the same ack, no duplicate.
+    client_msg_id = models.CharField(max_length=64, blank=True)
+    is_masked = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    body_purged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "pesan"
+        verbose_name_plural = "pesan"
+        constraints = [
+            models.UniqueConstraint(fields=["session", "seq"], name="message_session_seq_unique"),
+            models.UniqueConstraint(
+                fields=["session", "sender", "client_msg_id"],
+                condition=~models.Q(client_msg_id=""),
+                name="message_client_msg_id_unique",
+            ),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="message_created_idx")]
+
+
+class SessionEvent(models.Model):
+    """The session's timeline (state changes, payments, staff actions) for the control center."""
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=40)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "peristiwa sesi"
+        verbose_name_plural = "peristiwa sesi"
+        ordering = ["created_at", "id"]
+
+
+class Rating(models.Model):
+    session = models.OneToOneField(ChatSession, on_delete=models.CASCADE, related_name="rating")
+    mitra = models.ForeignKey("mitras.Mitra", on_delete=models.PROTECT, related_name="ratings")
+    score = models.PositiveSmallIntegerField()
+    comment = models.TextField(blank=True, max_length=1000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "rating"
+        verbose_name_plural = "rating"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(score__gte=1, score__lte=5), name="rating_score_1_to_5")
+        ]
+
+
+class ReportStatus(models.TextChoices):
+    OPEN = "open", "Terbuka"
+    RESOLVED = "resolved", "Selesai"
+
+
+class Report(models.Model):
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="reports")
+    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=40)
+    detail = models.TextField(blank=True, max_length=2000)
+    status = models.CharField(max_length=10, choices=ReportStatus.choices, default=ReportStatus.OPEN)
+    resolution_note = models.TextField(blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "laporan"
+        verbose_name_plural = "laporan"
+        constraints = [models.UniqueConstraint(fields=["session", "reporter"], name="report_once_per_side")]
+
+
+class EarningsEntry(models.Model):
+    """Ledger of mitra earnings: one row per ended session (price × mitra share), whole rupiah."""
+
+    mitra = models.ForeignKey("mitras.Mitra", on_delete=models.PROTECT, related_name="earnings")
+    session = models.OneToOneField(ChatSession, on_delete=models.PROTECT, related_name="earnings_entry")
+    amount_idr = models.PositiveIntegerField()
+    share_percent = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "pendapatan mitra"
+        verbose_name_plural = "pendapatan mitra"
+        indexes = [models.Index(fields=["mitra", "created_at"], name="earnings_mitra_created_idx")]
