@@ -1,6 +1,31 @@
+import asyncio
+
 from django.apps import AppConfig
 
 
 class SessionsAppConfig(AppConfig):
     name = "sessions_app"
     verbose_name = "Sesi chat"
+
+    def ready(self):
+        from halobestie.lifespan import on_startup
+        from mitras.load import register_load_counter
+        from sessions_app import events
+        from sessions_app.selectors import mitra_session_loads
+
+        # The mitras app reads loads through this counter (it cannot import sessions).
+        register_load_counter(mitra_session_loads)
+
+        try:
+            from mitras.hooks import on_mitra_available
+        except ImportError:
+            pass
+        else:
+            from sessions_app.services import queue_dispatch
+
+            # A mitra came online or got a free slot: offer waiting sessions at once.
+            on_mitra_available(lambda mitra_id: queue_dispatch())
+
+        @on_startup
+        async def bind_events_loop(listener):
+            events.bind_loop(asyncio.get_running_loop())

@@ -70,6 +70,11 @@ class ChatSession(models.Model):
     # Set when the mitra's presence lapsed during the active session; cleared when back.
     mitra_lost_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # Paid extensions: added to ends_at and to the price the mitra's share is computed from.
+    extended_seconds = models.PositiveIntegerField(default=0)
+    extensions_total_idr = models.PositiveIntegerField(default=0)
+    # Ended in a way that may deserve a refund (mitra lost): waits in the staff refund queue.
+    needs_refund_review = models.BooleanField(default=False)
     is_flagged = models.BooleanField("ditandai krisis", default=False)
     flagged_at = models.DateTimeField(null=True, blank=True)
     # The last message seq handed out; the next message gets last_seq + 1 (under the row lock).

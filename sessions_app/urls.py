@@ -1,3 +1,18 @@
 """Session API routes under /api/v1/."""
 
-urlpatterns = []
+from django.urls import path
+
+from sessions_app import api
+
+urlpatterns = [
+    path("sessions", api.SessionListCreateApi.as_view(), name="sessions"),
+    path("sessions/<uuid:session_id>", api.SessionDetailApi.as_view(), name="session-detail"),
+    path("sessions/<uuid:session_id>/accept", api.SessionAcceptApi.as_view(), name="session-accept"),
+    path("sessions/<uuid:session_id>/decline", api.SessionDeclineApi.as_view(), name="session-decline"),
+    path("sessions/<uuid:session_id>/end", api.SessionEndApi.as_view(), name="session-end"),
+    path("sessions/<uuid:session_id>/extend", api.SessionExtendApi.as_view(), name="session-extend"),
+    path("sessions/<uuid:session_id>/rating", api.SessionRatingApi.as_view(), name="session-rating"),
+    path("sessions/<uuid:session_id>/report", api.SessionReportApi.as_view(), name="session-report"),
+    path("sessions/<uuid:session_id>/messages", api.SessionMessagesApi.as_view(), name="session-messages"),
+    path("mitra/earnings", api.EarningsApi.as_view(), name="mitra-earnings"),
+]

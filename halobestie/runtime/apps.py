@@ -5,3 +5,12 @@ class RuntimeConfigApp(AppConfig):
     name = "halobestie.runtime"
     label = "runtime"
     verbose_name = "Konfigurasi runtime"
+
+    def ready(self):
+        from halobestie.lifespan import on_startup
+
+        @on_startup
+        async def listen_for_config_saves(listener):
+            from halobestie.runtime.broadcast import start_listener
+
+            start_listener()

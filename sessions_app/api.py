@@ -1,0 +1,262 @@
+"""Sessions REST API under /api/v1/: one view per operation."""
+
+from django.db.models import Sum
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from halobestie.accounts.permissions import IsClient, IsClientOrMitra, IsMitra
+from sessions_app import selectors, services
+from sessions_app.models import EarningsEntry, Status
+from sessions_app.serializers import MessageOut, SessionOut, session_payload
+
+
+def _session(request, session_id):
+    return selectors.session_get_for_participant(session_id=session_id, user=request.user)
+
+
+class SessionCreateIn(serializers.Serializer):
+    package = serializers.CharField(max_length=32)
+    mitra = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    allow_any_mitra = serializers.BooleanField(required=False, default=True)
+
+
+class SessionListCreateApi(APIView):
+    permission_classes = [IsClientOrMitra]
+
+    def get_permissions(self):
+        return [IsClient()] if self.request.method == "POST" else [IsClientOrMitra()]
+
+    @extend_schema(
+        operation_id="sessions_list",
+        parameters=[OpenApiParameter("status", str, description="Comma-separated statuses to filter by.")],
+        responses=SessionOut(many=True),
+    )
+    def get(self, request):
+        wanted = [s for s in request.query_params.get("status", "").split(",") if s]
+        unknown = [s for s in wanted if s not in Status.values]
+        if unknown:
+            raise serializers.ValidationError({"status": [f"Status tidak dikenal: {', '.join(unknown)}"]})
+        query = selectors.session_list_for_user(user=request.user, status=wanted or None)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(query, request, view=self)
+        return paginator.get_paginated_response(SessionOut(page, many=True).data)
+
+    @extend_schema(operation_id="sessions_create", request=SessionCreateIn, responses={201: SessionOut})
+    def post(self, request):
+        data = SessionCreateIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        session = services.session_create(
+            client=request.user,
+            package_code=data.validated_data["package"],
+            mitra_id=data.validated_data.get("mitra"),
+            allow_any_mitra=data.validated_data["allow_any_mitra"],
+        )
+        return Response(session_payload(session), status=status.HTTP_201_CREATED)
+
+
+class SessionDetailApi(APIView):
+    permission_classes = [IsClientOrMitra]
+
+    @extend_schema(operation_id="sessions_retrieve", responses=SessionOut)
+    def get(self, request, session_id):
+        return Response(session_payload(_session(request, session_id)))
+
+
+class SessionAcceptApi(APIView):
+    permission_classes = [IsMitra]
+
+    @extend_schema(operation_id="sessions_accept", request=None, responses=SessionOut)
+    def post(self, request, session_id):
+        session = _session(request, session_id)
+        session = services.session_accept(session_id=session.id, mitra=request.user.mitra)
+        return Response(session_payload(session))
+
+
+class SessionDeclineApi(APIView):
+    permission_classes = [IsMitra]
+
+    @extend_schema(operation_id="sessions_decline", request=None, responses=SessionOut)
+    def post(self, request, session_id):
+        session = _session(request, session_id)
+        services.session_decline(session_id=session.id, mitra=request.user.mitra)
+        return Response(session_payload(_session(request, session_id)))
+
+
+class SessionEndApi(APIView):
+    permission_classes = [IsClientOrMitra]
+
+    @extend_schema(operation_id="sessions_end", request=None, responses=SessionOut)
+    def post(self, request, session_id):
+        session = _session(request, session_id)
+        session = services.session_end(session_id=session.id, actor=request.user)
+        return Response(session_payload(session))
+
+
+class SessionExtendIn(serializers.Serializer):
+    package = serializers.CharField(max_length=32)
+
+
+class SessionExtendApi(APIView):
+    permission_classes = [IsClient]
+
+    @extend_schema(
+        operation_id="sessions_extend",
+        request=SessionExtendIn,
+        responses={
+            201: inline_serializer(
+                "ExtensionPayment",
+                {
+                    "id": serializers.CharField(),
+                    "kind": serializers.CharField(),
+                    "status": serializers.CharField(),
+                    "amount_idr": serializers.IntegerField(),
+                    "invoice_url": serializers.CharField(),
+                    "expires_at": serializers.DateTimeField(allow_null=True),
+                },
+            )
+        },
+    )
+    def post(self, request, session_id):
+        data = SessionExtendIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        session = _session(request, session_id)
+        payment = services.session_extension_request(
+            session_id=session.id, client=request.user, package_code=data.validated_data["package"]
+        )
+        return Response(
+            {
+                "id": str(payment.id),
+                "kind": payment.kind,
+                "status": payment.status,
+                "amount_idr": payment.amount_idr,
+                "invoice_url": payment.invoice_url,
+                "expires_at": payment.expires_at,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class RatingIn(serializers.Serializer):
+    score = serializers.IntegerField(min_value=1, max_value=5)
+    comment = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+
+
+class RatingOut(serializers.Serializer):
+    score = serializers.IntegerField()
+    comment = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class SessionRatingApi(APIView):
+    permission_classes = [IsClient]
+
+    @extend_schema(operation_id="sessions_rate", request=RatingIn, responses={201: RatingOut})
+    def post(self, request, session_id):
+        data = RatingIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        session = _session(request, session_id)
+        rating = services.session_rate(session_id=session.id, client=request.user, **data.validated_data)
+        return Response(RatingOut(rating).data, status=status.HTTP_201_CREATED)
+
+
+class ReportIn(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=services.REPORT_REASONS)
+    detail = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class ReportOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    reason = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class SessionReportApi(APIView):
+    permission_classes = [IsClientOrMitra]
+
+    @extend_schema(operation_id="sessions_report", request=ReportIn, responses={201: ReportOut})
+    def post(self, request, session_id):
+        data = ReportIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        session = _session(request, session_id)
+        report = services.session_report(session_id=session.id, reporter=request.user, **data.validated_data)
+        return Response(ReportOut(report).data, status=status.HTTP_201_CREATED)
+
+
+class MessagesQuery(serializers.Serializer):
+    after_seq = serializers.IntegerField(min_value=0, required=False, default=0)
+    limit = serializers.IntegerField(min_value=1, max_value=500, required=False, default=100)
+
+
+class SessionMessagesApi(APIView):
+    permission_classes = [IsClientOrMitra]
+
+    @extend_schema(
+        operation_id="sessions_messages",
+        parameters=[
+            OpenApiParameter("after_seq", int, description="Only messages with a greater seq."),
+            OpenApiParameter("limit", int, description="At most this many (1–500, default 100)."),
+        ],
+        responses=inline_serializer(
+            "MessagePage", {"results": MessageOut(many=True), "has_more": serializers.BooleanField()}
+        ),
+    )
+    def get(self, request, session_id):
+        query = MessagesQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        session = _session(request, session_id)
+        limit = query.validated_data["limit"]
+        messages = selectors.messages_after(
+            session=session, after_seq=query.validated_data["after_seq"], limit=limit + 1
+        )
+        return Response(
+            {"results": MessageOut(messages[:limit], many=True).data, "has_more": len(messages) > limit}
+        )
+
+
+class EarningsApi(APIView):
+    """The mitra's earnings: totals by period (Asia/Jakarta days, weeks from Monday, months)."""
+
+    permission_classes = [IsMitra]
+
+    @extend_schema(
+        operation_id="mitra_earnings",
+        responses=inline_serializer(
+            "Earnings",
+            {
+                "today_idr": serializers.IntegerField(),
+                "this_week_idr": serializers.IntegerField(),
+                "this_month_idr": serializers.IntegerField(),
+                "all_time_idr": serializers.IntegerField(),
+                "sessions_count": serializers.IntegerField(),
+                "share_percent": serializers.IntegerField(),
+            },
+        ),
+    )
+    def get(self, request):
+        from halobestie.runtime.selectors import get_config
+
+        entries = EarningsEntry.objects.filter(mitra=request.user.mitra)
+        local_now = timezone.localtime()
+        day = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+        week = day - timezone.timedelta(days=day.weekday())
+        month = day.replace(day=1)
+
+        def total(since=None):
+            query = entries.filter(created_at__gte=since) if since else entries
+            return query.aggregate(total=Sum("amount_idr"))["total"] or 0
+
+        return Response(
+            {
+                "today_idr": total(day),
+                "this_week_idr": total(week),
+                "this_month_idr": total(month),
+                "all_time_idr": total(),
+                "sessions_count": entries.count(),
+                "share_percent": get_config().mitra_share_percent,
+            }
+        )

@@ -1,0 +1,71 @@
+"""Live events to the apps, sent after commit and off the request path.
+
+Each user's sockets join the channel-layer group `user.<id>`; a frame sent here reaches every
+socket of that user on any server process (Valkey pub/sub). The layer may lose a frame: the apps
+resync from REST / `sync`, so a failed send is logged and dropped, never raised to the caller.
+"""
+
+import asyncio
+import logging
+import threading
+
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+_loop = None
+_loop_lock = threading.Lock()
+
+
+def user_group(user_id) -> str:
+    return f"user.{user_id}"
+
+
+def bind_loop(loop):
+    """Send from this event loop (the ASGI server's, so the in-memory layer works in dev)."""
+    global _loop
+    _loop = loop
+
+
+def _sending_loop():
+    global _loop
+    if _loop is not None and not _loop.is_closed():
+        return _loop
+    with _loop_lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="events-sender", daemon=True).start()
+            _loop = loop
+    return _loop
+
+
+async def _group_send_all(user_ids, frame):
+    layer = get_channel_layer()
+    for user_id in user_ids:
+        try:
+            await layer.group_send(user_group(user_id), {"type": "deliver.frame", "frame": frame})
+        except Exception:
+            logger.warning("event not delivered", extra={"event_type": frame.get("type")}, exc_info=True)
+
+
+def send_now(user_ids, frame):
+    """Fire-and-forget send of `frame` to every socket of the given users."""
+    user_ids = [uid for uid in user_ids if uid is not None]
+    if not user_ids:
+        return
+    loop = _sending_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        loop.create_task(_group_send_all(user_ids, frame))
+    else:
+        asyncio.run_coroutine_threadsafe(_group_send_all(user_ids, frame), loop)
+
+
+def send_on_commit(user_ids, frame):
+    """Send after the current transaction commits (at once outside a transaction)."""
+    user_ids = list(user_ids)
+    transaction.on_commit(lambda: send_now(user_ids, frame))

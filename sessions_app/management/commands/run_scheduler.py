@@ -1,0 +1,31 @@
+"""`manage.py run_scheduler`: the long-running timer loop (see sessions_app/scheduler.py)."""
+
+import signal
+
+from django.core.management.base import BaseCommand
+
+from sessions_app import scheduler
+
+
+class Command(BaseCommand):
+    help = "Run the timers: offers, matching, ending soon, session end, presence, queue."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--interval", type=float, default=1.0, help="Seconds between ticks.")
+        parser.add_argument("--once", action="store_true", help="Run one tick and exit.")
+
+    def handle(self, *args, interval=1.0, once=False, **options):
+        if once:
+            scheduler.run_tick()
+            return
+        stopping = {"now": False}
+
+        def stop(*_):
+            stopping["now"] = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        from halobestie.runtime.broadcast import start_listener
+
+        start_listener()
+        scheduler.run_forever(interval=interval, should_stop=lambda: stopping["now"])

@@ -1,0 +1,62 @@
+"""The timers. Every timer derives from database timestamps, so a restart loses nothing; each
+job locks its rows with SKIP LOCKED, so several scheduler replicas never fire one timer twice.
+
+Jobs run every tick in this order; a failing job is logged and the others still run.
+"""
+
+import logging
+import time
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+def _jobs():
+    from sessions_app import services
+
+    jobs = [
+        ("offers_expire", services.offers_expire_due),
+        ("matching_expire", services.matching_expire_due),
+        ("ending_soon", services.sessions_warn_ending_soon),
+        ("sessions_end", services.sessions_end_due),
+        ("mitra_presence", services.sessions_check_mitra_presence),
+        ("queue_dispatch", lambda now: services.queue_dispatch(now=now)),
+    ]
+    jobs.extend(_extra_jobs())
+    return jobs
+
+
+def _extra_jobs():
+    """Jobs of other apps (presence sweep, heartbeat flush, payments, retention)."""
+    extra = []
+    from mitras import services as mitra_services
+
+    if hasattr(mitra_services, "mitras_sweep_stale"):
+        extra.append(("mitras_sweep_stale", lambda now: mitra_services.mitras_sweep_stale(now=now)))
+    return extra
+
+
+def run_tick(now=None) -> dict:
+    """Run every job once. Returns {job: result} (failures are logged, not raised)."""
+    now = now or timezone.now()
+    results = {}
+    for name, job in _jobs():
+        try:
+            results[name] = job(now=now)
+        except Exception:
+            logger.exception("scheduler job failed", extra={"job": name})
+            results[name] = None
+    return results
+
+
+def run_forever(*, interval: float = 1.0, should_stop=lambda: False):
+    logger.info("scheduler started", extra={"interval": interval})
+    while not should_stop():
+        started = time.monotonic()
+        close_old_connections()
+        run_tick()
+        close_old_connections()
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    logger.info("scheduler stopped")

@@ -1,0 +1,68 @@
+"""Reads on sessions."""
+
+from django.db.models import Count, Q
+
+from halobestie.errors import NotFound
+from sessions_app.models import OCCUPYING_STATUSES, OPEN_STATUSES, ChatSession, Message, Status
+
+
+def session_get_for_participant(*, session_id, user) -> ChatSession:
+    """The session if `user` is its client or its mitra; NotFound otherwise (no existence leak)."""
+    query = ChatSession.objects.select_related("client", "mitra", "rating")
+    if user.role == "client":
+        query = query.filter(client=user)
+    elif user.role == "mitra":
+        query = query.filter(Q(mitra__user=user) | Q(offers__mitra__user=user)).distinct()
+    else:
+        raise NotFound()
+    try:
+        return query.get(pk=session_id)
+    except (ChatSession.DoesNotExist, ValueError, TypeError):
+        raise NotFound("Sesi tidak ditemukan.", code="session_not_found")
+
+
+def session_list_for_user(*, user, status=None):
+    query = ChatSession.objects.select_related("client", "mitra").order_by("-created_at")
+    if user.role == "client":
+        query = query.filter(client=user)
+    else:
+        query = query.filter(mitra__user=user)
+    if status:
+        query = query.filter(status__in=status)
+    return query
+
+
+def session_open_for_client(*, client):
+    return ChatSession.objects.filter(client=client, status__in=OPEN_STATUSES).first()
+
+
+def queue_position(*, session) -> int | None:
+    """1-based place in the waiting queue (first in, first out), or None when not waiting."""
+    if session.status != Status.MATCHING or session.matching_started_at is None:
+        return None
+    ahead = ChatSession.objects.filter(
+        Q(matching_started_at__lt=session.matching_started_at)
+        | Q(matching_started_at=session.matching_started_at, created_at__lt=session.created_at),
+        status=Status.MATCHING,
+    ).count()
+    return ahead + 1
+
+
+def mitra_session_loads(mitra_ids=None) -> dict:
+    """{mitra_id: sessions occupying the mitra (offered + active)} from Postgres."""
+    query = ChatSession.objects.filter(status__in=OCCUPYING_STATUSES, mitra__isnull=False)
+    if mitra_ids is not None:
+        query = query.filter(mitra_id__in=mitra_ids)
+    return dict(query.values_list("mitra_id").annotate(n=Count("id")).values_list("mitra_id", "n"))
+
+
+def payment_latest_for_session(*, session):
+    from payments.models import Payment
+
+    return Payment.objects.filter(session=session).order_by("-created_at").first()
+
+
+def messages_after(*, session, after_seq=0, limit=100):
+    return list(
+        Message.objects.filter(session=session, seq__gt=after_seq).order_by("seq")[: max(1, min(limit, 500))]
+    )

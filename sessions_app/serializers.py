@@ -1,0 +1,85 @@
+"""Output shapes of a session, shared by the REST API and the live events."""
+
+from rest_framework import serializers
+
+from sessions_app.models import ChatSession, Message
+
+
+class SessionMitraOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    display_name = serializers.CharField()
+    avatar_url = serializers.CharField()
+
+
+class SessionOut(serializers.ModelSerializer):
+    mitra = SessionMitraOut(allow_null=True)
+    requested_mitra_id = serializers.IntegerField(allow_null=True)
+    client_display_name = serializers.SerializerMethodField()
+    duration_minutes = serializers.SerializerMethodField()
+    queue_position = serializers.SerializerMethodField()
+    payment = serializers.SerializerMethodField()
+    is_rated = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ChatSession
+        fields = [
+            "id", "status", "end_reason", "package_code", "duration_minutes", "price_idr",
+            "extended_seconds", "extensions_total_idr", "mitra", "requested_mitra_id", "allow_any_mitra",
+            "client_display_name", "created_at", "paid_at", "offered_at", "offer_expires_at",
+            "accepted_at", "ends_at", "ended_at", "mitra_lost_at", "last_seq", "queue_position",
+            "payment", "is_rated",
+        ]  # fmt: skip
+
+    def get_client_display_name(self, session) -> str:
+        return session.client.display_name or "Klien"
+
+    def get_duration_minutes(self, session) -> int:
+        return session.duration_seconds // 60
+
+    def get_queue_position(self, session) -> int | None:
+        from sessions_app.selectors import queue_position
+
+        return queue_position(session=session)
+
+    def get_payment(self, session) -> dict | None:
+        """The latest payment awaiting action (the app opens its invoice_url), if any."""
+        from sessions_app.selectors import payment_latest_for_session
+
+        payment = payment_latest_for_session(session=session)
+        if payment is None:
+            return None
+        return {
+            "id": str(payment.id),
+            "kind": payment.kind,
+            "status": payment.status,
+            "amount_idr": payment.amount_idr,
+            "invoice_url": payment.invoice_url,
+            "expires_at": payment.expires_at.isoformat() if payment.expires_at else None,
+        }
+
+    def get_is_rated(self, session) -> bool:
+        return hasattr(session, "rating")
+
+
+class MessageOut(serializers.ModelSerializer):
+    session_id = serializers.UUIDField()
+    sender_id = serializers.IntegerField(allow_null=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "session_id",
+            "seq",
+            "sender_id",
+            "kind",
+            "body",
+            "client_msg_id",
+            "is_masked",
+            "created_at",
+        ]
+
+
+def session_payload(session) -> dict:
+    """The session as the apps see it (REST bodies and `session.updated` frames)."""
+    return SessionOut(session).data

@@ -1,0 +1,37 @@
+import pytest
+
+from sessions_app import services
+
+
+@pytest.fixture
+def online_mitra(make_mitra):
+    """A mitra who is online (presence decided in Postgres)."""
+
+    def make(**fields):
+        from mitras.models import Mitra
+
+        mitra = make_mitra(**fields)
+        Mitra.objects.filter(pk=mitra.pk).update(is_online=True)
+        mitra.refresh_from_db()
+        return mitra
+
+    return make
+
+
+@pytest.fixture
+def paid_session(make_client_user):
+    """A session created and paid through the real services (local checkout, no Xendit)."""
+
+    def make(client=None, package="curhat-30", mitra=None, allow_any_mitra=True):
+        client = client or make_client_user()
+        session = services.session_create(
+            client=client,
+            package_code=package,
+            mitra_id=mitra.id if mitra else None,
+            allow_any_mitra=allow_any_mitra,
+        )
+        services.session_mark_paid(session_id=session.id)
+        session.refresh_from_db()
+        return session
+
+    return make

@@ -1,0 +1,47 @@
+"""Assignment under real concurrency: 50 workers against Postgres, a small pool of mitras."""
+
+import threading
+from collections import Counter
+
+from django.db import connection
+
+from mitras.models import Mitra
+from sessions_app import services
+from sessions_app.models import ChatSession, SessionOffer, Status
+
+
+def test_it_never_overbooks_under_50_concurrent_workers(transactional_db, make_client_user, make_mitra):
+    mitras = [make_mitra(capacity=capacity) for capacity in (1, 2, 3, 3, 1)]  # 10 slots
+    Mitra.objects.update(is_online=True)
+    sessions = [
+        services.session_create(client=make_client_user(), package_code="curhat-15") for _ in range(60)
+    ]
+    errors = []
+    start = threading.Barrier(50)
+    chunks = [sessions[i::50] for i in range(50)]
+
+    def worker(chunk):
+        try:
+            start.wait()
+            for session in chunk:
+                services.session_mark_paid(session_id=session.id)
+                services.queue_dispatch()
+        except Exception as exc:  # collected: a failure in a thread must fail the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(chunk,)) for chunk in chunks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert errors == []
+    by_status = Counter(ChatSession.objects.values_list("status", flat=True))
+    assert by_status == {Status.OFFERED: 10, Status.MATCHING: 50}
+    loads = Counter(ChatSession.objects.filter(status=Status.OFFERED).values_list("mitra_id", flat=True))
+    for mitra in mitras:
+        assert loads[mitra.id] == mitra.capacity
+    offers = Counter(SessionOffer.objects.values_list("session_id", flat=True))
+    assert set(offers.values()) == {1}  # no session was offered twice

@@ -1,0 +1,212 @@
+"""Every legal transition through the services; illegal ones answer 409 and change nothing."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from halobestie.errors import Conflict
+from sessions_app import services
+from sessions_app.models import ChatSession, EarningsEntry, OfferOutcome, SessionOffer, Status
+from tests.conftest import auth_client
+
+
+def snapshot(session):
+    row = ChatSession.objects.values().get(pk=session.pk)
+    row.pop("updated_at")
+    return row
+
+
+def test_it_walks_pending_to_matching_to_offered_to_active_to_ended(make_client_user, online_mitra):
+    client = make_client_user()
+    mitra = online_mitra()
+    session = services.session_create(client=client, package_code="curhat-30")
+    assert session.status == Status.PENDING_PAYMENT
+    assert session.price_idr == 25000 and session.duration_seconds == 1800
+
+    services.session_mark_paid(session_id=session.id)
+    session.refresh_from_db()
+    assert session.status == Status.OFFERED  # dispatched at once to the free mitra
+    assert session.mitra_id == mitra.id
+
+    services.session_accept(session_id=session.id, mitra=mitra)
+    session.refresh_from_db()
+    assert session.status == Status.ACTIVE
+    assert session.ends_at == session.accepted_at + timedelta(minutes=30)
+
+    services.session_end(session_id=session.id, actor=client)
+    session.refresh_from_db()
+    assert (session.status, session.end_reason) == (Status.ENDED, "client_ended")
+    entry = EarningsEntry.objects.get(session=session)
+    assert (entry.amount_idr, entry.share_percent) == (17500, 70)
+
+
+def test_it_cancels_an_unpaid_session(make_client_user):
+    session = services.session_create(client=make_client_user(), package_code="curhat-15")
+    services.session_cancel_unpaid(session_id=session.id)
+    session.refresh_from_db()
+    assert (session.status, session.end_reason) == (Status.CANCELLED, "payment_expired")
+
+
+def test_it_returns_a_declined_offer_to_matching_and_offers_the_next_mitra(paid_session, online_mitra):
+    first = online_mitra()
+    session = paid_session()
+    assert session.mitra_id == first.id
+    second = online_mitra()
+    services.session_decline(session_id=session.id, mitra=first)
+    session.refresh_from_db()
+    assert session.status == Status.OFFERED
+    assert session.mitra_id == second.id
+    assert SessionOffer.objects.get(session=session, mitra=first).outcome == OfferOutcome.DECLINED
+
+
+def test_it_keeps_a_declined_session_waiting_when_nobody_else_is_free(paid_session, online_mitra):
+    mitra = online_mitra()
+    session = paid_session()
+    services.session_decline(session_id=session.id, mitra=mitra)
+    session.refresh_from_db()
+    assert session.status == Status.MATCHING
+    assert session.mitra_id is None
+
+
+def test_it_expires_an_offer_and_ends_unmatched_after_the_matching_window(paid_session, online_mitra):
+    mitra = online_mitra()
+    session = paid_session()
+    later = timezone.now() + timedelta(seconds=61)
+    assert services.offers_expire_due(now=later) == 1
+    session.refresh_from_db()
+    assert session.status == Status.MATCHING
+    assert SessionOffer.objects.get(session=session, mitra=mitra).outcome == OfferOutcome.EXPIRED
+
+    assert services.matching_expire_due(now=later + timedelta(seconds=600)) == 1
+    session.refresh_from_db()
+    assert (session.status, session.end_reason) == (Status.UNMATCHED, "no_mitra")
+    from payments.models import Refund
+
+    refund = Refund.objects.get(session=session)
+    assert refund.amount_idr == 25000
+
+
+def test_it_ends_at_ends_at_and_warns_before(paid_session, online_mitra):
+    mitra = online_mitra()
+    session = paid_session(package="curhat-15")
+    services.session_accept(session_id=session.id, mitra=mitra)
+    session.refresh_from_db()
+    assert services.sessions_warn_ending_soon(now=session.ends_at - timedelta(seconds=121)) == 0
+    assert services.sessions_warn_ending_soon(now=session.ends_at - timedelta(seconds=119)) == 1
+    assert services.sessions_warn_ending_soon(now=session.ends_at - timedelta(seconds=100)) == 0
+    assert services.sessions_end_due(now=session.ends_at - timedelta(seconds=1)) == 0
+    assert services.sessions_end_due(now=session.ends_at) == 1
+    session.refresh_from_db()
+    assert (session.status, session.end_reason) == (Status.ENDED, "expired")
+
+
+def test_it_ends_a_session_whose_mitra_is_lost_after_the_grace(paid_session, online_mitra):
+    from mitras.models import Mitra
+
+    mitra = online_mitra()
+    session = paid_session()
+    services.session_accept(session_id=session.id, mitra=mitra)
+    Mitra.objects.filter(pk=mitra.pk).update(is_online=False)
+    now = timezone.now()
+    assert services.sessions_check_mitra_presence(now=now) == 1
+    session.refresh_from_db()
+    assert session.mitra_lost_at == now and session.status == Status.ACTIVE
+    # back within the grace: the session goes on
+    Mitra.objects.filter(pk=mitra.pk).update(is_online=True)
+    assert services.sessions_check_mitra_presence(now=now + timedelta(seconds=10)) == 1
+    session.refresh_from_db()
+    assert session.mitra_lost_at is None
+    # gone for longer than the grace: ended, waiting for a staff refund decision
+    Mitra.objects.filter(pk=mitra.pk).update(is_online=False)
+    services.sessions_check_mitra_presence(now=now + timedelta(seconds=20))
+    services.sessions_check_mitra_presence(now=now + timedelta(seconds=20 + 121))
+    session.refresh_from_db()
+    assert (session.status, session.end_reason, session.needs_refund_review) == (
+        Status.ENDED,
+        "mitra_lost",
+        True,
+    )
+
+
+def test_it_refunds_a_paid_session_the_client_cancels_before_it_starts(paid_session):
+    from payments.models import Refund
+
+    session = paid_session()
+    assert session.status == Status.MATCHING
+    services.session_end(session_id=session.id, actor=session.client)
+    session.refresh_from_db()
+    assert (session.status, session.end_reason) == (Status.CANCELLED, "client_cancelled")
+    assert Refund.objects.get(session=session).amount_idr == 25000
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["mark_paid", "accept", "decline", "cancel_unpaid", "rate"],
+)
+def test_it_refuses_illegal_transitions_and_changes_nothing(action, paid_session, online_mitra):
+    mitra = online_mitra()
+    session = paid_session()
+    services.session_accept(session_id=session.id, mitra=mitra)
+    services.session_end(session_id=session.id, actor=mitra.user)
+    session.refresh_from_db()
+    before = snapshot(session)
+    calls = {
+        "mark_paid": lambda: services.session_mark_paid(session_id=session.id),
+        "accept": lambda: services.session_accept(session_id=session.id, mitra=mitra),
+        "decline": lambda: services.session_decline(session_id=session.id, mitra=mitra),
+        "cancel_unpaid": lambda: services.session_cancel_unpaid(session_id=session.id),
+        "rate": None,
+    }
+    if action == "rate":
+        services.session_rate(session_id=session.id, client=session.client, score=5)
+        before = snapshot(session)
+        with pytest.raises(Conflict) as error:
+            services.session_rate(session_id=session.id, client=session.client, score=4)
+        assert error.value.code == "already_rated"
+    else:
+        with pytest.raises(Conflict) as error:
+            calls[action]()
+        assert error.value.status_code == 409
+    assert snapshot(session) == before
+
+
+def test_it_answers_409_in_the_envelope_over_http(paid_session, online_mitra):
+    mitra = online_mitra()
+    session = paid_session()
+    services.session_accept(session_id=session.id, mitra=mitra)
+    response = auth_client(mitra.user).post(f"/api/v1/sessions/{session.id}/accept")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "offer_not_available"
+    end_twice = auth_client(session.client)
+    assert end_twice.post(f"/api/v1/sessions/{session.id}/end").status_code == 200
+    again = end_twice.post(f"/api/v1/sessions/{session.id}/end")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "illegal_transition"
+
+
+def test_it_allows_one_open_session_per_client(make_client_user):
+    client = make_client_user()
+    services.session_create(client=client, package_code="curhat-15")
+    with pytest.raises(Conflict) as error:
+        services.session_create(client=client, package_code="curhat-15")
+    assert error.value.code == "session_already_open"
+    assert ChatSession.objects.filter(client=client).count() == 1
+
+
+def test_it_moves_ends_at_when_an_extension_is_paid(paid_session, online_mitra):
+    mitra = online_mitra()
+    session = paid_session(package="curhat-15")
+    services.session_accept(session_id=session.id, mitra=mitra)
+    session.refresh_from_db()
+    ends_at = session.ends_at
+    payment = services.session_extension_request(
+        session_id=session.id, client=session.client, package_code="curhat-30"
+    )
+    assert payment.kind == "extension" and payment.amount_idr == 25000
+    services.session_extension_paid(session_id=session.id, payment=payment)
+    session.refresh_from_db()
+    assert session.ends_at == ends_at + timedelta(minutes=30)
+    assert session.extensions_total_idr == 25000
+    services.session_end(session_id=session.id, actor=session.client)
+    assert EarningsEntry.objects.get(session=session).amount_idr == (15000 + 25000) * 70 // 100
