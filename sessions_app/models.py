@@ -84,6 +84,10 @@ class ChatSession(models.Model):
     class Meta:
         verbose_name = "sesi chat"
         verbose_name_plural = "sesi chat"
+        permissions = [
+            ("view_transcript", "Boleh membaca transkrip chat (setiap akses diaudit)"),
+            ("force_end_session", "Boleh mengakhiri sesi secara paksa"),
+        ]
         indexes = [
             models.Index(fields=["status", "matching_started_at"], name="session_queue_idx"),
             models.Index(fields=["status", "offer_expires_at"], name="session_offer_due_idx"),
