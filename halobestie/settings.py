@@ -73,7 +73,7 @@ PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", str, "http://127.0.0.1:3000").rstrip("/
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "halobestie.admin_site.ControlCenterAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "halobestie",
     "halobestie.accounts",
     "halobestie.runtime",
+    "halobestie.audit",
     "mitras",
     "sessions_app",
     "payments",

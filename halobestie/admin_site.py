@@ -1,0 +1,34 @@
+"""The control center: Django's admin with a live dashboard, served only by the internal app."""
+
+from django.contrib import admin
+from django.contrib.admin.apps import AdminConfig
+from django.http import JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+
+
+class ControlCenterSite(admin.AdminSite):
+    site_header = "HaloBestie Control Center"
+    site_title = "HaloBestie CC"
+    index_title = "Control center"
+    index_template = "admin/control_center/index.html"
+
+    def get_urls(self):
+        return [
+            path("dashboard/", self.admin_view(self.dashboard_view), name="dashboard"),
+            path("dashboard.json", self.admin_view(self.dashboard_data), name="dashboard-data"),
+            *super().get_urls(),
+        ]
+
+    def dashboard_view(self, request):
+        context = {**self.each_context(request), "title": "Dashboard langsung"}
+        return TemplateResponse(request, "admin/control_center/dashboard.html", context)
+
+    def dashboard_data(self, request):
+        from halobestie.dashboard import dashboard_numbers
+
+        return JsonResponse(dashboard_numbers())
+
+
+class ControlCenterAdminConfig(AdminConfig):
+    default_site = "halobestie.admin_site.ControlCenterSite"

@@ -1,0 +1,52 @@
+"""Staff roles as groups with least privilege, created and kept by `manage.py seed`.
+
+- support: sessions, reports and mitras day to day; no transcripts, no money, no config.
+- finance: payments and refunds; sessions read-only.
+- admin: everything, including transcripts (audited) and runtime config.
+Superusers (the seeded admin) have every permission anyway.
+"""
+
+from django.contrib.auth.models import Group, Permission
+
+ROLES = {
+    "support": [
+        "sessions_app.view_chatsession", "sessions_app.force_end_session",
+        "sessions_app.view_sessionevent", "sessions_app.view_report", "sessions_app.change_report",
+        "sessions_app.view_rating",
+        "mitras.view_mitra", "mitras.change_mitra",
+        "payments.view_payment",
+        "runtime.view_runtimeconfig",
+    ],
+    "finance": [
+        "sessions_app.view_chatsession", "sessions_app.view_sessionevent",
+        "payments.view_payment", "payments.view_refund", "payments.add_refund", "payments.change_refund",
+        "payments.view_paymentcallback",
+        "sessions_app.view_earningsentry",
+        "runtime.view_runtimeconfig",
+    ],
+    "admin": [
+        "sessions_app.view_chatsession", "sessions_app.change_chatsession", "sessions_app.view_transcript",
+        "sessions_app.force_end_session", "sessions_app.view_sessionevent", "sessions_app.view_report",
+        "sessions_app.change_report", "sessions_app.view_rating", "sessions_app.view_earningsentry",
+        "mitras.view_mitra", "mitras.add_mitra", "mitras.change_mitra",
+        "payments.view_payment", "payments.view_refund", "payments.add_refund", "payments.change_refund",
+        "payments.view_paymentcallback",
+        "runtime.view_runtimeconfig", "runtime.change_runtimeconfig",
+        "accounts.view_user", "audit.view_auditentry",
+    ],
+}  # fmt: skip
+
+
+def ensure_staff_groups():
+    """Create the groups and set exactly their permissions (idempotent)."""
+    for name, permission_names in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        permissions = []
+        for dotted in permission_names:
+            app_label, codename = dotted.split(".")
+            permission = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if permission is not None:
+                permissions.append(permission)
+        group.permissions.set(permissions)
