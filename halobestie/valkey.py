@@ -40,3 +40,13 @@ def get_client():
 def key(name):
     """A key name with the deployment's prefix (empty in production; tests isolate with it)."""
     return f"{settings.VALKEY_KEY_PREFIX}{name}"
+
+
+def reset_client():
+    """Drop the process-wide client (its pool is closed), so the next `get_client()` builds a new
+    one from the current settings. For tests that point VALKEY_URL elsewhere."""
+    global _client
+    with _lock:
+        client, _client = _client, None
+    if client is not None:
+        client.close()

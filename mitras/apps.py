@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class MitrasConfig(AppConfig):
     name = "mitras"
     verbose_name = "Mitra (Bestie)"
+
+    def ready(self):
+        from halobestie.lifespan import on_startup
+        from mitras import mirror  # connects the mirror's signals
+
+        # Seed the Valkey mirror from Postgres when a server starts, then watch for reconnects.
+        on_startup(mirror.on_server_start)

@@ -16,6 +16,11 @@ def register_load_counter(counter):
     _counter = counter
 
 
+def get_load_counter():
+    """The registered counter (or None): tests save it and restore it after registering their own."""
+    return _counter
+
+
 def mitra_loads(mitra_ids=None) -> dict:
     """{mitra_id: load} for the given mitras (or all). 0 where nothing occupies a mitra."""
     counts = _counter(list(mitra_ids) if mitra_ids is not None else None) if _counter else {}

@@ -1,0 +1,192 @@
+"""Mitra API: the beacon, public Bestie profiles, and the mitra's own presence."""
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from halobestie.accounts.permissions import IsMitra
+from halobestie.runtime.selectors import get_config
+from mitras import selectors, services
+from mitras.models import Gender
+
+# The beacon -------------------------------------------------------------------------------------
+
+
+class AvailabilityOut(serializers.Serializer):
+    online = serializers.IntegerField(help_text="Bestie yang online sekarang (heartbeat segar).")
+    available = serializers.IntegerField(help_text="Bestie online dengan slot kosong.")
+    busy = serializers.IntegerField(help_text="Bestie online yang kapasitasnya penuh.")
+    updated_at = serializers.DateTimeField()
+
+
+class AvailabilityApi(APIView):
+    """The availability beacon the client app polls: how many Besties can take a chat now.
+    Cached a few seconds; correct (from Postgres) when Valkey is down."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(operation_id="availability_retrieve", responses=AvailabilityOut)
+    def get(self, request):
+        # The cached JSON text goes out as it is: no serializer, no database.
+        return HttpResponse(selectors.availability_beacon_json(), content_type="application/json")
+
+
+# Public profiles --------------------------------------------------------------------------------
+
+
+class MitraPublicOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    display_name = serializers.CharField()
+    bio = serializers.CharField()
+    avatar_url = serializers.CharField()
+    topics = serializers.ListField(child=serializers.CharField())
+    languages = serializers.ListField(child=serializers.CharField())
+    gender = serializers.ChoiceField(choices=Gender.choices)
+    rating_average = serializers.FloatField(allow_null=True)
+    rating_count = serializers.IntegerField()
+    is_online = serializers.BooleanField(help_text="Online sekarang: menyala dan heartbeat segar.")
+    is_available = serializers.BooleanField(help_text="Online dan masih punya slot kosong.")
+
+
+def _public(mitra, presence):
+    return {
+        "id": mitra.id,
+        "display_name": mitra.display_name,
+        "bio": mitra.bio,
+        "avatar_url": mitra.avatar_url,
+        "topics": mitra.topics,
+        "languages": mitra.languages,
+        "gender": mitra.gender,
+        "rating_average": mitra.rating_average,
+        "rating_count": mitra.rating_count,
+        "is_online": presence.is_present,
+        "is_available": presence.is_available,
+    }
+
+
+class MitraListQuery(serializers.Serializer):
+    topic = serializers.CharField(required=False, max_length=50, help_text="Hanya yang punya topik ini.")
+    language = serializers.CharField(required=False, max_length=8, help_text="Kode bahasa, mis. `id`.")
+    available = serializers.BooleanField(
+        required=False, default=False, help_text="`true`: hanya yang bisa menerima chat sekarang."
+    )
+
+
+class MitraListApi(GenericAPIView):
+    """Public Bestie profiles (deactivated ones never), online first, paginated."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+    pagination_class = LimitOffsetPagination
+    serializer_class = MitraPublicOut
+
+    @extend_schema(
+        operation_id="mitras_list", parameters=[MitraListQuery], responses=MitraPublicOut(many=True)
+    )
+    def get(self, request):
+        query = MitraListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        mitras = selectors.mitra_list_public(**query.validated_data)
+        page = self.paginate_queryset(mitras)
+        presence = selectors.presence_of(page)
+        data = MitraPublicOut([_public(m, presence[m.id]) for m in page], many=True).data
+        return self.get_paginated_response(data)
+
+
+class MitraDetailApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(operation_id="mitras_retrieve", responses=MitraPublicOut)
+    def get(self, request, mitra_id):
+        mitra = selectors.mitra_get_public(mitra_id=mitra_id)
+        return Response(MitraPublicOut(_public(mitra, selectors.mitra_presence(mitra=mitra))).data)
+
+
+# The mitra's own presence -----------------------------------------------------------------------
+
+
+class MitraPresenceOut(serializers.Serializer):
+    is_online = serializers.BooleanField(help_text="Saklar online milik mitra.")
+    is_present = serializers.BooleanField(help_text="Menyala dan heartbeat lebih muda dari TTL.")
+    is_available = serializers.BooleanField(help_text="Hadir dan masih punya slot kosong.")
+    load = serializers.IntegerField(help_text="Sesi yang sedang menempati mitra (ditawarkan + aktif).")
+    capacity = serializers.IntegerField()
+    online_since = serializers.DateTimeField(allow_null=True)
+    last_heartbeat_at = serializers.DateTimeField(allow_null=True)
+    heartbeat_ttl_seconds = serializers.IntegerField(help_text="Kirim heartbeat lebih sering dari ini.")
+
+
+def _presence(mitra, presence):
+    return {
+        "is_online": presence.is_online,
+        "is_present": presence.is_present,
+        "is_available": presence.is_available,
+        "load": presence.load,
+        "capacity": mitra.capacity,
+        "online_since": mitra.online_since,
+        "last_heartbeat_at": presence.last_heartbeat_at,
+        "heartbeat_ttl_seconds": get_config().heartbeat_ttl_seconds,
+    }
+
+
+class MitraSelfOut(MitraPublicOut, MitraPresenceOut):
+    phone = serializers.CharField()
+    is_online = serializers.BooleanField(help_text="Saklar online milik mitra.")
+
+
+class MitraMeApi(APIView):
+    """The mitra's own full profile with its presence, load and capacity."""
+
+    permission_classes = [IsMitra]
+
+    @extend_schema(operation_id="mitra_me_retrieve", responses=MitraSelfOut)
+    def get(self, request):
+        mitra = request.user.mitra
+        presence = selectors.mitra_presence(mitra=mitra)
+        data = {**_public(mitra, presence), **_presence(mitra, presence), "phone": request.user.phone}
+        return Response(MitraSelfOut(data).data)
+
+
+class MitraStatusIn(serializers.Serializer):
+    online = serializers.BooleanField()
+
+
+class MitraStatusApi(APIView):
+    """Switch online or offline. Online counts as a heartbeat; stay present by sending
+    heartbeats more often than `heartbeat_ttl_seconds`."""
+
+    permission_classes = [IsMitra]
+
+    @extend_schema(operation_id="mitra_status_update", request=MitraStatusIn, responses=MitraPresenceOut)
+    def post(self, request):
+        body = MitraStatusIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        mitra = services.mitra_set_online(mitra=request.user.mitra, is_online=body.validated_data["online"])
+        return Response(MitraPresenceOut(_presence(mitra, selectors.mitra_presence(mitra=mitra))).data)
+
+
+class HeartbeatOut(serializers.Serializer):
+    ok = serializers.BooleanField()
+    ttl_seconds = serializers.IntegerField(help_text="Heartbeat berikutnya harus datang sebelum ini lewat.")
+
+
+class MitraHeartbeatApi(APIView):
+    """The mitra app is alive (the WebSocket `heartbeat` frame does the same)."""
+
+    permission_classes = [IsMitra]
+
+    @extend_schema(
+        operation_id="mitra_heartbeat_create",
+        request=None,
+        responses={200: OpenApiResponse(HeartbeatOut)},
+    )
+    def post(self, request):
+        services.mitra_heartbeat(mitra=request.user.mitra)
+        return Response({"ok": True, "ttl_seconds": get_config().heartbeat_ttl_seconds})

@@ -1,0 +1,169 @@
+"""Reads on mitras: presence, availability, public profiles and the beacon.
+
+Presence: a mitra is present when toggled online (`is_online`), not deactivated, and its last
+heartbeat is younger than `heartbeat_ttl_seconds`. The last heartbeat is the later of Valkey's
+`mitra:heartbeat:<id>` and Postgres' `last_heartbeat_at`; loads come from Valkey's
+`mitra:capacity:<id>`, else from Postgres through `mitra_loads`. Available: present and load
+below capacity. Every read here answers from Postgres when Valkey is down.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db import connection
+from django.utils import timezone
+from rest_framework.fields import DateTimeField
+
+from halobestie.errors import NotFound
+from halobestie.runtime.selectors import get_config
+from mitras import mirror
+from mitras.load import mitra_loads
+from mitras.models import Mitra
+
+
+@dataclass(frozen=True)
+class Presence:
+    is_online: bool  # toggled online (the mitra's own switch)
+    is_present: bool  # toggled online, not deactivated, heartbeat fresh
+    is_available: bool  # present with a free slot
+    load: int
+    last_heartbeat_at: datetime | None
+
+
+def _later(postgres_value, valkey_epoch):
+    if valkey_epoch is None:
+        return postgres_value
+    from_valkey = datetime.fromtimestamp(valkey_epoch, tz=UTC)
+    return from_valkey if postgres_value is None or from_valkey > postgres_value else postgres_value
+
+
+def last_heartbeats(mitras) -> dict:
+    """{id: last heartbeat (datetime) or None}: the later of Valkey and Postgres."""
+    try:
+        beats, _ = mirror.read_live([m.id for m in mitras])
+    except mirror.Unavailable:
+        beats = {}
+    return {m.id: _later(m.last_heartbeat_at, beats.get(m.id)) for m in mitras}
+
+
+def presence_of(mitras, *, now=None) -> dict:
+    """{mitra.id: Presence} for Mitra rows already loaded (they need `is_online`,
+    `deactivated_at`, `capacity`, `last_heartbeat_at`). One Valkey round trip; Postgres for
+    whatever Valkey cannot answer."""
+    mitras = list(mitras)
+    if not mitras:
+        return {}
+    now = now or timezone.now()
+    ttl = get_config().heartbeat_ttl_seconds
+    try:
+        beats, loads = mirror.read_live([m.id for m in mitras])
+    except mirror.Unavailable:
+        beats, loads = {}, {}
+    missing = [m.id for m in mitras if loads.get(m.id) is None]
+    if missing:
+        loads.update(mitra_loads(missing))
+    result = {}
+    for mitra in mitras:
+        last = _later(mitra.last_heartbeat_at, beats.get(mitra.id))
+        is_present = (
+            mitra.is_online
+            and mitra.deactivated_at is None
+            and last is not None
+            and (now - last).total_seconds() < ttl
+        )
+        load = loads[mitra.id]
+        result[mitra.id] = Presence(
+            is_online=mitra.is_online and mitra.deactivated_at is None,
+            is_present=is_present,
+            is_available=is_present and load < mitra.capacity,
+            load=load,
+            last_heartbeat_at=last,
+        )
+    return result
+
+
+def mitra_presence(*, mitra, now=None) -> Presence:
+    return presence_of([mitra], now=now)[mitra.id]
+
+
+# Public profiles ---------------------------------------------------------------------------------
+
+
+def _normalized(value):
+    return (value or "").strip().lower()
+
+
+def mitra_list_public(*, topic=None, language=None, available=False, now=None) -> list:
+    """Active (not deactivated) mitras, online first, optionally only those with a topic or
+    language (exact, case-insensitive) or only the available ones.
+
+    JSON `contains` is a PostgreSQL lookup; on the SQLite development default the same filter
+    runs in Python.
+    """
+    queryset = Mitra.objects.filter(deactivated_at__isnull=True).order_by("-is_online", "id")
+    if available:
+        queryset = queryset.filter(is_online=True)
+    topic, language = _normalized(topic), _normalized(language)
+    if connection.vendor == "postgresql":
+        if topic:
+            queryset = queryset.filter(topics__contains=[topic])
+        if language:
+            queryset = queryset.filter(languages__contains=[language])
+        mitras = list(queryset)
+    else:
+        mitras = [
+            m
+            for m in queryset
+            if (not topic or topic in m.topics) and (not language or language in m.languages)
+        ]
+    if available:
+        presence = presence_of(mitras, now=now)
+        mitras = [m for m in mitras if presence[m.id].is_available]
+    return mitras
+
+
+def mitra_get_public(*, mitra_id) -> Mitra:
+    """The mitra, unless deactivated or unknown (NotFound either way: nothing tells them apart)."""
+    mitra = Mitra.objects.filter(pk=mitra_id, deactivated_at__isnull=True).first()
+    if mitra is None:
+        raise NotFound("Bestie tidak ditemukan.", code="mitra_not_found")
+    return mitra
+
+
+# The beacon --------------------------------------------------------------------------------------
+
+_datetime_field = DateTimeField()
+
+
+def availability_compute(*, now=None) -> dict:
+    """The beacon from the rows: {online, available, busy, updated_at}."""
+    now = now or timezone.now()
+    mitras = list(
+        Mitra.objects.filter(is_online=True, deactivated_at__isnull=True).only(
+            "id", "is_online", "deactivated_at", "capacity", "last_heartbeat_at"
+        )
+    )
+    presence = presence_of(mitras, now=now).values()
+    online = sum(1 for p in presence if p.is_present)
+    available = sum(1 for p in presence if p.is_available)
+    return {
+        "online": online,
+        "available": available,
+        "busy": online - available,
+        "updated_at": _datetime_field.to_representation(now),
+    }
+
+
+def availability_beacon_json() -> str:
+    """The beacon as JSON text: the cached snapshot when there is one (no database work at
+    all), else computed and cached for a few seconds; computed each time when Valkey is down."""
+    try:
+        cached = mirror.get_snapshot()
+    except mirror.Unavailable:
+        return json.dumps(availability_compute())
+    if cached is not None:
+        return cached
+    body = json.dumps(availability_compute())
+    mirror.put_snapshot(body)
+    return body
