@@ -16,15 +16,13 @@ class SessionsAppConfig(AppConfig):
         # The mitras app reads loads through this counter (it cannot import sessions).
         register_load_counter(mitra_session_loads)
 
-        try:
-            from mitras.hooks import on_mitra_available
-        except ImportError:
-            pass
-        else:
-            from sessions_app.services import queue_dispatch
+        from mitras.hooks import on_mitra_available, on_mitra_deactivated
+        from sessions_app.services import mitra_available_dispatch, sessions_release_deactivated_mitra
 
-            # A mitra came online or got a free slot: offer waiting sessions at once.
-            on_mitra_available(lambda mitra_id: queue_dispatch())
+        # A mitra came online or got a free slot: offer waiting sessions at once.
+        on_mitra_available(mitra_available_dispatch)
+        # Staff deactivated a mitra: its offers go to others, its active sessions end.
+        on_mitra_deactivated(sessions_release_deactivated_mitra)
 
         @on_startup
         async def bind_events_loop(listener):

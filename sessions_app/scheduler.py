@@ -17,6 +17,7 @@ def _jobs():
     from sessions_app import services
 
     jobs = [
+        *_extra_jobs(),
         ("offers_expire", services.offers_expire_due),
         ("matching_expire", services.matching_expire_due),
         ("ending_soon", services.sessions_warn_ending_soon),
@@ -24,18 +25,31 @@ def _jobs():
         ("mitra_presence", services.sessions_check_mitra_presence),
         ("queue_dispatch", lambda now: services.queue_dispatch(now=now)),
     ]
-    jobs.extend(_extra_jobs())
     return jobs
+
+
+HEARTBEAT_FLUSH_SECONDS = 10
+_last_flush = {"at": 0.0}
+
+
+def _flush_heartbeats(now):
+    """Copy Valkey heartbeats to Postgres (forensics) every HEARTBEAT_FLUSH_SECONDS."""
+    from mitras.services import mitras_flush_heartbeats
+
+    if time.monotonic() - _last_flush["at"] < HEARTBEAT_FLUSH_SECONDS:
+        return None
+    _last_flush["at"] = time.monotonic()
+    return mitras_flush_heartbeats()
 
 
 def _extra_jobs():
     """Jobs of other apps (presence sweep, heartbeat flush, payments, retention)."""
-    extra = []
-    from mitras import services as mitra_services
+    from mitras.services import mitras_sweep_stale
 
-    if hasattr(mitra_services, "mitras_sweep_stale"):
-        extra.append(("mitras_sweep_stale", lambda now: mitra_services.mitras_sweep_stale(now=now)))
-    return extra
+    return [
+        ("mitras_sweep_stale", lambda now: mitras_sweep_stale(now=now)),
+        ("heartbeat_flush", _flush_heartbeats),
+    ]
 
 
 def run_tick(now=None) -> dict:

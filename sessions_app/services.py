@@ -20,6 +20,7 @@ from django.utils import timezone
 from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
+from mitras.selectors import last_heartbeats
 from sessions_app import events
 from sessions_app.models import (
     ChatSession,
@@ -292,6 +293,11 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
             .filter(is_online=True, deactivated_at__isnull=True)
             .order_by("id")
         )
+        # Present = toggled online and heartbeat fresh (Valkey, else Postgres); the sweeper
+        # switches stale mitras offline later, but they get no offers meanwhile.
+        beats = last_heartbeats(mitras)
+        ttl = config.heartbeat_ttl_seconds
+        mitras = [m for m in mitras if beats[m.id] is not None and (now - beats[m.id]).total_seconds() < ttl]
         loads = mitra_session_loads([m.id for m in mitras])
         candidates = {m.id: m for m in mitras if loads.get(m.id, 0) < m.capacity}
         refused = set(
@@ -313,6 +319,32 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
         if offered or waiting:
             transaction.on_commit(lambda: _send_queue_positions())
     return offered
+
+
+def mitra_available_dispatch(mitra_id):
+    """Hook for mitras.hooks.on_mitra_available: a slot may be free, dispatch the queue."""
+    queue_dispatch()
+
+
+def sessions_release_deactivated_mitra(mitra_id) -> int:
+    """Hook for mitras.hooks.on_mitra_deactivated: pending offers of the mitra go back to the
+    queue; active sessions end (`staff_ended`) and wait for a staff refund decision."""
+    now = timezone.now()
+    released = 0
+    for session_id in ChatSession.objects.filter(
+        mitra_id=mitra_id, status__in=[Status.OFFERED, Status.ACTIVE]
+    ).values_list("id", flat=True):
+        with transaction.atomic():
+            session = _lock_session(session_id)
+            if session.mitra_id != mitra_id:
+                continue
+            if session.status == Status.OFFERED:
+                _back_to_matching(session, outcome=OfferOutcome.WITHDRAWN, now=now)
+            elif session.status == Status.ACTIVE:
+                session.needs_refund_review = True
+                _end_active(session, reason=EndReason.STAFF_ENDED, now=now)
+            released += 1
+    return released
 
 
 def _offer(session, mitra, *, now, timeout):

@@ -5,13 +5,13 @@ from sessions_app import services
 
 @pytest.fixture
 def online_mitra(make_mitra):
-    """A mitra who is online (presence decided in Postgres)."""
+    """A mitra who went online through the real service (which counts as a heartbeat)."""
 
     def make(**fields):
-        from mitras.models import Mitra
+        from mitras.services import mitra_set_online
 
         mitra = make_mitra(**fields)
-        Mitra.objects.filter(pk=mitra.pk).update(is_online=True)
+        mitra_set_online(mitra=mitra, is_online=True)
         mitra.refresh_from_db()
         return mitra
 

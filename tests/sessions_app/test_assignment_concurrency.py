@@ -5,14 +5,15 @@ from collections import Counter
 
 from django.db import connection
 
-from mitras.models import Mitra
+from mitras.services import mitra_set_online
 from sessions_app import services
 from sessions_app.models import ChatSession, SessionOffer, Status
 
 
 def test_it_never_overbooks_under_50_concurrent_workers(transactional_db, make_client_user, make_mitra):
     mitras = [make_mitra(capacity=capacity) for capacity in (1, 2, 3, 3, 1)]  # 10 slots
-    Mitra.objects.update(is_online=True)
+    for mitra in mitras:
+        mitra_set_online(mitra=mitra, is_online=True)
     sessions = [
         services.session_create(client=make_client_user(), package_code="curhat-15") for _ in range(60)
     ]

@@ -6,14 +6,14 @@ from datetime import timedelta
 from django.db import connection
 from django.utils import timezone
 
-from mitras.models import Mitra
+from mitras.services import mitra_set_online
 from sessions_app import scheduler, services
 from sessions_app.models import ChatSession, SessionEvent, Status
 
 
 def test_it_fires_every_timer_once_with_two_schedulers(transactional_db, make_client_user, make_mitra):
     mitra = make_mitra(capacity=50)
-    Mitra.objects.filter(pk=mitra.pk).update(is_online=True)
+    mitra_set_online(mitra=mitra, is_online=True)
     mitra.refresh_from_db()
     sessions = []
     for _ in range(20):

@@ -103,6 +103,7 @@ def test_it_ends_at_ends_at_and_warns_before(paid_session, online_mitra):
 
 def test_it_ends_a_session_whose_mitra_is_lost_after_the_grace(paid_session, online_mitra):
     from mitras.models import Mitra
+    from mitras.services import mitra_set_online
 
     mitra = online_mitra()
     session = paid_session()
@@ -113,7 +114,7 @@ def test_it_ends_a_session_whose_mitra_is_lost_after_the_grace(paid_session, onl
     session.refresh_from_db()
     assert session.mitra_lost_at == now and session.status == Status.ACTIVE
     # back within the grace: the session goes on
-    Mitra.objects.filter(pk=mitra.pk).update(is_online=True)
+    mitra_set_online(mitra=mitra, is_online=True)
     assert services.sessions_check_mitra_presence(now=now + timedelta(seconds=10)) == 1
     session.refresh_from_db()
     assert session.mitra_lost_at is None
