@@ -34,11 +34,18 @@ def test_it_counts_going_online_as_a_heartbeat(transactional_db, fresh_mirror, m
     assert _valkey_heartbeat(fresh_mirror, mitra) == T0.timestamp()
     assert fresh_mirror.smembers(mirror.online_key()) == {str(mitra.id)}
     presence = selectors.mitra_presence(mitra=mitra, now=T0 + timedelta(seconds=1))
-    assert (presence.is_online, presence.is_present, presence.is_available, presence.load) == (True, True, True, 0)
+    assert (presence.is_online, presence.is_present, presence.is_available, presence.load) == (
+        True,
+        True,
+        True,
+        0,
+    )
     assert available_calls == [mitra.id]
 
 
-def test_it_loses_presence_when_the_heartbeat_is_older_than_the_ttl(transactional_db, fresh_mirror, make_mitra):
+def test_it_loses_presence_when_the_heartbeat_is_older_than_the_ttl(
+    transactional_db, fresh_mirror, make_mitra
+):
     mitra = make_mitra()
     services.mitra_set_online(mitra=mitra, is_online=True, now=T0)
     mitra.refresh_from_db()
@@ -197,7 +204,11 @@ def test_it_updates_the_profile_and_frees_slots_on_a_raised_capacity(
         mitra=mitra, capacity=4, topics=[" Keluarga", "kerja", "keluarga"], display_name="Bestie Baru"
     )
 
-    assert (updated.capacity, updated.topics, updated.display_name) == (4, ["keluarga", "kerja"], "Bestie Baru")
+    assert (updated.capacity, updated.topics, updated.display_name) == (
+        4,
+        ["keluarga", "kerja"],
+        "Bestie Baru",
+    )
     mitra.user.refresh_from_db()
     assert mitra.user.display_name == "Bestie Baru"
     assert available_calls == [mitra.id]
@@ -207,8 +218,15 @@ def test_it_updates_the_profile_and_frees_slots_on_a_raised_capacity(
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("capacity", 0), ("capacity", 51), ("capacity", True), ("topics", "keluarga"), ("gender", "x"),
-     ("avatar_url", "bukan url"), ("display_name", "  ")],
+    [
+        ("capacity", 0),
+        ("capacity", 51),
+        ("capacity", True),
+        ("topics", "keluarga"),
+        ("gender", "x"),
+        ("avatar_url", "bukan url"),
+        ("display_name", "  "),
+    ],
 )
 def test_it_refuses_a_bad_profile_value_and_changes_nothing(make_mitra, field, value):
     mitra = make_mitra(capacity=3, topics=["kerja"])
