@@ -128,6 +128,10 @@ def api_exception_handler(exc, context):
         return response
     detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
     code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+    if isinstance(detail, dict) and "detail" in detail and "code" in detail:
+        # simplejwt's errors carry {"detail", "code", "messages"?}: keep its code.
+        response.data = envelope(str(detail["code"]), detail["detail"])
+        return response
     if isinstance(detail, (list, dict)):
         response.data = envelope("bad_request", "Permintaan tidak valid.", _flatten_fields(detail))
         return response

@@ -1,5 +1,6 @@
 """OpenAPI schema customisation: the error envelope as a component on every operation."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 
 ERROR_ENVELOPE = {
@@ -41,3 +42,13 @@ def add_error_envelope(result, generator, request, public):
                 {"description": "Error", "content": {"application/json": {"schema": reference}}},
             )
     return result
+
+
+class JWTAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Documents our JWT authentication class as HTTP bearer auth."""
+
+    target_class = "halobestie.accounts.authentication.JWTAuthentication"
+    name = "jwtAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

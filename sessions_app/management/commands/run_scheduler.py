@@ -26,6 +26,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         from halobestie.runtime.broadcast import start_listener
+        from mitras import mirror
 
         start_listener()
+        # The scheduler has no ASGI start-up: reseed the Valkey mirror here and after outages.
+        mirror.start_background_checker()
         scheduler.run_forever(interval=interval, should_stop=lambda: stopping["now"])
