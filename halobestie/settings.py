@@ -180,6 +180,16 @@ if VALKEY_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Realtime chat: the async psycopg pool that stores messages (sessions_app/chat.py), one per
+# server process, and the per-socket limits (sessions_app/consumers.py).
+REALTIME_DB_POOL_MIN = env("REALTIME_DB_POOL_MIN", int, 1)
+REALTIME_DB_POOL_MAX = env("REALTIME_DB_POOL_MAX", int, 10)
+REALTIME_DB_POOL_TIMEOUT = env("REALTIME_DB_POOL_TIMEOUT", float, 10.0)
+REALTIME_MESSAGES_PER_SECOND = env("REALTIME_MESSAGES_PER_SECOND", float, 5.0)
+REALTIME_MESSAGES_BURST = env("REALTIME_MESSAGES_BURST", int, 20)
+REALTIME_FRAMES_PER_SECOND = env("REALTIME_FRAMES_PER_SECOND", float, 20.0)
+REALTIME_FRAMES_BURST = env("REALTIME_FRAMES_BURST", int, 60)
+
 LANGUAGE_CODE = "id"
 TIME_ZONE = "Asia/Jakarta"
 USE_I18N = True

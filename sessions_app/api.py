@@ -260,3 +260,23 @@ class EarningsApi(APIView):
                 "share_percent": get_config().mitra_share_percent,
             }
         )
+
+
+class RealtimeTicketOut(serializers.Serializer):
+    ticket = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class RealtimeTicketApi(APIView):
+    """A one-use ticket (valid 60 s) for opening the WebSocket as `/ws/v1/?ticket=…`, for
+    clients that cannot send an Authorization header there (docs/realtime.md)."""
+
+    permission_classes = [IsClientOrMitra]
+
+    @extend_schema(operation_id="realtime_ticket", request=None, responses={201: RealtimeTicketOut})
+    def post(self, request):
+        from sessions_app.tickets import ticket_issue
+
+        ticket, expires_at = ticket_issue(user=request.user)
+        data = RealtimeTicketOut({"ticket": ticket, "expires_at": expires_at}).data
+        return Response(data, status=status.HTTP_201_CREATED)

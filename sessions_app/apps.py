@@ -24,6 +24,16 @@ class SessionsAppConfig(AppConfig):
         # Staff deactivated a mitra: its offers go to others, its active sessions end.
         on_mitra_deactivated(sessions_release_deactivated_mitra)
 
+        # ... and its sockets close at once (4003), on every server process.
+        on_mitra_deactivated(_close_mitra_sockets)
+
         @on_startup
         async def bind_events_loop(listener):
             events.bind_loop(asyncio.get_running_loop())
+
+
+def _close_mitra_sockets(mitra_id):
+    from mitras.models import Mitra
+    from sessions_app import events
+
+    events.close_user_sockets(Mitra.objects.filter(pk=mitra_id).values_list("user_id", flat=True).first())

@@ -69,3 +69,26 @@ def send_on_commit(user_ids, frame):
     """Send after the current transaction commits (at once outside a transaction)."""
     user_ids = list(user_ids)
     transaction.on_commit(lambda: send_now(user_ids, frame))
+
+
+def close_user_sockets(user_id):
+    """Close every socket of the user on every server process with 4003 (the control center
+    calls this when it deactivates a mitra). Fire-and-forget, like `send_now`."""
+    if user_id is None:
+        return
+
+    async def send():
+        try:
+            await get_channel_layer().group_send(user_group(user_id), {"type": "force.close"})
+        except Exception:
+            logger.warning("force close not delivered", exc_info=True)
+
+    loop = _sending_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        loop.create_task(send())
+    else:
+        asyncio.run_coroutine_threadsafe(send(), loop)

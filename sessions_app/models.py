@@ -79,6 +79,9 @@ class ChatSession(models.Model):
     flagged_at = models.DateTimeField(null=True, blank=True)
     # The last message seq handed out; the next message gets last_seq + 1 (under the row lock).
     last_seq = models.PositiveIntegerField(default=0)
+    # Read receipts: the highest seq each side has read (realtime `read` frames).
+    client_read_seq = models.PositiveIntegerField(default=0)
+    mitra_read_seq = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -239,3 +242,19 @@ class EarningsEntry(models.Model):
         verbose_name = "pendapatan mitra"
         verbose_name_plural = "pendapatan mitra"
         indexes = [models.Index(fields=["mitra", "created_at"], name="earnings_mitra_created_idx")]
+
+
+class RealtimeTicket(models.Model):
+    """A one-use ticket (≤ 60 s) for opening the WebSocket where the app cannot set headers.
+    Only a SHA-256 of the ticket is stored; it is consumed atomically (sessions_app/tickets.py)."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "tiket realtime"
+        verbose_name_plural = "tiket realtime"
+        indexes = [models.Index(fields=["expires_at"], name="realtime_ticket_expires_idx")]

@@ -45,10 +45,13 @@ def _flush_heartbeats(now):
 def _extra_jobs():
     """Jobs of other apps (presence sweep, heartbeat flush, payments, retention)."""
     from mitras.services import mitras_sweep_stale
+    from sessions_app import chat, tickets
 
     return [
         ("mitras_sweep_stale", lambda now: mitras_sweep_stale(now=now)),
         ("heartbeat_flush", _flush_heartbeats),
+        ("messages_purge_expired", lambda now: chat.messages_purge_expired(now=now)),
+        ("tickets_purge_expired", lambda now: tickets.tickets_purge_expired(now=now)),
     ]
 
 

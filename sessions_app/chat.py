@@ -1,0 +1,522 @@
+"""Chat messages: storing a sent message (the hot path), read receipts, replay, crisis flagging,
+retention.
+
+Why storing a message has two implementations:
+
+- On PostgreSQL (tests, production) `message_send` stores the message with ONE SQL statement on
+  an async psycopg pool (`_store_postgres`): the UPDATE that allocates the next `seq` (the
+  session row lock, held only for that statement) and the INSERT run together, so concurrent
+  senders never get a duplicate or a gap, and a failed INSERT (a duplicate `client_msg_id`)
+  rolls the allocation back. Measured on this machine (issue 7): the ORM through Channels'
+  default `database_sync_to_async` sustains only ≈ 100–200 messages/s per process, because every
+  such call in a process shares one thread-sensitive executor; the async pool held ≈ 400–700/s.
+- Everywhere else (the SQLite default of `make run`) `_store_orm` does the same through the ORM
+  in `database_sync_to_async`: `SELECT … FOR UPDATE`, `last_seq + 1`, insert. It is also the
+  reference implementation: tests/realtime/test_chat_store.py checks both give the same results.
+
+Everything that is not the per-message hot path (read receipts, sync, crisis flags, retention)
+uses the ORM. Message bodies never go to logs.
+"""
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Greatest, Least
+from django.utils import timezone
+from rest_framework import serializers
+
+from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
+from halobestie.runtime.selectors import get_config
+from sessions_app import events, safety
+from sessions_app.models import ChatSession, Message, MessageKind, SessionEvent, Status
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_LENGTH = 4000
+MAX_CLIENT_MSG_ID_LENGTH = 64
+HOTLINE_REPEAT_AFTER = timedelta(minutes=10)
+
+
+class SessionNotActive(Conflict):
+    code = "session_not_active"
+    detail = "Sesi tidak sedang berlangsung; pesan tidak bisa dikirim."
+
+
+class NotParticipant(Forbidden):
+    code = "not_participant"
+    detail = "Kamu bukan peserta sesi ini."
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+    detail = "Sesi tidak ditemukan."
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sends: the user, and the mitra row id when the user is a mitra."""
+
+    user_id: int
+    mitra_id: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    session_id: str
+    seq: int
+    sender_id: int | None
+    kind: str
+    body: str
+    client_msg_id: str
+    is_masked: bool
+    created_at: datetime
+    # The participants' user ids, so the caller can broadcast without another query.
+    client_user_id: int
+    mitra_user_id: int | None
+    # True when this is an earlier message with the same client_msg_id (a resend).
+    is_duplicate: bool = False
+    # Crisis phrases found in what the sender wrote (before masking); [] if none.
+    crisis_words: tuple = ()
+
+
+def _timestamp(value: datetime) -> str:
+    """The same rendering as the REST API (DRF, Asia/Jakarta offset)."""
+    return serializers.DateTimeField().to_representation(value)
+
+
+def message_frame(message: StoredMessage) -> dict:
+    return {
+        "type": "message.new",
+        "id": message.id,
+        "session_id": str(message.session_id),
+        "seq": message.seq,
+        "sender_id": message.sender_id,
+        "kind": message.kind,
+        "body": message.body,
+        "client_msg_id": message.client_msg_id,
+        "created_at": _timestamp(message.created_at),
+        "is_masked": message.is_masked,
+    }
+
+
+def ack_frame(message: StoredMessage) -> dict:
+    return {
+        "type": "message.ack",
+        "client_msg_id": message.client_msg_id,
+        "id": message.id,
+        "seq": message.seq,
+        "created_at": _timestamp(message.created_at),
+        "session_id": str(message.session_id),
+        "is_masked": message.is_masked,
+    }
+
+
+def check_body(body, *, max_length: int = MAX_BODY_LENGTH) -> str:
+    """The body to store, or a ServiceError `validation_error` / `body_too_long`."""
+    if not isinstance(body, str) or not body.strip():
+        raise ServiceError(
+            "Pesan tidak boleh kosong.", code="validation_error", fields={"body": ["Wajib diisi."]}
+        )
+    if len(body) > min(max_length, MAX_BODY_LENGTH):
+        raise ServiceError(
+            f"Pesan terlalu panjang (maksimal {min(max_length, MAX_BODY_LENGTH)} karakter).",
+            code="body_too_long",
+        )
+    return body
+
+
+# Sending ---------------------------------------------------------------------------------------
+
+
+async def message_send(
+    *, session_id, sender: Sender, body: str, client_msg_id: str, config=None
+) -> StoredMessage:
+    """Store a text message from `sender` in an active session they take part in, with the next
+    `seq`; committed when this returns (ack and broadcast only then). Contact details are masked
+    in what is stored. A resend with the same `client_msg_id` returns the stored message with
+    `is_duplicate=True` and stores nothing.
+
+    Raises ServiceError `validation_error` / `body_too_long`, SessionNotFound, NotParticipant,
+    SessionNotActive. Precondition: `client_msg_id` is 1–64 characters (the consumer checks)."""
+    config = config or await database_sync_to_async(get_config)()
+    check_body(body, max_length=config.max_message_length)
+    crisis = tuple(safety.crisis_words_found(body, config.crisis_words))
+    masked = safety.mask_contacts(body)
+    if connection.vendor == "postgresql":
+        stored = await _store_postgres(
+            session_id=str(session_id), sender=sender, body=masked.text, is_masked=masked.is_masked,
+            client_msg_id=client_msg_id,
+        )  # fmt: skip
+    else:
+        stored = await database_sync_to_async(_store_orm)(
+            session_id=session_id, sender=sender, body=masked.text, is_masked=masked.is_masked,
+            client_msg_id=client_msg_id,
+        )  # fmt: skip
+    return replace(stored, crisis_words=() if stored.is_duplicate else crisis)
+
+
+# The ORM implementation (SQLite, and the reference for the Postgres one) -----------------------
+
+
+def _mitra_user_id(mitra_id):
+    from mitras.models import Mitra
+
+    if mitra_id is None:
+        return None
+    return Mitra.objects.filter(pk=mitra_id).values_list("user_id", flat=True).first()
+
+
+def _existing(session, sender, client_msg_id):
+    message = Message.objects.filter(
+        session=session, sender_id=sender.user_id, client_msg_id=client_msg_id
+    ).first()
+    if message is None:
+        return None
+    return _stored(message, session, is_duplicate=True)
+
+
+def _stored(message, session, *, is_duplicate=False):
+    return StoredMessage(
+        id=message.id,
+        session_id=str(session.id),
+        seq=message.seq,
+        sender_id=message.sender_id,
+        kind=message.kind,
+        body=message.body,
+        client_msg_id=message.client_msg_id,
+        is_masked=message.is_masked,
+        created_at=message.created_at,
+        client_user_id=session.client_id,
+        mitra_user_id=_mitra_user_id(session.mitra_id),
+        is_duplicate=is_duplicate,
+    )
+
+
+def _refusal(session, sender):
+    """Why `sender` may not send in `session` (None if they may)."""
+    is_participant = session.client_id == sender.user_id or (
+        sender.mitra_id is not None and session.mitra_id == sender.mitra_id
+    )
+    if not is_participant:
+        return NotParticipant()
+    if session.status != Status.ACTIVE:
+        return SessionNotActive()
+    return None
+
+
+def _store_orm(*, session_id, sender: Sender, body, is_masked, client_msg_id) -> StoredMessage:
+    try:
+        with transaction.atomic():
+            session = ChatSession.objects.select_for_update(of=("self",)).filter(pk=session_id).first()
+            if session is None:
+                raise SessionNotFound()
+            existing = _existing(session, sender, client_msg_id)
+            if existing is not None:
+                return existing
+            refusal = _refusal(session, sender)
+            if refusal is not None:
+                raise refusal
+            ChatSession.objects.filter(pk=session.pk).update(last_seq=F("last_seq") + 1)
+            seq = ChatSession.objects.filter(pk=session.pk).values_list("last_seq", flat=True).get()
+            message = Message.objects.create(
+                session=session,
+                seq=seq,
+                sender_id=sender.user_id,
+                kind=MessageKind.TEXT,
+                body=body,
+                client_msg_id=client_msg_id,
+                is_masked=is_masked,
+                created_at=timezone.now(),
+            )
+            return _stored(message, session)
+    except IntegrityError:
+        # A concurrent resend with the same client_msg_id won the race: answer with its row.
+        session = ChatSession.objects.get(pk=session_id)
+        existing = _existing(session, sender, client_msg_id)
+        if existing is None:
+            raise
+        return existing
+
+
+# The PostgreSQL implementation: one statement on an async psycopg pool -------------------------
+
+_INSERT_SQL = """
+WITH s AS (
+    UPDATE sessions_app_chatsession SET last_seq = last_seq + 1
+    WHERE id = %(sid)s AND status = 'active' AND (client_id = %(uid)s OR mitra_id = %(mid)s)
+    RETURNING id, last_seq, client_id, mitra_id
+)
+INSERT INTO sessions_app_message
+    (session_id, seq, sender_id, kind, body, client_msg_id, is_masked, created_at)
+SELECT s.id, s.last_seq, %(uid)s, 'text', %(body)s, %(cmid)s, %(masked)s, now() FROM s
+RETURNING id, seq, created_at,
+    (SELECT client_id FROM s),
+    (SELECT m.user_id FROM s JOIN mitras_mitra m ON m.id = s.mitra_id)
+"""
+
+_DIAGNOSE_SQL = """
+SELECT s.status, s.client_id, s.mitra_id, mm.user_id, m.id, m.seq, m.created_at, m.body, m.is_masked
+FROM sessions_app_chatsession s
+LEFT JOIN mitras_mitra mm ON mm.id = s.mitra_id
+LEFT JOIN sessions_app_message m
+    ON m.session_id = s.id AND m.sender_id = %(uid)s AND m.client_msg_id = %(cmid)s
+WHERE s.id = %(sid)s
+"""
+
+_pools = {}
+_pools_lock = threading.Lock()
+
+
+def _conninfo() -> str:
+    from psycopg.conninfo import make_conninfo
+
+    settings_dict = connection.settings_dict
+    options = {
+        k: v for k, v in (settings_dict.get("OPTIONS") or {}).items() if k in ("connect_timeout", "sslmode")
+    }
+    params = {
+        "dbname": settings_dict["NAME"],
+        "user": settings_dict.get("USER"),
+        "password": settings_dict.get("PASSWORD"),
+        "host": settings_dict.get("HOST"),
+        "port": settings_dict.get("PORT"),
+        **options,
+    }
+    return make_conninfo(**{k: str(v) for k, v in params.items() if v not in (None, "")})
+
+
+async def _pool():
+    """The async pool of this event loop (one per loop, so one per server process), opened on
+    first use. Sized by REALTIME_DB_POOL_MAX; a full pool makes senders wait, never fail fast."""
+    from psycopg_pool import AsyncConnectionPool
+
+    loop = asyncio.get_running_loop()
+    entry = _pools.get(loop)
+    if entry is None:
+        with _pools_lock:
+            entry = _pools.get(loop)
+            if entry is None:
+                pool = AsyncConnectionPool(
+                    conninfo=_conninfo(),
+                    min_size=settings.REALTIME_DB_POOL_MIN,
+                    max_size=settings.REALTIME_DB_POOL_MAX,
+                    timeout=settings.REALTIME_DB_POOL_TIMEOUT,
+                    kwargs={"autocommit": True},
+                    open=False,
+                    name="realtime",
+                )
+                entry = (pool, asyncio.Lock())
+                _pools[loop] = entry
+    pool, lock = entry
+    if pool.closed:
+        async with lock:
+            if pool.closed:
+                await pool.open(wait=False)
+    return pool
+
+
+async def close_pools():
+    """Close the pool of the running loop (server shutdown, tests)."""
+    entry = _pools.pop(asyncio.get_running_loop(), None)
+    if entry is not None and not entry[0].closed:
+        await entry[0].close()
+
+
+async def _store_postgres(*, session_id, sender: Sender, body, is_masked, client_msg_id) -> StoredMessage:
+    from psycopg import errors as pg_errors
+
+    params = {
+        "sid": session_id,
+        "uid": sender.user_id,
+        "mid": sender.mitra_id,
+        "body": body,
+        "cmid": client_msg_id,
+        "masked": is_masked,
+    }
+    pool = await _pool()
+    async with pool.connection() as conn:
+        try:
+            cursor = await conn.execute(_INSERT_SQL, params)
+            row = await cursor.fetchone()
+        except pg_errors.UniqueViolation:
+            row = None  # a resend: the statement (and its seq allocation) was rolled back
+        except pg_errors.InvalidTextRepresentation:
+            raise SessionNotFound() from None  # not a UUID
+        if row is not None:
+            message_id, seq, created_at, client_user_id, mitra_user_id = row
+            return StoredMessage(
+                id=message_id, session_id=session_id, seq=seq, sender_id=sender.user_id,
+                kind=MessageKind.TEXT, body=body, client_msg_id=client_msg_id, is_masked=is_masked,
+                created_at=created_at,
+                client_user_id=client_user_id, mitra_user_id=mitra_user_id,
+            )  # fmt: skip
+        # Nothing stored: a resend, or a refusal. Find out which.
+        cursor = await conn.execute(_DIAGNOSE_SQL, params)
+        found = await cursor.fetchone()
+    if found is None:
+        raise SessionNotFound()
+    (
+        status,
+        client_user_id,
+        mitra_id,
+        mitra_user_id,
+        message_id,
+        seq,
+        created_at,
+        stored_body,
+        stored_masked,
+    ) = found
+    if message_id is not None:
+        return StoredMessage(
+            id=message_id, session_id=session_id, seq=seq, sender_id=sender.user_id, kind=MessageKind.TEXT,
+            body=stored_body, client_msg_id=client_msg_id, is_masked=stored_masked, created_at=created_at,
+            client_user_id=client_user_id, mitra_user_id=mitra_user_id, is_duplicate=True,
+        )  # fmt: skip
+    is_participant = client_user_id == sender.user_id or (
+        sender.mitra_id is not None and mitra_id == sender.mitra_id
+    )
+    if not is_participant:
+        raise NotParticipant()
+    raise SessionNotActive()
+
+
+# Participants, read receipts, replay -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Participants:
+    session_id: str
+    status: str
+    client_user_id: int
+    mitra_user_id: int | None
+    last_seq: int
+
+    def other_than(self, user_id):
+        return self.mitra_user_id if user_id == self.client_user_id else self.client_user_id
+
+    def includes(self, user_id):
+        return user_id in (self.client_user_id, self.mitra_user_id)
+
+
+def session_participants(*, session_id, user_id) -> Participants:
+    """The session's two sides, if `user_id` is one of them. Raises SessionNotFound or
+    NotParticipant (a mitra who was only offered the session is not a participant)."""
+    try:
+        row = (
+            ChatSession.objects.filter(pk=session_id)
+            .values_list("status", "client_id", "mitra__user_id", "last_seq")
+            .first()
+        )
+    except (ValueError, TypeError, ValidationError):  # not a UUID
+        row = None
+    if row is None:
+        raise SessionNotFound()
+    status, client_user_id, mitra_user_id, last_seq = row
+    participants = Participants(str(session_id), status, client_user_id, mitra_user_id, last_seq)
+    if not participants.includes(user_id):
+        raise NotParticipant()
+    return participants
+
+
+def session_mark_read(*, session_id, user_id, up_to_seq: int) -> tuple:
+    """Record that `user_id` has read up to `up_to_seq` (never backwards, never past last_seq).
+    Returns (read_seq now stored, Participants). Raises SessionNotFound / NotParticipant."""
+    participants = session_participants(session_id=session_id, user_id=user_id)
+    field = "client_read_seq" if user_id == participants.client_user_id else "mitra_read_seq"
+    ChatSession.objects.filter(pk=session_id).update(
+        **{field: Greatest(F(field), Least(Value(up_to_seq), F("last_seq")))}
+    )
+    read_seq = ChatSession.objects.filter(pk=session_id).values_list(field, flat=True).get()
+    return read_seq, participants
+
+
+def messages_replay(*, session_id, user_id, after_seq: int, limit: int = 200) -> tuple:
+    """Messages after `after_seq` in seq order, at most `limit`: (StoredMessage list, has_more,
+    last_seq of the session). For participants only, also after the end (read-only)."""
+    participants = session_participants(session_id=session_id, user_id=user_id)
+    rows = list(Message.objects.filter(session_id=session_id, seq__gt=after_seq).order_by("seq")[: limit + 1])
+    messages = [
+        StoredMessage(
+            id=m.id,
+            session_id=str(session_id),
+            seq=m.seq,
+            sender_id=m.sender_id,
+            kind=m.kind,
+            body=m.body,
+            client_msg_id=m.client_msg_id,
+            is_masked=m.is_masked,
+            created_at=m.created_at,
+            client_user_id=participants.client_user_id,
+            mitra_user_id=participants.mitra_user_id,
+        )  # fmt: skip
+        for m in rows[:limit]
+    ]
+    last_seq = ChatSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).get()
+    return messages, len(rows) > limit, last_seq
+
+
+# Safety ----------------------------------------------------------------------------------------
+
+
+def session_flag_crisis(*, session_id, message_id: int, now=None) -> bool:
+    """A message of the client's signalled crisis: the session is flagged for staff (once; a
+    SessionEvent per message, with no text) and the hotline goes to the session as a system
+    message with its own seq (not more often than every HOTLINE_REPEAT_AFTER). Both sides get
+    it live after commit. Returns True when a hotline message was stored."""
+    now = now or timezone.now()
+    config = get_config()
+    with transaction.atomic():
+        session = ChatSession.objects.select_for_update(of=("self",)).filter(pk=session_id).first()
+        if session is None:
+            return False
+        if not session.is_flagged:
+            session.is_flagged = True
+            session.flagged_at = now
+            ChatSession.objects.filter(pk=session.pk).update(is_flagged=True, flagged_at=now)
+        SessionEvent.objects.create(session=session, kind="crisis_flagged", data={"message_id": message_id})
+        recent = Message.objects.filter(
+            session=session, kind=MessageKind.SYSTEM, created_at__gte=now - HOTLINE_REPEAT_AFTER
+        ).exists()
+        if recent:
+            return False
+        ChatSession.objects.filter(pk=session.pk).update(last_seq=F("last_seq") + 1)
+        seq = ChatSession.objects.filter(pk=session.pk).values_list("last_seq", flat=True).get()
+        message = Message.objects.create(
+            session=session,
+            seq=seq,
+            sender=None,
+            kind=MessageKind.SYSTEM,
+            body=config.hotline_text,
+            created_at=now,
+        )
+        stored = _stored(message, session)
+        events.send_on_commit([stored.client_user_id, stored.mitra_user_id], message_frame(stored))
+    logger.warning("session flagged for crisis", extra={"session_id": str(session_id)})
+    return True
+
+
+# Retention -------------------------------------------------------------------------------------
+
+
+def messages_purge_expired(*, now=None, batch: int = 5000) -> int:
+    """Blank the bodies of messages older than `message_retention_days` (body → "", body_purged_at
+    set). Idempotent and batched; returns how many were purged this call."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=get_config().message_retention_days)
+    ids = list(
+        Message.objects.filter(created_at__lt=cutoff, body_purged_at__isnull=True).values_list(
+            "id", flat=True
+        )[:batch]
+    )
+    if not ids:
+        return 0
+    return Message.objects.filter(pk__in=ids, body_purged_at__isnull=True).update(body="", body_purged_at=now)

@@ -1,0 +1,415 @@
+"""The chat socket `/ws/v1/` (protocol: docs/realtime.md).
+
+One socket per app connection, scoped to the user and carrying every session of that user. It
+joins the channel-layer group `user.<id>`; whatever the services send there (`deliver.frame`,
+after commit) is forwarded as is. Incoming frames are validated one by one: a bad frame gets an
+`error` frame and the socket stays open.
+
+Authentication happens after the handshake is accepted: an unauthenticated socket gets an
+`error` frame (`unauthenticated`, `token_not_valid`, `ticket_not_valid`, …) and is closed with
+4001, because an app cannot read the HTTP status of a refused handshake but can read a close code.
+
+Handlers skip Channels' per-message `aclose_old_connections()`: it is a hop into the process's
+single thread-sensitive executor before every handler (measured in issue 7: ≈ 400 → 700
+messages/s without it). It is safe to skip because no handler here touches a Django connection
+directly: the message hot path uses its own async psycopg pool (sessions_app/chat.py), and every
+ORM call goes through `database_sync_to_async`, which closes stale connections itself before and
+after running.
+"""
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from urllib.parse import parse_qs
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from halobestie import drain
+from halobestie.errors import ServiceError
+from sessions_app import chat, events, realtime, safety
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME_CHARACTERS = 20_000
+CLOSE_UNAUTHENTICATED = 4001
+CLOSE_FORCED = 4003
+SYNC_PAGE = 200
+CONFIG_CACHE_SECONDS = 5.0
+PARTICIPANTS_CACHE = 64
+
+
+class TokenBucket:
+    """`rate` tokens per second, at most `burst` saved up."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class FrameError(Exception):
+    def __init__(self, code, detail, ref=None):
+        super().__init__(code)
+        self.code, self.detail, self.ref = code, detail, ref
+
+
+_config = (0.0, None)
+
+
+async def _runtime_config():
+    """The runtime config, re-read at most every few seconds per process (off the hot path)."""
+    global _config
+    expires, values = _config
+    if values is None or expires < time.monotonic():
+        from halobestie.runtime.selectors import get_config
+
+        values = await database_sync_to_async(get_config)()
+        _config = (time.monotonic() + CONFIG_CACHE_SECONDS, values)
+    return values
+
+
+def _session_id(frame, ref):
+    value = frame.get("session_id")
+    try:
+        return str(uuid.UUID(value)) if isinstance(value, str) else _invalid("session_id", ref)
+    except ValueError:
+        return _invalid("session_id", ref)
+
+
+def _invalid(field, ref, detail="Nilai tidak valid."):
+    raise FrameError("validation_error", f"{field}: {detail}", ref)
+
+
+def _int_field(frame, field, ref, *, minimum=0):
+    value = frame.get(field)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _invalid(field, ref, f"harus bilangan bulat ≥ {minimum}.")
+    return value
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    user_id = None
+    mitra_id = None
+
+    # Channels' dispatch without the per-handler aclose_old_connections() hop (module docstring).
+    async def dispatch(self, message):
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # Connection ------------------------------------------------------------------------------
+
+    async def connect(self):
+        await self.accept()
+        if drain.is_draining():
+            await self.close_with(realtime.CLOSE_SERVICE_RESTART)
+            return
+        headers = dict(self.scope.get("headers") or [])
+        authorization = headers.get(b"authorization", b"").decode("latin-1") or None
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        ticket = (query.get("ticket") or [None])[0]
+        from sessions_app.tickets import socket_user
+
+        try:
+            user = await database_sync_to_async(socket_user)(authorization=authorization, ticket=ticket)
+        except ServiceError as exc:
+            await self.send_error(exc.code, exc.detail)
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user_id = user.id
+        self.role = user.role
+        self.mitra = getattr(user, "mitra", None) if user.role == "mitra" else None
+        self.mitra_id = self.mitra.id if self.mitra else None
+        self.sender = chat.Sender(user_id=user.id, mitra_id=self.mitra_id)
+        self.message_bucket = TokenBucket(
+            settings.REALTIME_MESSAGES_PER_SECOND, settings.REALTIME_MESSAGES_BURST
+        )
+        self.frame_bucket = TokenBucket(settings.REALTIME_FRAMES_PER_SECOND, settings.REALTIME_FRAMES_BURST)
+        self.participants = {}
+        self.presence_refreshed = time.monotonic()
+        self.tasks = set()
+        try:
+            await self.channel_layer.group_add(events.user_group(user.id), self.channel_name)
+        except Exception:
+            logger.warning("channel layer unavailable at connect", exc_info=True)
+            await self.close_with(realtime.CLOSE_SERVICE_RESTART)
+            return
+        self.joined = True
+        realtime.register(self)
+        realtime.ensure_watchdog()
+        await realtime.socket_opened(self.user_id, self.channel_name)
+        await self.send_json({"type": "hello", "user_id": user.id, "role": user.role})
+
+    async def disconnect(self, code):
+        if self.user_id is None:
+            return
+        realtime.unregister(self)
+        for task in list(getattr(self, "tasks", ())):
+            task.cancel()
+        if getattr(self, "joined", False):
+            try:
+                await self.channel_layer.group_discard(events.user_group(self.user_id), self.channel_name)
+            except Exception:
+                logger.warning("group_discard failed", exc_info=True)
+        await realtime.socket_closed(self.user_id, self.channel_name)
+
+    async def close_with(self, code):
+        """Close the socket with `code` (once)."""
+        if getattr(self, "closing", False):
+            return
+        self.closing = True
+        await self.close(code=code)
+
+    # Outgoing --------------------------------------------------------------------------------
+
+    async def send_json(self, frame):
+        await self.send(text_data=json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+
+    async def send_error(self, code, detail, ref=None):
+        frame = {"type": "error", "code": code, "detail": str(detail)}
+        if ref is not None:
+            frame["ref"] = ref
+        await self.send_json(frame)
+
+    # Channel-layer handlers ------------------------------------------------------------------
+
+    async def deliver_frame(self, event):
+        frame = event.get("frame") or {}
+        if frame.get("type") == "session.updated":
+            # A session's state changed: its participants may have too (offer → active).
+            session = frame.get("session") or {}
+            self.participants.pop(str(session.get("id")), None)
+        await self.send_json(frame)
+
+    async def force_close(self, event):
+        await self.send_error("account_deactivated", "Akun dinonaktifkan. Hubungi tim HaloBestie.")
+        await self.close_with(CLOSE_FORCED)
+
+    # Incoming --------------------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.user_id is None or getattr(self, "closing", False):
+            return
+        ref = None
+        try:
+            if text_data is None:
+                raise FrameError("bad_frame", "Hanya frame teks JSON yang diterima.")
+            if len(text_data) > MAX_FRAME_CHARACTERS:
+                raise FrameError("frame_too_large", f"Frame melebihi {MAX_FRAME_CHARACTERS} karakter.")
+            if not self.frame_bucket.take():
+                raise FrameError("rate_limited", "Terlalu banyak frame. Pelan-pelan ya.")
+            try:
+                frame = json.loads(text_data)
+            except ValueError:
+                raise FrameError("bad_frame", "Frame bukan JSON yang valid.") from None
+            if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+                raise FrameError("bad_frame", "Frame harus objek JSON dengan 'type'.")
+            kind = frame["type"]
+            ref = kind[:64]
+            handler = self.HANDLERS.get(kind)
+            if handler is None:
+                raise FrameError("unknown_type", "Jenis frame tidak dikenal.", ref)
+            await self._refresh_presence()
+            await handler(self, frame)
+        except FrameError as exc:
+            await self.send_error(exc.code, exc.detail, exc.ref if exc.ref is not None else ref)
+        except ServiceError as exc:
+            await self.send_error(exc.code, exc.detail, ref)
+        except Exception:
+            logger.exception("chat frame failed", extra={"user_id": self.user_id, "frame_type": ref})
+            await self.send_error("server_error", "Terjadi kesalahan di server. Coba lagi.", ref)
+
+    async def _refresh_presence(self):
+        if time.monotonic() - self.presence_refreshed > realtime.SOCKET_TTL_SECONDS / 4:
+            self.presence_refreshed = time.monotonic()
+            await realtime.socket_opened(self.user_id, self.channel_name)
+
+    async def _participants(self, session_id, ref):
+        """The session's participants (cached per socket once the mitra is fixed)."""
+        cached = self.participants.get(session_id)
+        if cached is not None:
+            return cached
+        try:
+            participants = await database_sync_to_async(chat.session_participants)(
+                session_id=session_id, user_id=self.user_id
+            )
+        except ServiceError as exc:
+            raise FrameError(exc.code, exc.detail, ref) from None
+        if participants.mitra_user_id is not None and participants.status in ("active", "ended"):
+            if len(self.participants) >= PARTICIPANTS_CACHE:
+                self.participants.pop(next(iter(self.participants)))
+            self.participants[session_id] = participants
+        return participants
+
+    async def on_message_send(self, frame):
+        client_msg_id = frame.get("client_msg_id")
+        if not isinstance(client_msg_id, str) or not 1 <= len(client_msg_id) <= chat.MAX_CLIENT_MSG_ID_LENGTH:
+            raise FrameError("validation_error", "client_msg_id: wajib, 1–64 karakter.", "message.send")
+        ref = client_msg_id
+        session_id = _session_id(frame, ref)
+        body = frame.get("body")
+        if not isinstance(body, str):
+            _invalid("body", ref, "wajib berupa teks.")
+        if not self.message_bucket.take():
+            raise FrameError("rate_limited", "Terlalu banyak pesan. Tunggu sebentar.", ref)
+        config = await _runtime_config()
+        try:
+            stored = await chat.message_send(
+                session_id=session_id,
+                sender=self.sender,
+                body=body,
+                client_msg_id=client_msg_id,
+                config=config,
+            )
+        except ServiceError as exc:
+            raise FrameError(exc.code, exc.detail, ref) from None
+        await self.send_json(chat.ack_frame(stored))
+        if stored.is_masked and not stored.is_duplicate:
+            await self.send_json(
+                {"type": "message.masked", "session_id": session_id, "client_msg_id": client_msg_id,
+                 "detail": safety.MASKED_NOTICE}
+            )  # fmt: skip
+        frame_out = chat.message_frame(stored)
+        recipients = [stored.client_user_id, stored.mitra_user_id]
+        for user_id in recipients:
+            if user_id is not None:
+                await self._group_send(user_id, frame_out)
+        other = stored.mitra_user_id if self.user_id == stored.client_user_id else stored.client_user_id
+        if not stored.is_duplicate:
+            self._background(self._push_if_offline(stored, other))
+            if stored.crisis_words and self.user_id == stored.client_user_id:
+                self._background(self._flag_crisis(stored))
+
+    async def _group_send(self, user_id, frame):
+        try:
+            await self.channel_layer.group_send(
+                events.user_group(user_id), {"type": "deliver.frame", "frame": frame}
+            )
+        except Exception:
+            # Stored and acked already: the recipient gets it by `sync` (the watchdog closes
+            # sockets with 1012 when the layer is down, so the apps reconnect and sync).
+            logger.warning("broadcast failed", extra={"frame_type": frame.get("type")}, exc_info=True)
+
+    def _background(self, coroutine):
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _push_if_offline(self, stored, recipient_user_id):
+        """Best effort, never blocks the send: a push when the recipient has no socket open."""
+        if recipient_user_id is None:
+            return
+        try:
+            if await realtime.has_open_socket(recipient_user_id):
+                return
+            from types import SimpleNamespace
+
+            from sessions_app import notifications
+
+            session = SimpleNamespace(id=stored.session_id, client_id=stored.client_user_id)
+            # Not thread-sensitive: a push may wait on FCM and must not hold the shared thread.
+            await database_sync_to_async(notifications.new_message, thread_sensitive=False)(
+                session=session, recipient_user_id=recipient_user_id
+            )
+        except Exception:
+            logger.warning("new-message push failed", exc_info=True)
+
+    async def _flag_crisis(self, stored):
+        try:
+            await database_sync_to_async(chat.session_flag_crisis)(
+                session_id=stored.session_id, message_id=stored.id
+            )
+        except Exception:
+            logger.exception("crisis flag failed", extra={"session_id": stored.session_id})
+
+    async def on_typing(self, frame):
+        session_id = _session_id(frame, "typing")
+        is_typing = frame.get("is_typing")
+        if not isinstance(is_typing, bool):
+            _invalid("is_typing", "typing", "harus true/false.")
+        participants = await self._participants(session_id, "typing")
+        other = participants.other_than(self.user_id)
+        if participants.status == "active" and other is not None:
+            await self._group_send(
+                other,
+                {"type": "typing", "session_id": session_id, "user_id": self.user_id, "is_typing": is_typing},
+            )
+
+    async def on_read(self, frame):
+        session_id = _session_id(frame, "read")
+        up_to_seq = _int_field(frame, "up_to_seq", "read")
+        try:
+            read_seq, participants = await database_sync_to_async(chat.session_mark_read)(
+                session_id=session_id, user_id=self.user_id, up_to_seq=up_to_seq
+            )
+        except ServiceError as exc:
+            raise FrameError(exc.code, exc.detail, "read") from None
+        read_frame = {
+            "type": "read",
+            "session_id": session_id,
+            "user_id": self.user_id,
+            "up_to_seq": read_seq,
+        }
+        other = participants.other_than(self.user_id)
+        if other is not None:
+            await self._group_send(other, read_frame)
+
+    async def on_sync(self, frame):
+        session_id = _session_id(frame, "sync")
+        after_seq = _int_field(frame, "after_seq", "sync")
+        try:
+            messages, has_more, last_seq = await database_sync_to_async(chat.messages_replay)(
+                session_id=session_id, user_id=self.user_id, after_seq=after_seq, limit=SYNC_PAGE
+            )
+        except ServiceError as exc:
+            raise FrameError(exc.code, exc.detail, "sync") from None
+        for message in messages:
+            await self.send_json(chat.message_frame(message))
+        await self.send_json(
+            {"type": "sync.done", "session_id": session_id,
+             "last_seq": messages[-1].seq if messages else after_seq, "session_last_seq": last_seq,
+             "has_more": has_more}
+        )  # fmt: skip
+
+    async def on_heartbeat(self, frame):
+        if self.mitra is not None:
+            from mitras.services import mitra_heartbeat
+
+            try:
+                at = await database_sync_to_async(mitra_heartbeat)(mitra=self.mitra)
+            except ServiceError as exc:
+                await self.send_error(exc.code, exc.detail, "heartbeat")
+                if exc.code == "mitra_deactivated":
+                    await self.close_with(CLOSE_FORCED)
+                return
+            await self.send_json({"type": "heartbeat.ack", "at": at.isoformat()})
+        else:
+            await self.send_json({"type": "heartbeat.ack"})
+
+    async def on_ping(self, frame):
+        await self.send_json({"type": "pong"})
+
+    HANDLERS = {
+        "message.send": on_message_send,
+        "typing": on_typing,
+        "read": on_read,
+        "sync": on_sync,
+        "heartbeat": on_heartbeat,
+        "ping": on_ping,
+    }

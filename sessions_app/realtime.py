@@ -1,0 +1,185 @@
+"""Process-level state of the WebSocket consumers: the sockets open in this process, which users
+have a socket open anywhere (for pushes), and the channel-layer watchdog.
+
+Sockets per user: a Valkey sorted set `realtime:sockets:<user_id>` (member: the socket's channel
+name, score: when it lapses). A socket adds itself on connect, refreshes on client frames (the
+apps ping at least every SOCKET_TTL_SECONDS / 2) and removes itself on disconnect; a crashed
+process's entries lapse on their own. Without Valkey (development) a dict in this process. If
+Valkey cannot answer, the user counts as having no socket, so a push goes out (best effort).
+
+The watchdog: after a Valkey restart the pub/sub connection of channels_redis may come back
+without its subscriptions (channels_redis 4.3 has no reconnect hook of its own), and whatever was
+published meanwhile is lost anyway. So every WATCHDOG_INTERVAL the process sends a probe to
+itself through the layer; when a probe does not come back (or the layer raises), every socket of
+this process is closed with 1012 and the layer is flushed. The apps reconnect (to any process),
+resubscribe on connect, and `sync` from Postgres: nothing acked is lost.
+"""
+
+import asyncio
+import logging
+import time
+import weakref
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+SOCKET_TTL_SECONDS = 120
+WATCHDOG_INTERVAL = 1.0
+WATCHDOG_TIMEOUT = 3.0
+CLOSE_SERVICE_RESTART = 1012
+
+_consumers = weakref.WeakSet()
+_local_sockets = {}  # user_id -> {channel_name: lapses_at}, without Valkey
+_redis_clients = {}
+_watchdogs = {}
+
+
+def register(consumer):
+    _consumers.add(consumer)
+
+
+def unregister(consumer):
+    _consumers.discard(consumer)
+
+
+def local_consumers():
+    return list(_consumers)
+
+
+# Sockets per user ------------------------------------------------------------------------------
+
+
+def _redis():
+    from redis import asyncio as aioredis
+
+    loop = asyncio.get_running_loop()
+    client = _redis_clients.get(loop)
+    if client is None:
+        client = aioredis.Redis.from_url(
+            settings.VALKEY_URL,
+            socket_connect_timeout=0.5,
+            socket_timeout=0.5,
+            decode_responses=True,
+            max_connections=50,
+        )
+        _redis_clients[loop] = client
+    return client
+
+
+def _sockets_key(user_id):
+    from halobestie.valkey import key
+
+    return key(f"realtime:sockets:{user_id}")
+
+
+async def socket_opened(user_id, channel_name):
+    """Mark (or refresh) the socket as open. Never raises."""
+    lapses_at = time.time() + SOCKET_TTL_SECONDS
+    if not settings.VALKEY_URL:
+        _local_sockets.setdefault(user_id, {})[channel_name] = lapses_at
+        return
+    try:
+        client = _redis()
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.zadd(_sockets_key(user_id), {channel_name: lapses_at})
+            pipe.expire(_sockets_key(user_id), SOCKET_TTL_SECONDS * 2)
+            await pipe.execute()
+    except Exception:
+        logger.warning("socket registry unavailable", exc_info=True)
+
+
+async def socket_closed(user_id, channel_name):
+    if not settings.VALKEY_URL:
+        _local_sockets.get(user_id, {}).pop(channel_name, None)
+        return
+    try:
+        await _redis().zrem(_sockets_key(user_id), channel_name)
+    except Exception:
+        logger.warning("socket registry unavailable", exc_info=True)
+
+
+async def has_open_socket(user_id) -> bool:
+    """Does the user have a live socket on any process? False when unsure (push then)."""
+    now = time.time()
+    if not settings.VALKEY_URL:
+        return any(lapses_at > now for lapses_at in _local_sockets.get(user_id, {}).values())
+    try:
+        client = _redis()
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(_sockets_key(user_id), "-inf", now)
+            pipe.zcard(_sockets_key(user_id))
+            _, count = await pipe.execute()
+        return count > 0
+    except Exception:
+        logger.warning("socket registry unavailable", exc_info=True)
+        return False
+
+
+# Watchdog --------------------------------------------------------------------------------------
+
+
+def _uses_redis_layer():
+    return "channels_redis" in settings.CHANNEL_LAYERS["default"]["BACKEND"]
+
+
+def ensure_watchdog():
+    """Start this loop's watchdog once (the first socket of the process does)."""
+    if not _uses_redis_layer():
+        return
+    loop = asyncio.get_running_loop()
+    task = _watchdogs.get(loop)
+    if task is None or task.done():
+        _watchdogs[loop] = loop.create_task(_watch(), name="realtime-layer-watchdog")
+
+
+async def close_all_local(code=CLOSE_SERVICE_RESTART):
+    """Close every socket of this process with `code` (the apps reconnect and sync)."""
+    consumers = local_consumers()
+    for consumer in consumers:
+        try:
+            await consumer.close_with(code)
+        except Exception:
+            logger.warning("closing a socket failed", exc_info=True)
+    return len(consumers)
+
+
+async def _watch():
+    layer = get_channel_layer()
+    group = f"realtime.watchdog.{id(asyncio.get_running_loop())}.{time.time_ns()}"
+    channel = None
+    counter = 0
+    healthy = True
+    while True:
+        await asyncio.sleep(WATCHDOG_INTERVAL)
+        counter += 1
+        try:
+            if channel is None:
+                channel = await layer.new_channel("watchdog.")
+                await layer.group_add(group, channel)
+            await layer.group_send(group, {"type": "probe", "n": counter})
+            async with asyncio.timeout(WATCHDOG_TIMEOUT):
+                while True:
+                    message = await layer.receive(channel)
+                    if message.get("n") == counter:
+                        break
+            if not healthy:
+                logger.info("channel layer back")
+            healthy = True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Closing and flushing once per outage is enough; while the layer is still down new
+            # sockets are refused at connect (group_add fails) and the probe keeps failing.
+            closed = await close_all_local() if healthy or local_consumers() else 0
+            logger.warning(
+                "channel layer lost: sockets closed for reconnect",
+                extra={"sockets_closed": closed, "error": type(exc).__name__},
+            )
+            healthy = False
+            channel = None
+            try:
+                await layer.flush()
+            except Exception:
+                logger.warning("channel layer flush failed", exc_info=True)

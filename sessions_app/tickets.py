@@ -1,0 +1,103 @@
+"""Who opens a WebSocket: an `Authorization: Bearer <access>` header, or a one-use ticket.
+
+A ticket (`POST /api/v1/realtime/ticket`) is for clients that cannot set headers on a WebSocket:
+random, valid for TICKET_TTL_SECONDS, good for one connection. Only its SHA-256 is stored, and it
+is consumed with one atomic UPDATE … RETURNING, so two sockets racing with the same ticket can
+never both get in. Tickets and tokens never go to logs.
+"""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken
+
+from halobestie.accounts.models import Role, User
+from halobestie.errors import ServiceError
+from sessions_app.models import RealtimeTicket
+
+TICKET_TTL_SECONDS = 60
+
+
+class SocketUnauthenticated(ServiceError):
+    status_code = 401
+    code = "unauthenticated"
+    detail = "Masuk terlebih dahulu."
+
+
+def _hash(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode()).hexdigest()
+
+
+def ticket_issue(*, user, now=None) -> tuple:
+    """A fresh one-use ticket for `user` (client or mitra): (ticket, expires_at)."""
+    now = now or timezone.now()
+    ticket = secrets.token_urlsafe(32)
+    expires_at = now + timedelta(seconds=TICKET_TTL_SECONDS)
+    RealtimeTicket.objects.create(token_hash=_hash(ticket), user=user, expires_at=expires_at)
+    return ticket, expires_at
+
+
+def ticket_consume(*, ticket: str, now=None) -> int | None:
+    """The ticket's user id if it is unused and unexpired (and it is used up now); else None."""
+    if not ticket or len(ticket) > 128:
+        return None
+    now = now or timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE sessions_app_realtimeticket SET used_at = %s "
+            "WHERE token_hash = %s AND used_at IS NULL AND expires_at > %s RETURNING user_id",
+            [now, _hash(ticket), now],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def tickets_purge_expired(*, now=None) -> int:
+    """Delete tickets expired for more than a day (kept that long for forensics)."""
+    now = now or timezone.now()
+    deleted, _ = RealtimeTicket.objects.filter(expires_at__lt=now - timedelta(days=1)).delete()
+    return deleted
+
+
+def socket_user(*, authorization: str | None, ticket: str | None):
+    """The user opening a socket, with the same checks as the REST authentication (active, not
+    deleted, a mitra not deactivated, the token's role claim matching). Raises
+    SocketUnauthenticated with code `unauthenticated`, `token_not_valid`, `ticket_not_valid`,
+    `account_deleted`, `mitra_deactivated` or `role_not_allowed`."""
+    claimed_role = None
+    if authorization:
+        scheme, _, raw = authorization.partition(" ")
+        if scheme != "Bearer" or not raw.strip():
+            raise SocketUnauthenticated("Header Authorization tidak valid.", code="token_not_valid")
+        try:
+            token = AccessToken(raw.strip())
+        except TokenError:
+            raise SocketUnauthenticated(
+                "Token tidak valid atau kedaluwarsa.", code="token_not_valid"
+            ) from None
+        user_id = token.get("user_id")
+        claimed_role = token.get("role")
+    elif ticket:
+        user_id = ticket_consume(ticket=ticket)
+        if user_id is None:
+            raise SocketUnauthenticated(
+                "Tiket tidak valid, kedaluwarsa atau sudah dipakai.", code="ticket_not_valid"
+            )
+    else:
+        raise SocketUnauthenticated()
+    user = User.objects.select_related("mitra").filter(pk=user_id).first()
+    if user is None or not user.is_active:
+        raise SocketUnauthenticated("Akun tidak aktif.", code="token_not_valid")
+    if user.deleted_at is not None:
+        raise SocketUnauthenticated("Akun sudah dihapus.", code="account_deleted")
+    if claimed_role not in (None, user.role):
+        raise SocketUnauthenticated("Token tidak cocok dengan akun.", code="token_not_valid")
+    if user.role not in (Role.CLIENT, Role.MITRA) or (user.role == Role.MITRA and not hasattr(user, "mitra")):
+        raise SocketUnauthenticated("Hanya untuk akun klien atau mitra.", code="role_not_allowed")
+    if user.role == Role.MITRA and user.mitra.deactivated_at is not None:
+        raise SocketUnauthenticated("Akun mitra dinonaktifkan.", code="mitra_deactivated")
+    return user
