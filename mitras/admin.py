@@ -1,0 +1,189 @@
+"""Control center: mitras. Create (account + profile), edit, deactivate/reactivate (the services
+audit those themselves), and live columns from the mirror with a Postgres fallback."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from halobestie.audit.services import audit_record
+from halobestie.errors import ServiceError
+from mitras import services
+from mitras.models import Gender, Mitra
+from mitras.selectors import presence_of
+
+
+class MitraCreateForm(forms.ModelForm):
+    phone = forms.CharField(label="Nomor HP", help_text="08…, 628… atau +628…")
+    password = forms.CharField(label="Kata sandi awal", widget=forms.PasswordInput, min_length=10)
+    topics_text = forms.CharField(label="Topik (pisahkan dengan koma)", required=False)
+    languages_text = forms.CharField(
+        label="Bahasa (kode, pisahkan dengan koma)", required=False, initial="id"
+    )
+
+    class Meta:
+        model = Mitra
+        fields = ["display_name", "bio", "avatar_url", "gender", "capacity"]
+
+    def clean_phone(self):
+        from halobestie.accounts.phones import normalize_phone
+
+        return normalize_phone(self.cleaned_data["phone"])
+
+
+class MitraChangeForm(forms.ModelForm):
+    topics_text = forms.CharField(label="Topik (pisahkan dengan koma)", required=False)
+    languages_text = forms.CharField(label="Bahasa (kode, pisahkan dengan koma)", required=False)
+
+    class Meta:
+        model = Mitra
+        fields = ["display_name", "bio", "avatar_url", "gender", "capacity"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["topics_text"].initial = ", ".join(self.instance.topics)
+            self.fields["languages_text"].initial = ", ".join(self.instance.languages)
+
+
+def _split(text):
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+@admin.register(Mitra)
+class MitraAdmin(admin.ModelAdmin):
+    list_display = (
+        "display_name", "phone", "live_presence", "load_of_capacity", "heartbeat_age", "status", "rating",
+    )  # fmt: skip
+    list_filter = ("is_online", ("deactivated_at", admin.EmptyFieldListFilter), "gender")
+    search_fields = ("display_name", "user__phone")
+    list_select_related = ("user",)
+    actions = ["deactivate", "reactivate"]
+    readonly_fields = (
+        "is_online", "online_since", "last_heartbeat_at", "last_assigned_at", "deactivated_at",
+        "rating_count", "rating_sum", "created_at", "updated_at",
+    )  # fmt: skip
+
+    def get_form(self, request, obj=None, **kwargs):
+        kwargs["form"] = MitraCreateForm if obj is None else MitraChangeForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [(None, {"fields": ["phone", "password", "display_name", "bio", "avatar_url", "gender",
+                                       "capacity", "topics_text", "languages_text"]})]  # fmt: skip
+        return [
+            (
+                None,
+                {
+                    "fields": [
+                        "display_name",
+                        "bio",
+                        "avatar_url",
+                        "gender",
+                        "capacity",
+                        "topics_text",
+                        "languages_text",
+                    ]
+                },
+            ),  # fmt: skip
+            ("Status", {"fields": list(self.readonly_fields)}),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        try:
+            mitras = list(response.context_data["cl"].result_list)
+            self._presence = presence_of(mitras)
+        except (AttributeError, KeyError, TypeError):
+            self._presence = {}
+        return response
+
+    def _live(self, mitra):
+        presence = getattr(self, "_presence", {}).get(mitra.pk)
+        return presence if presence is not None else presence_of([mitra])[mitra.pk]
+
+    @admin.display(description="Nomor HP")
+    def phone(self, mitra):
+        return mitra.user.phone
+
+    @admin.display(description="Hadir", boolean=True)
+    def live_presence(self, mitra):
+        return self._live(mitra).is_present
+
+    @admin.display(description="Beban/kapasitas")
+    def load_of_capacity(self, mitra):
+        return f"{self._live(mitra).load}/{mitra.capacity}"
+
+    @admin.display(description="Umur heartbeat")
+    def heartbeat_age(self, mitra):
+        last = self._live(mitra).last_heartbeat_at
+        if last is None:
+            return "–"
+        return f"{int((timezone.now() - last).total_seconds())} dtk"
+
+    @admin.display(description="Status")
+    def status(self, mitra):
+        return "nonaktif" if mitra.deactivated_at else "aktif"
+
+    @admin.display(description="Rating")
+    def rating(self, mitra):
+        return f"{mitra.rating_average} ({mitra.rating_count})" if mitra.rating_count else "–"
+
+    def save_model(self, request, obj, form, change):
+        """Through the services: creation makes the account too; edits are validated there."""
+        data = form.cleaned_data
+        try:
+            if not change:
+                created = services.mitra_create(
+                    phone=data["phone"],
+                    password=data["password"],
+                    display_name=data["display_name"],
+                    bio=data.get("bio", ""),
+                    avatar_url=data.get("avatar_url", ""),
+                    topics=_split(data.get("topics_text")),
+                    languages=_split(data.get("languages_text")) or ["id"],
+                    gender=data.get("gender") or Gender.UNSPECIFIED,
+                    capacity=data.get("capacity"),
+                )
+                audit_record(
+                    actor=request.user,
+                    action="mitra_create",
+                    obj=created,
+                    request=request,
+                    after={"display_name": created.display_name, "capacity": created.capacity},
+                )
+                obj.pk = created.pk
+                obj.user_id = created.user_id
+                return
+            services.mitra_update_profile(
+                mitra=obj,
+                actor=request.user,
+                display_name=data["display_name"],
+                bio=data.get("bio", ""),
+                avatar_url=data.get("avatar_url", ""),
+                gender=data.get("gender"),
+                capacity=data.get("capacity"),
+                topics=_split(data.get("topics_text")),
+                languages=_split(data.get("languages_text")),
+            )
+        except (ServiceError, ValidationError, IntegrityError) as error:
+            message = getattr(error, "detail", None) or "; ".join(getattr(error, "messages", [str(error)]))
+            self.message_user(request, f"Tidak tersimpan: {message}", messages.ERROR)
+
+    @admin.action(description="Nonaktifkan mitra terpilih (keluar dari ketersediaan seketika)")
+    def deactivate(self, request, queryset):
+        for mitra in queryset:
+            with transaction.atomic():
+                services.mitra_deactivate(mitra=mitra, actor=request.user)
+        self.message_user(request, f"{queryset.count()} mitra dinonaktifkan.")
+
+    @admin.action(description="Aktifkan kembali mitra terpilih")
+    def reactivate(self, request, queryset):
+        for mitra in queryset:
+            services.mitra_reactivate(mitra=mitra, actor=request.user)
+        self.message_user(request, f"{queryset.count()} mitra diaktifkan kembali.")
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # mitras are deactivated, never deleted (sessions and earnings refer to them)
