@@ -89,12 +89,36 @@ def make_mitra():
 
 
 @pytest.fixture
+def make_staff():
+    """A staff user in one of the seeded groups (support, finance, admin)."""
+    from django.contrib.auth.models import Group
+
+    from halobestie.staff_roles import ensure_staff_groups
+
+    ensure_staff_groups()
+    counter = iter(range(1, 10_000))
+
+    def make(group):
+        number = next(counter)
+        user = User.objects.create_user(
+            email=f"{group}{number}@halobestie.test", password="staff-password-123", role=Role.STAFF, is_staff=True
+        )
+        user.groups.add(Group.objects.get(name=group))
+        return user
+
+    return make
+
+
+@pytest.fixture
 def internal_client():
     """Requests as the internal listener's ASGI app sees them (the scope carries the mark)."""
 
     class InternalClient:
         def __init__(self):
             self._client = AsyncClient(**{SCOPE_KEY: INTERNAL})
+
+        def force_login(self, user):
+            self._client.force_login(user)
 
         def __getattr__(self, method):
             return async_to_sync(getattr(self._client, method))

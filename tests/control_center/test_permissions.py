@@ -1,0 +1,146 @@
+"""Control center permissions: least privilege per staff group, transcripts audited."""
+
+from halobestie.audit.models import AuditEntry
+from halobestie.runtime.models import RuntimeConfig
+from mitras.models import Mitra
+from sessions_app import services
+from sessions_app.models import Message
+
+
+def make_session_with_messages(make_client_user, make_mitra):
+    from mitras.services import mitra_set_online
+
+    mitra = make_mitra()
+    mitra_set_online(mitra=mitra, is_online=True)
+    session = services.session_create(client=make_client_user(), package_code="curhat-15")
+    services.session_mark_paid(session_id=session.id)
+    services.session_accept(session_id=session.id, mitra=mitra)
+    session.refresh_from_db()
+    Message.objects.create(
+        session=session, seq=1, sender=session.client, body="rahasia curhat", created_at=session.accepted_at
+    )
+    return session
+
+
+def test_it_refuses_the_transcript_to_support_and_audits_admins(
+    internal_client, make_staff, make_client_user, make_mitra
+):
+    session = make_session_with_messages(make_client_user, make_mitra)
+    url = f"/admin/sessions_app/chatsession/{session.id}/transcript/"
+
+    internal_client.force_login(make_staff("support"))
+    assert internal_client.get(url).status_code == 403
+    assert AuditEntry.objects.filter(action="view_transcript").count() == 0
+
+    admin = make_staff("admin")
+    internal_client.force_login(admin)
+    response = internal_client.get(url)
+    assert response.status_code == 200
+    assert b"rahasia curhat" in response.content
+    internal_client.get(url)
+    views = AuditEntry.objects.filter(action="view_transcript", object_id=str(session.id))
+    assert views.count() == 2
+    assert set(views.values_list("actor_id", flat=True)) == {admin.id}
+
+
+def test_it_lets_only_admins_edit_the_runtime_config(internal_client, make_staff):
+    from django.core.management import call_command
+
+    call_command("seed")
+    row = RuntimeConfig.objects.get()
+    values = {**row.values, "offer_timeout_seconds": 75}
+    import json
+
+    for group in ("support", "finance"):
+        internal_client.force_login(make_staff(group))
+        response = internal_client.post(
+            f"/admin/runtime/runtimeconfig/{row.pk}/change/", {"values": json.dumps(values)}
+        )
+        assert response.status_code == 403, group
+    assert RuntimeConfig.objects.get().values["offer_timeout_seconds"] == 60
+
+    internal_client.force_login(make_staff("admin"))
+    bad = internal_client.post(
+        f"/admin/runtime/runtimeconfig/{row.pk}/change/",
+        {"values": json.dumps({**values, "mitra_share_percent": 150})},
+    )
+    assert bad.status_code == 200  # the form again, with the error
+    assert "mitra_share_percent" in bad.content.decode()
+    assert RuntimeConfig.objects.get().values["mitra_share_percent"] == 70
+
+    ok = internal_client.post(
+        f"/admin/runtime/runtimeconfig/{row.pk}/change/", {"values": json.dumps(values)}
+    )
+    assert ok.status_code == 302
+    saved = RuntimeConfig.objects.get()
+    assert saved.values["offer_timeout_seconds"] == 75
+    assert saved.version == row.version + 1
+    assert AuditEntry.objects.filter(action="update_runtime_config").count() == 1
+
+
+def test_it_creates_and_deactivates_a_mitra_from_the_admin(internal_client, make_staff):
+    internal_client.force_login(make_staff("admin"))
+    response = internal_client.post(
+        "/admin/mitras/mitra/add/",
+        {
+            "phone": "0812-3456-7890", "password": "sandi-awal-panjang", "display_name": "Bestie Baru",
+            "bio": "Halo", "avatar_url": "", "gender": "female", "capacity": "2",
+            "topics_text": "kerja, keluarga", "languages_text": "id, en",
+        },
+    )  # fmt: skip
+    assert response.status_code == 302, response.content[:2000]
+    mitra = Mitra.objects.get(user__phone="+6281234567890")
+    assert (mitra.display_name, mitra.capacity, mitra.topics, mitra.languages) == (
+        "Bestie Baru", 2, ["kerja", "keluarga"], ["id", "en"],
+    )  # fmt: skip
+    assert mitra.user.check_password("sandi-awal-panjang")
+
+    internal_client.post(
+        "/admin/mitras/mitra/", {"action": "deactivate", "_selected_action": [str(mitra.pk)]}
+    )
+    mitra.refresh_from_db()
+    assert mitra.deactivated_at is not None
+    assert AuditEntry.objects.filter(action="mitra_deactivate", object_id=str(mitra.pk)).count() == 1
+
+
+def test_it_lets_support_force_end_but_not_refund(internal_client, make_staff, make_client_user, make_mitra):
+    session = make_session_with_messages(make_client_user, make_mitra)
+    internal_client.force_login(make_staff("support"))
+    refused = internal_client.post(
+        "/admin/sessions_app/chatsession/", {"action": "refund", "_selected_action": [str(session.pk)]}
+    )
+    assert refused.status_code in (200, 302)
+    from payments.models import Refund
+
+    assert Refund.objects.count() == 0
+    internal_client.post(
+        "/admin/sessions_app/chatsession/", {"action": "force_end", "_selected_action": [str(session.pk)]}
+    )
+    session.refresh_from_db()
+    assert (session.status, session.end_reason) == ("ended", "staff_ended")
+    assert AuditEntry.objects.filter(action="force_end").count() == 1
+
+
+def test_it_lets_finance_refund(internal_client, make_staff, make_client_user, make_mitra):
+    session = make_session_with_messages(make_client_user, make_mitra)
+    services.session_end(session_id=session.id, actor=session.client)
+    internal_client.force_login(make_staff("finance"))
+    internal_client.post(
+        "/admin/sessions_app/chatsession/", {"action": "refund", "_selected_action": [str(session.pk)]}
+    )
+    from payments.models import Refund
+
+    refund = Refund.objects.get(session=session)
+    assert refund.amount_idr == 15000
+    assert AuditEntry.objects.filter(action="refund").count() == 1
+
+
+def test_it_serves_the_dashboard_numbers(internal_client, make_staff, make_mitra):
+    from mitras.services import mitra_set_online
+
+    for _ in range(2):
+        mitra_set_online(mitra=make_mitra(), is_online=True)
+    internal_client.force_login(make_staff("support"))
+    assert internal_client.get("/admin/dashboard/").status_code == 200
+    numbers = internal_client.get("/admin/dashboard.json").json()
+    assert (numbers["mitras_online"], numbers["mitras_available"], numbers["queue_waiting"]) == (2, 2, 0)
