@@ -15,6 +15,7 @@ from mitras.selectors import presence_of
 
 
 class MitraCreateForm(forms.ModelForm):
+    avatar_url = forms.URLField(label="URL avatar", required=False, assume_scheme="https")
     phone = forms.CharField(label="Nomor HP", help_text="08…, 628… atau +628…")
     password = forms.CharField(label="Kata sandi awal", widget=forms.PasswordInput, min_length=10)
     topics_text = forms.CharField(label="Topik (pisahkan dengan koma)", required=False)
@@ -33,6 +34,7 @@ class MitraCreateForm(forms.ModelForm):
 
 
 class MitraChangeForm(forms.ModelForm):
+    avatar_url = forms.URLField(label="URL avatar", required=False, assume_scheme="https")
     topics_text = forms.CharField(label="Topik (pisahkan dengan koma)", required=False)
     languages_text = forms.CharField(label="Bahasa (kode, pisahkan dengan koma)", required=False)
 

@@ -18,7 +18,7 @@ _cached = None  # (expires_at_monotonic, version, values)
 
 
 def _cache_seconds():
-    return getattr(settings, "RUNTIME_CONFIG_CACHE_SECONDS", 5)
+    return settings.RUNTIME_CONFIG_CACHE_SECONDS
 
 
 def get_config() -> RuntimeConfigValues:
