@@ -25,10 +25,17 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 from halobestie import listeners, routing  # noqa: E402
 from halobestie.lifespan import LifespanApp  # noqa: E402
+from halobestie.middleware import SocketObservabilityMiddleware  # noqa: E402
 
 public_application = LifespanApp(
     listeners.MarkListener(
-        ProtocolTypeRouter({"http": django_http, "websocket": URLRouter(routing.websocket_urlpatterns)}),
+        ProtocolTypeRouter(
+            {
+                "http": django_http,
+                # Request id per socket, the open-sockets gauge, a log line at accept and close.
+                "websocket": SocketObservabilityMiddleware(URLRouter(routing.websocket_urlpatterns)),
+            }
+        ),
         listeners.PUBLIC,
     ),
     listener=listeners.PUBLIC,

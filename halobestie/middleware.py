@@ -1,11 +1,28 @@
-"""Request id: taken from X-Request-ID when the proxy sets a sane one, else made up."""
+"""Request id, one log line and the request counter per request; the same for WebSockets.
 
+The request id is taken from X-Request-ID when the proxy sets a sane one, else made up. The log
+line carries the path without its query string (a socket ticket or a payment token could be in
+it) and never a header or a body.
+"""
+
+import logging
 import re
+import time
 import uuid
 
+from halobestie import metrics
+from halobestie.listeners import request_listener
 from halobestie.request_context import reset_request_id, set_request_id
 
+logger = logging.getLogger("halobestie.request")
+
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Probes and scrapes come every few seconds: logged at DEBUG only, still counted.
+_QUIET_PATHS = {"/healthz", "/readyz", "/metrics"}
+
+
+def _request_id_from(value):
+    return value if value and _SAFE_ID.match(value) else uuid.uuid4().hex
 
 
 class RequestIdMiddleware:
@@ -13,13 +30,73 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        request_id = _request_id_from(request.headers.get("X-Request-ID", ""))
         request.request_id = request_id
         token = set_request_id(request_id)
+        started = time.monotonic()
+        status = 500
         try:
             response = self.get_response(request)
+            status = response.status_code
+            response["X-Request-ID"] = request_id
+            return response
         finally:
+            listener = request_listener(request)
+            metrics.REQUESTS.labels(
+                listener=listener, method=request.method, status_class=metrics.status_class(status)
+            ).inc()
+            logger.log(
+                logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO,
+                "request",
+                extra={
+                    "listener": listener,
+                    "method": request.method,
+                    "path": request.path,  # never the query string
+                    "status": status,
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                },
+            )
             reset_request_id(token)
-        response["X-Request-ID"] = request_id
-        return response
+
+
+class SocketObservabilityMiddleware:
+    """ASGI middleware for WebSocket scopes: a request id for the socket's whole life (log lines
+    of its consumer carry it), the open-sockets gauge, and one log line at accept and at close.
+    Wrap the WebSocket router with it; other scope types pass through untouched."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        request_id = _request_id_from(headers.get(b"x-request-id", b"").decode("latin-1"))
+        scope = dict(scope, request_id=request_id)
+        token = set_request_id(request_id)
+        state = {"accepted": False, "close_code": None}
+        started = time.monotonic()
+
+        async def observed_send(message):
+            if message["type"] == "websocket.accept" and not state["accepted"]:
+                state["accepted"] = True
+                metrics.SOCKETS_OPEN.inc()
+                logger.info("socket accepted", extra={"path": scope.get("path", "")})
+            elif message["type"] == "websocket.close":
+                state["close_code"] = message.get("code", 1000)
+            await send(message)
+
+        try:
+            return await self.app(scope, receive, observed_send)
+        finally:
+            if state["accepted"]:
+                metrics.SOCKETS_OPEN.dec()
+                logger.info(
+                    "socket closed",
+                    extra={
+                        "path": scope.get("path", ""),
+                        "close_code": state["close_code"],
+                        "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                    },
+                )
+            reset_request_id(token)

@@ -290,6 +290,20 @@ ADMIN_EMAIL = env("ADMIN_EMAIL", str, "")
 ADMIN_PASSWORD = env("ADMIN_PASSWORD", str, "")
 
 SENTRY_DSN = env("SENTRY_DSN", str, "")
+SENTRY_ENVIRONMENT = env("SENTRY_ENVIRONMENT", str, "production")
+SENTRY_TRACES_SAMPLE_RATE = env("SENTRY_TRACES_SAMPLE_RATE", float, 0.0)
+
+# Serving (`python -m halobestie.serve public|internal`, see DEPLOY.md) -----------------------
+PUBLIC_HOST = env("PUBLIC_HOST", str, "0.0.0.0")
+PUBLIC_PORT = env("PUBLIC_PORT", int, 3000)
+INTERNAL_HOST = env("INTERNAL_HOST", str, "127.0.0.1")
+INTERNAL_PORT = env("INTERNAL_PORT", int, 3001)
+# After SIGTERM: seconds of serving with /readyz at 503 (the load balancer stops routing), then
+# at most this many seconds for in-flight requests before they are cancelled.
+DRAIN_SECONDS = env("DRAIN_SECONDS", float, 5.0)
+GRACEFUL_SHUTDOWN_SECONDS = env("GRACEFUL_SHUTDOWN_SECONDS", int, 20)
+# Proxies whose X-Forwarded-For / -Proto are trusted (comma-separated addresses, or *).
+FORWARDED_ALLOW_IPS = env("FORWARDED_ALLOW_IPS", str, "127.0.0.1")
 
 # Production hardening, all on when DEBUG is off (TLS terminates at the reverse proxy).
 if not DEBUG:
@@ -309,6 +323,15 @@ LOGGING = {
         # Replace Django's own console handler, so every line is JSON and none is doubled.
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
         "django.db.backends": {"level": "WARNING"},
-        "uvicorn.access": {"level": "WARNING"},
+        # uvicorn's own lines (start-up, shutdown, errors) as JSON too; its access log stays off
+        # (halobestie.request logs each request without the query string).
+        "uvicorn": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        "uvicorn.error": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
     },
 }
+
+if SENTRY_DSN:
+    from halobestie.sentry import init_sentry
+
+    init_sentry(SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)

@@ -1,15 +1,16 @@
 """URLconf of the internal listener (port 3001, 127.0.0.1 unless configured): the control
-center (Django admin), API docs, probes. Never exposed publicly."""
+center (Django admin), API docs, Prometheus metrics, probes. Never exposed publicly."""
 
 from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from halobestie import health
+from halobestie import health, metrics
 
 urlpatterns = [
     path("healthz", health.healthz, name="internal-healthz"),
     path("readyz", health.readyz, name="internal-readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path(
         "api/docs/",

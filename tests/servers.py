@@ -34,6 +34,9 @@ def server_env(**overrides):
         CHANNEL_LAYER_PREFIX=settings.CHANNEL_LAYER_PREFIX,
         DATABASE_POOL="false",
         PYTHONUNBUFFERED="1",
+        # The launcher's drain after SIGTERM, short so that stopping a test server is quick.
+        DRAIN_SECONDS="0.2",
+        GRACEFUL_SHUTDOWN_SECONDS="5",
     )
     env.update({k: str(v) for k, v in overrides.items()})
     return env
@@ -44,11 +47,38 @@ def uvicorn_process(app="public", *, port=None, env=None, log_path=None):
     """Start `uvicorn halobestie.asgi:<app>_application`, wait until /healthz answers, yield
     (process, base_url), and stop it (SIGTERM, then kill) afterwards."""
     port = port or free_port()
-    log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        f"halobestie.asgi:{app}_application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--lifespan",
+        "on",
+        "--no-access-log",
+    ]
+    with _server(command, app, port, env=env, log_path=log_path) as started:
+        yield started
+
+
+@contextmanager
+def serve_process(listener="public", *, port=None, env=None, log_path=None):
+    """Start the production launcher `python -m halobestie.serve <listener>` (graceful drain,
+    JSON logs), wait until /healthz answers, yield (process, base_url), and stop it afterwards."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "halobestie.serve", listener, "--host", "127.0.0.1", "--port", str(port)]
+    with _server(command, listener, port, env=env, log_path=log_path) as started:
+        yield started
+
+
+@contextmanager
+def _server(command, app, port, *, env, log_path):
+    log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", f"halobestie.asgi:{app}_application", "--host", "127.0.0.1",
-         "--port", str(port), "--lifespan", "on", "--no-access-log"],
-        cwd=settings.BASE_DIR, env=env or server_env(), stdout=log, stderr=subprocess.STDOUT,
+        command, cwd=settings.BASE_DIR, env=env or server_env(), stdout=log, stderr=subprocess.STDOUT
     )
     base_url = f"http://127.0.0.1:{port}"
     try:

@@ -1,0 +1,61 @@
+"""Prometheus metrics, exposed by the internal listener at /metrics.
+
+Increment them from the code that does the thing, e.g. `metrics.MESSAGES.inc()` after a message
+is stored, `metrics.PAYMENTS.labels(status="paid").inc()` when a payment changes status. Never put
+a user id, phone, session id or any unbounded value in a label.
+
+Each server process keeps its own counters (no prometheus multiprocess mode): the public and
+internal listeners and the scheduler are separate processes, and /metrics on the internal
+listener shows the internal process's registry plus nothing of the others. Prometheus scrapes
+every process it should count: in Kubernetes each public pod exposes the same /metrics on its
+internal port (see DEPLOY.md § Metrics). Sums across replicas are done in PromQL.
+"""
+
+from django.http import HttpResponse
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+
+REQUESTS = Counter(
+    "halobestie_http_requests_total",
+    "HTTP requests answered, by listener, method and status class (2xx, 3xx, 4xx, 5xx).",
+    ["listener", "method", "status_class"],
+)
+SOCKETS_OPEN = Gauge(
+    "halobestie_websockets_open",
+    "WebSocket connections accepted and not yet closed in this process.",
+)
+MESSAGES = Counter(
+    "halobestie_chat_messages_total",
+    "Chat messages stored (inc() once per message, after the commit).",
+)
+ASSIGNMENTS = Counter(
+    "halobestie_session_assignments_total",
+    "Sessions assigned to a mitra (direct choice or from the queue).",
+)
+PAYMENTS = Counter(
+    "halobestie_payments_total",
+    "Payment status changes, by the status reached (e.g. pending, paid, expired, failed).",
+    ["status"],
+)
+VALKEY_FALLBACKS = Counter(
+    "halobestie_valkey_fallbacks_total",
+    "Valkey operations that failed and fell back to PostgreSQL (or were skipped).",
+)
+MIRROR_RESEEDS = Counter(
+    "halobestie_mirror_reseeds_total",
+    "Reseeds of the Valkey availability mirror from PostgreSQL.",
+)
+DRAINING = Gauge(
+    "halobestie_draining",
+    "1 while this process drains after SIGTERM (readiness answers 503).",
+)
+
+
+def status_class(status_code):
+    return f"{int(status_code) // 100}xx"
+
+
+@require_GET
+def metrics_view(request):
+    """The Prometheus text exposition of this process's registry (internal listener only)."""
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
