@@ -195,6 +195,10 @@ TIME_ZONE = "Asia/Jakarta"
 USE_I18N = True
 USE_TZ = True
 
+# Seconds a process keeps the runtime config before re-reading it; saves invalidate at once over
+# Valkey pub/sub, so this only bounds staleness while Valkey is down.
+RUNTIME_CONFIG_CACHE_SECONDS = env("RUNTIME_CONFIG_CACHE_SECONDS", float, 5.0)
+
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
