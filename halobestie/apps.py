@@ -7,3 +7,10 @@ class HalobestieConfig(AppConfig):
 
     name = "halobestie"
     verbose_name = "HaloBestie"
+
+    def ready(self):
+        from halobestie import push
+
+        # Here rather than in a system check: every process (manage.py, uvicorn, the scheduler)
+        # must refuse a service account of another Firebase project, not only `manage.py check`.
+        push.configure_from_settings()

@@ -1,5 +1,8 @@
 """Pushes about sessions (FCM through halobestie/push.py), sent after commit and off the
-request path. Texts in Indonesian; never a message body (privacy)."""
+request path. Texts in Indonesian; never a message body (privacy).
+
+Call these from a `transaction.on_commit` callback: they only enqueue (see push.send_to_user), so
+they never slow or fail the caller. The push types and data keys are listed in docs/push.md."""
 
 from halobestie import push
 
@@ -43,4 +46,29 @@ def new_message(*, session, recipient_user_id):
         else "Klienmu mengirim pesan",
         data={"type": "message.new", "session_id": str(session.id)},
         high_priority=True,
+    )
+
+
+def session_ended(*, session):
+    """To the client, unless the client ended it themselves (they already know)."""
+    if session.ended_by_id is not None and session.ended_by_id == session.client_id:
+        return
+    push.send_to_user(
+        user_id=session.client_id,
+        title="Sesi selesai",
+        body="Sesi curhatmu sudah berakhir. Beri nilai untuk Bestie-mu, yuk.",
+        data={"type": "session.ended", "session_id": str(session.id)},
+        high_priority=False,
+    )
+
+
+def refund_issued(*, session, amount_idr: int):
+    """To the client: a refund of `amount_idr` (integer rupiah) for the session was issued."""
+    amount = f"Rp{amount_idr:,}".replace(",", ".")
+    push.send_to_user(
+        user_id=session.client_id,
+        title="Dana dikembalikan",
+        body=f"Pengembalian dana {amount} untuk sesimu sudah diproses.",
+        data={"type": "refund.issued", "session_id": str(session.id), "amount_idr": str(amount_idr)},
+        high_priority=False,
     )
