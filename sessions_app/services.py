@@ -21,7 +21,7 @@ from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
-from sessions_app import events
+from sessions_app import events, notifications
 from sessions_app.models import (
     ChatSession,
     EarningsEntry,
@@ -124,6 +124,7 @@ def _end_active(session, *, reason, actor=None, now):
     _record(session, "ended", actor=actor, reason=reason)
     _capacity_changed(session.mitra_id)
     _notify_updated(session)
+    transaction.on_commit(lambda: notifications.session_ended(session=session))
     _dispatch_after_commit()
 
 
