@@ -317,6 +317,7 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
 LOG_LEVEL = env("LOG_LEVEL", str, "INFO")
+_PROTOCOL_LOG_LEVEL = LOG_LEVEL if LOG_LEVEL.upper() in {"WARNING", "ERROR", "CRITICAL"} else "INFO"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -329,9 +330,12 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # uvicorn's own lines (start-up, shutdown, errors) as JSON too; its access log stays off
         # (halobestie.request logs each request without the query string).
-        "uvicorn": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
-        "uvicorn.error": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        # Never below INFO: at DEBUG uvicorn and websockets print handshake headers and frames,
+        # chat message bodies included.
+        "uvicorn": {"handlers": ["stdout"], "level": _PROTOCOL_LOG_LEVEL, "propagate": False},
+        "uvicorn.error": {"handlers": ["stdout"], "level": _PROTOCOL_LOG_LEVEL, "propagate": False},
         "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        "websockets": {"level": _PROTOCOL_LOG_LEVEL},
     },
 }
 

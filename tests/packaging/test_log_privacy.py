@@ -1,0 +1,74 @@
+"""A real flow through the production launcher, then the captured logs are scanned: no message
+body, OTP code, ticket or token may appear, and every line is JSON with the request id.
+
+To extend it when a new flow lands (OTP login, payments): do the flow in `_flow`, and add every
+secret it handles (the code, the tokens it returns, bodies) to `secrets`.
+"""
+
+import json
+import uuid
+
+import requests
+
+from halobestie.accounts.tokens import tokens_for
+from tests.realtime.conftest import Socket
+from tests.servers import serve_process, server_env
+
+
+def _flow(base, session, client, mitra, secrets):
+    client_tokens, mitra_tokens = tokens_for(client), tokens_for(mitra.user)
+    secrets += [client_tokens["access"], client_tokens["refresh"], mitra_tokens["access"]]
+    auth = {"Authorization": f"Bearer {client_tokens['access']}", "X-Request-ID": "flow-1"}
+
+    # A one-use ticket for the socket, sent in the query string as the apps do.
+    ticket = requests.post(f"{base}/api/v1/realtime/ticket", headers=auth, timeout=10).json()["ticket"]
+    secrets.append(ticket)
+    body = f"rahasia curhat {uuid.uuid4().hex}"
+    reply = f"balasan bestie {uuid.uuid4().hex}"
+    secrets += [body, reply]
+    with Socket(base, ticket=ticket) as c, Socket(base, mitra.user) as m:
+        c.expect_type("hello")
+        m.expect_type("hello")
+        sent = c.send_message(session.id, body)
+        c.expect_type("message.ack", client_msg_id=sent)
+        assert m.expect_type("message.new", client_msg_id=sent)["body"] == body
+        answered = m.send_message(session.id, reply)
+        assert c.expect_type("message.new", client_msg_id=answered)["body"] == reply
+    history = requests.get(f"{base}/api/v1/sessions/{session.id}/messages", headers=auth, timeout=10)
+    assert [m["body"] for m in history.json()["results"]] == [body, reply]
+
+    # Credentials where they do not belong: a used ticket again, query strings, a bad token.
+    with Socket(base, ticket=ticket) as again:
+        again.wait_closed()  # refused (which close code is the realtime tests' business)
+    wrong_token = f"eyJ.{uuid.uuid4().hex}.sig"
+    leaked_code = f"{uuid.uuid4().int % 1_000_000:06d}"
+    secrets += [wrong_token, f"code={leaked_code}"]
+    assert (
+        requests.get(
+            f"{base}/api/v1/mitra/me", headers={"Authorization": f"Bearer {wrong_token}"}
+        ).status_code
+        == 401
+    )
+    requests.get(f"{base}/api/v1/nope?ticket={ticket}&code={leaked_code}&token={wrong_token}", timeout=10)
+    requests.get(f"{base}/ws/v1/?ticket={ticket}", timeout=10)
+
+
+def test_it_keeps_bodies_codes_tickets_and_tokens_out_of_the_logs(transactional_db, active_session, tmp_path):
+    session, client, mitra = active_session()
+    secrets = []
+    log_path = tmp_path / "public.log"
+    env = server_env(DEBUG="false", LOG_LEVEL="DEBUG")
+    with serve_process("public", env=env, log_path=log_path) as (_, base):
+        _flow(base, session, client, mitra, secrets)
+    text = log_path.read_text()
+    assert text.strip(), "the server logged nothing"
+    for secret in secrets:
+        assert secret not in text, f"a secret reached the logs: {secret[:12]}…"
+    lines = [json.loads(line) for line in text.splitlines()]
+    requests_logged = [line for line in lines if line["msg"] == "request"]
+    assert {"method": "GET", "path": "/api/v1/nope", "status": 404} in [
+        {k: line[k] for k in ("method", "path", "status")} for line in requests_logged
+    ]
+    assert any(line.get("request_id") == "flow-1" for line in requests_logged)
+    sockets = [line for line in lines if line["msg"] in ("socket accepted", "socket closed")]
+    assert sockets and all(line.get("request_id") for line in sockets)
