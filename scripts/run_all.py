@@ -1,5 +1,6 @@
-"""Development supervisor for `make run`: the public and internal listeners (uvicorn) and the
-scheduler, in one terminal. Ctrl-C (or SIGTERM) stops them all; if one dies, all stop.
+"""Development supervisor for `make run`: the public and internal listeners (uvicorn through
+`python -m halobestie.serve`) and the scheduler, in one terminal. Ctrl-C (or SIGTERM) stops them
+all; if one dies, all stop.
 
 Production runs each process as its own container (see DEPLOY.md); this is only for local work.
 """
@@ -31,38 +32,19 @@ def main():
     args = parser.parse_args()
 
     python = sys.executable
+    # The same launcher as production (python -m halobestie.serve: JSON logs, graceful drain).
     commands = {
-        "public": [
-            python,
-            "-m",
-            "uvicorn",
-            "halobestie.asgi:public_application",
-            "--host",
-            args.public_host,
-            "--port",
-            str(args.public_port),
-            "--lifespan",
-            "on",
-            "--no-access-log",
-        ],
-        "internal": [
-            python,
-            "-m",
-            "uvicorn",
-            "halobestie.asgi:internal_application",
-            "--host",
-            args.internal_host,
-            "--port",
-            str(args.internal_port),
-            "--lifespan",
-            "on",
-            "--no-access-log",
-        ],
-    }
+        "public": [python, "-m", "halobestie.serve", "public", "--host", args.public_host,
+                   "--port", str(args.public_port)],
+        "internal": [python, "-m", "halobestie.serve", "internal", "--host", args.internal_host,
+                     "--port", str(args.internal_port)],
+    }  # fmt: skip
     if has_command("run_scheduler"):
         commands["scheduler"] = [python, "manage.py", "run_scheduler"]
 
-    processes = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in commands.items()}
+    # No load balancer to wait for locally: stop at once unless DRAIN_SECONDS says otherwise.
+    env = {**os.environ, "DRAIN_SECONDS": os.environ.get("DRAIN_SECONDS", "0")}
+    processes = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in commands.items()}
     stopping = False
 
     def stop(*_):
