@@ -56,7 +56,7 @@ _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A
 # Indonesian phones: 08…, +62…, 62…, 0062…, with spaces, dashes, dots or brackets inside; 9–13
 # digits after the country prefix / leading zero. A lone short number (a price, a time) is left.
 _PHONE = re.compile(
-    r"(?<![\w+])(?:\+\s?62|0062|62|0)[\s.()-]{0,2}8(?:[\s.()-]{0,2}\d){7,12}(?!\d)",
+    r"(?<![\w+(])\(?(?:\+\s?62|0062|62|0)[\s.()-]{0,2}8(?:[\s.()-]{0,2}\d){7,12}(?!\d)",
 )
 # @handles: 2–30 characters of letters, digits, dots and underscores, not part of an e-mail.
 _HANDLE = re.compile(r"(?<![\w.@])@[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?(?![\w@])")
@@ -92,8 +92,8 @@ def _crisis_pattern(words: tuple):
 
 
 def crisis_words_found(text: str, words) -> list:
-    """The crisis phrases found in `text` (as written there, lower-cased), in order; [] if none."""
+    """The crisis phrases found in `text` (lower-cased, runs of spaces as one), in order; [] if none."""
     pattern = _crisis_pattern(tuple(words))
     if pattern is None:
         return []
-    return [match.group(0).lower() for match in pattern.finditer(text)]
+    return [re.sub(r"\s+", " ", match.group(0).lower()) for match in pattern.finditer(text)]
