@@ -24,6 +24,7 @@ import json
 import logging
 import queue
 import threading
+import warnings
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -36,6 +37,11 @@ QUEUE_SIZE = 1000
 # by the next event than allowed to hold the single worker.
 FCM_TIMEOUT_SECONDS = 10.0
 _SERVICE_ACCOUNT_KEYS = ("project_id", "private_key", "client_email")
+
+# firebase-admin 7.x deprecates Message.token for Message.fid (a Firebase installation id). The
+# apps register FCM registration tokens (accounts.Device), which FCM v1 still addresses as
+# `message.token`; switching needs the apps to send installation ids first.
+warnings.filterwarnings("ignore", message="Message.token is deprecated", category=DeprecationWarning)
 
 PUSHES = Counter(
     "halobestie_pushes_total",

@@ -22,7 +22,11 @@ from .conftest import (
     closed_port_url,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    # Deliberate: the apps register FCM registration tokens (see halobestie/push.py).
+    pytest.mark.filterwarnings("ignore:Message.token is deprecated:DeprecationWarning"),
+]
 
 
 def offer_push(user_id):
