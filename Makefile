@@ -21,7 +21,7 @@ help:
 	@echo "make run      serve both listeners with demo data (SQLite and in-memory layer unless"
 	@echo "              DATABASE_URL / VALKEY_URL are set)"
 	@echo "make test     the whole suite against real PostgreSQL and Valkey/Redis"
-	@echo "make lint     ruff check and format check"
+	@echo "make lint     ruff; hadolint, compose config, Kubernetes schema check of the packaging"
 	@echo "make openapi  write docs/openapi.yaml"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -47,6 +47,15 @@ test: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
+	sh -n docker/entrypoint.sh
+	@if command -v docker-compose >/dev/null; then \
+		for file in compose/*.yml; do \
+			echo "docker-compose -f $$file config -q"; \
+			HALOBESTIE_ENV_FILE=../.env.example POSTGRES_PASSWORD=lint docker-compose -f $$file config -q || exit 1; \
+		done; \
+	else echo "docker-compose not installed: compose files not checked"; fi
+	$(VENV)/bin/kubernetes-validate --strict --quiet deploy/k8s/*.yaml
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

@@ -4,16 +4,21 @@ Increment them from the code that does the thing, e.g. `metrics.MESSAGES.inc()` 
 is stored, `metrics.PAYMENTS.labels(status="paid").inc()` when a payment changes status. Never put
 a user id, phone, session id or any unbounded value in a label.
 
-Each server process keeps its own counters (no prometheus multiprocess mode): the public and
-internal listeners and the scheduler are separate processes, and /metrics on the internal
-listener shows the internal process's registry plus nothing of the others. Prometheus scrapes
-every process it should count: in Kubernetes each public pod exposes the same /metrics on its
-internal port (see DEPLOY.md § Metrics). Sums across replicas are done in PromQL.
+Each process keeps its own counters (no prometheus multiprocess mode): the public and internal
+listeners and the scheduler are separate processes. /metrics on the internal listener shows the
+internal process's registry only; every other process exposes its own registry on METRICS_PORT
+(bound to METRICS_HOST, never published) when that is set: `start_metrics_server()` does it, the
+launcher calls it for the listeners. Prometheus scrapes every process; sums across replicas are
+done in PromQL (DEPLOY.md § Metrics).
 """
+
+import logging
 
 from django.http import HttpResponse
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest, start_http_server
+
+logger = logging.getLogger(__name__)
 
 REQUESTS = Counter(
     "halobestie_http_requests_total",
@@ -59,3 +64,13 @@ def status_class(status_code):
 def metrics_view(request):
     """The Prometheus text exposition of this process's registry (internal listener only)."""
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+def start_metrics_server():
+    """Serve this process's registry on METRICS_HOST:METRICS_PORT (a thread), if METRICS_PORT is
+    set; a no-op otherwise. Call once per process, at start-up."""
+    from django.conf import settings
+
+    if settings.METRICS_PORT:
+        start_http_server(settings.METRICS_PORT, addr=settings.METRICS_HOST)
+        logger.info("metrics listener", extra={"host": settings.METRICS_HOST, "port": settings.METRICS_PORT})

@@ -100,6 +100,7 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args(argv)
     server = build_server(args.listener, host=args.host, port=args.port)
+    metrics.start_metrics_server()
     server.run()
     if not server.started:
         return 3  # start-up failed (uvicorn logged why)

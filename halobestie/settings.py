@@ -308,6 +308,10 @@ DRAIN_SECONDS = env("DRAIN_SECONDS", float, 5.0)
 GRACEFUL_SHUTDOWN_SECONDS = env("GRACEFUL_SHUTDOWN_SECONDS", int, 20)
 # Proxies whose X-Forwarded-For / -Proto are trusted (comma-separated addresses, or *).
 FORWARDED_ALLOW_IPS = env("FORWARDED_ALLOW_IPS", str, "127.0.0.1")
+# Prometheus: each process's own registry on this port (0: off; the internal listener always has
+# /metrics), bound to METRICS_HOST. Never publish it.
+METRICS_PORT = env("METRICS_PORT", int, 0)
+METRICS_HOST = env("METRICS_HOST", str, "127.0.0.1")
 
 # Production hardening, all on when DEBUG is off (TLS terminates at the reverse proxy).
 if not DEBUG:
