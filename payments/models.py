@@ -1,0 +1,167 @@
+"""Payments (one Xendit invoice each), the raw callbacks we received, and refunds.
+
+Only `payments/services.py` changes these rows. Money is integer rupiah; times are UTC.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class PaymentKind(models.TextChoices):
+    SESSION = "session", "Sesi"
+    EXTENSION = "extension", "Perpanjangan"
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", "Menunggu pembayaran"
+    PAID = "paid", "Dibayar"
+    EXPIRED = "expired", "Kedaluwarsa"
+    FAILED = "failed", "Gagal"
+
+
+class Payment(models.Model):
+    """One invoice for a session or an extension of it. `external_id` is ours and unique; the
+    gateway's invoice id is `invoice_id` ("local-…" for the local checkout)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey("sessions_app.ChatSession", on_delete=models.PROTECT, related_name="payments")
+    kind = models.CharField(max_length=10, choices=PaymentKind.choices)
+    package_code = models.CharField(max_length=32)
+    amount_idr = models.PositiveIntegerField()
+    external_id = models.CharField(max_length=64, unique=True)
+    invoice_id = models.CharField(max_length=64, db_index=True)
+    invoice_url = models.CharField(max_length=500)
+    status = models.CharField(max_length=10, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    # What the gateway says was paid (PAID/SETTLED callbacks), kept for the staff's reconciliation.
+    paid_amount_idr = models.PositiveIntegerField(null=True, blank=True)
+    payment_method = models.CharField(max_length=40, blank=True)
+    payment_channel = models.CharField(max_length=40, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # Something about this payment needs a human (amount mismatch, paid after the session closed).
+    flagged_for_staff = models.BooleanField(default=False)
+    flag_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "pembayaran"
+        verbose_name_plural = "pembayaran"
+        indexes = [
+            models.Index(fields=["session", "-created_at"], name="payment_session_idx"),
+            models.Index(fields=["status", "expires_at"], name="payment_status_expiry_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount_idr__gt=0), name="payment_amount_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.external_id} ({self.get_status_display()})"
+
+
+class CallbackKind(models.TextChoices):
+    INVOICE = "invoice", "Invoice"
+    REFUND = "refund", "Refund"
+
+
+class PaymentCallback(models.Model):
+    """Every authenticated callback as received (append-only), and what we made of it.
+
+    The callback token is never stored. Callbacks with a wrong token are refused with 401 and not
+    stored at all (anyone can send those; storing them would let strangers fill the table)."""
+
+    kind = models.CharField(max_length=10, choices=CallbackKind.choices)
+    payment = models.ForeignKey(
+        Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="callbacks"
+    )
+    refund = models.ForeignKey(
+        "payments.Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="callbacks"
+    )
+    # Copied from the body for searching: our external id / refund reference, the gateway's id.
+    reference = models.CharField(max_length=100, blank=True, db_index=True)
+    gateway_id = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=20, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    outcome = models.CharField(max_length=40)
+    outcome_detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = "callback pembayaran"
+        verbose_name_plural = "callback pembayaran"
+        ordering = ["-received_at", "-id"]
+
+    def save(self, *args, **kwargs):
+        # Append-only: a stored callback is evidence, never rewritten.
+        if self.pk is not None:
+            raise ValueError("PaymentCallback rows are append-only.")
+        super().save(*args, **kwargs)
+
+    def __str__(self):
+        return f"{self.kind} {self.reference} {self.status} → {self.outcome}"
+
+
+class RefundStatus(models.TextChoices):
+    REQUESTED = "requested", "Diminta (belum dikirim ke Xendit)"
+    PENDING = "pending", "Diproses"
+    SUCCEEDED = "succeeded", "Berhasil"
+    FAILED = "failed", "Gagal"
+    MANUAL_SETTLED = "manual_settled", "Diselesaikan manual"
+
+
+# Refunds in these states count against what is still refundable on their payment.
+REFUND_COUNTING_STATUSES = (
+    RefundStatus.REQUESTED,
+    RefundStatus.PENDING,
+    RefundStatus.SUCCEEDED,
+    RefundStatus.MANUAL_SETTLED,
+)
+
+
+class Refund(models.Model):
+    """Money back for (part of) one payment. With Xendit it is sent with `idempotency_key` (our id)
+    and follows the refund callback; without, it waits `pending` for staff to settle by hand."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    session = models.ForeignKey("sessions_app.ChatSession", on_delete=models.PROTECT, related_name="refunds")
+    amount_idr = models.PositiveIntegerField()
+    reason = models.CharField(max_length=40)
+    status = models.CharField(max_length=16, choices=RefundStatus.choices, default=RefundStatus.REQUESTED)
+    # Sent to the gateway only when the payment was really paid through it (see refund_create).
+    is_gateway_refund = models.BooleanField(default=False)
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    xendit_refund_id = models.CharField(max_length=100, blank=True, db_index=True)
+    failure_code = models.CharField(max_length=100, blank=True)
+    # A failed refund tried again is a new refund (a new idempotency key); this points back.
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    settled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    settled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "refund"
+        verbose_name_plural = "refund"
+        indexes = [models.Index(fields=["status", "created_at"], name="refund_status_idx")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount_idr__gt=0), name="refund_amount_positive"),
+        ]
+
+    def save(self, *args, **kwargs):
+        if not self.idempotency_key:
+            self.idempotency_key = str(self.id)
+        super().save(*args, **kwargs)
+
+    def __str__(self):
+        return f"Refund {str(self.id)[:8]} Rp{self.amount_idr} ({self.get_status_display()})"
