@@ -5,14 +5,23 @@ from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJ
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 
 
+def check_may_authenticate(user, *, role_claim) -> None:
+    """Raise AuthenticationFailed (401) when `user` may no longer use a token claiming
+    `role_claim`: inactive or deleted accounts, deactivated mitras, a role that changed. Used on
+    every request (below) and on every refresh (accounts.services.auth_token_refresh)."""
+    if not user.is_active:
+        raise AuthenticationFailed("Akun tidak aktif.", code="user_inactive")
+    if user.deleted_at is not None:
+        raise AuthenticationFailed("Akun sudah dihapus.", code="account_deleted")
+    mitra = getattr(user, "mitra", None) if user.role == "mitra" else None
+    if mitra is not None and mitra.deactivated_at is not None:
+        raise AuthenticationFailed("Akun mitra dinonaktifkan.", code="mitra_deactivated")
+    if role_claim not in (None, user.role):
+        raise AuthenticationFailed("Token tidak cocok dengan akun.", code="token_not_valid")
+
+
 class JWTAuthentication(SimpleJWTAuthentication):
     def get_user(self, validated_token):
         user = super().get_user(validated_token)
-        if user.deleted_at is not None:
-            raise AuthenticationFailed("Akun sudah dihapus.", code="account_deleted")
-        mitra = getattr(user, "mitra", None) if user.role == "mitra" else None
-        if mitra is not None and mitra.deactivated_at is not None:
-            raise AuthenticationFailed("Akun mitra dinonaktifkan.", code="mitra_deactivated")
-        if validated_token.get("role") not in (None, user.role):
-            raise AuthenticationFailed("Token tidak cocok dengan akun.", code="token_not_valid")
+        check_may_authenticate(user, role_claim=validated_token.get("role"))
         return user

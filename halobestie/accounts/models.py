@@ -1,6 +1,8 @@
 """The user: a client (phone OTP), a mitra (phone and password, created by staff) or staff
 (e-mail and password, control center only)."""
 
+import uuid
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models.functions import Lower
@@ -83,3 +85,39 @@ class Device(models.Model):
 
     def __str__(self):
         return f"device of {self.user_id}"
+
+
+class OtpStatus(models.TextChoices):
+    SENDING = "sending", "Sedang dikirim"
+    PENDING = "pending", "Menunggu kode"
+    VERIFIED = "verified", "Terverifikasi"
+    SUPERSEDED = "superseded", "Diganti kode baru"
+
+
+class OtpChallenge(models.Model):
+    """One OTP sent to a phone. Our own limits live here: the lifetime (`expires_at`), the
+    resend cooldown and hourly caps (rows per phone / per IP in the last hour) and the attempt
+    cap (`attempts`, counted under a row lock). The code itself is never stored: the provider
+    holds it (`provider_reference`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    phone = models.CharField("nomor HP", max_length=16)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    provider = models.CharField(max_length=16)
+    provider_reference = models.CharField(max_length=128, blank=True)
+    status = models.CharField(max_length=12, choices=OtpStatus.choices, default=OtpStatus.SENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    verified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "tantangan OTP"
+        verbose_name_plural = "tantangan OTP"
+        indexes = [
+            models.Index(fields=["phone", "-created_at"], name="otp_phone_created_idx"),
+            models.Index(fields=["ip_address", "-created_at"], name="otp_ip_created_idx"),
+        ]
+
+    def __str__(self):
+        return f"OTP {self.id}"

@@ -1,0 +1,417 @@
+"""Writes on accounts: OTP login, mitra login, tokens, profile, erasure, devices.
+
+Every state change is one function here; the API views only translate HTTP. Decisions are made
+in Postgres under locks: the OTP limits under a per-phone and a per-IP advisory lock (so two
+concurrent requests cannot both slip under a cap), the attempt count under the challenge's row
+lock (so concurrent guesses can never exceed the cap), refresh rotation under the outstanding
+token's row lock (so one refresh token rotates once). Provider calls (network) happen outside
+any lock. OTP codes and tokens are never logged.
+"""
+
+import logging
+import math
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from rest_framework import status
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from halobestie.accounts import hooks
+from halobestie.accounts.authentication import check_may_authenticate
+from halobestie.accounts.models import Device, OtpChallenge, OtpStatus, Role, User
+from halobestie.accounts.tokens import tokens_for
+from halobestie.errors import Forbidden, NotFound, ServiceError, TooManyRequests
+from halobestie.otp import OtpProviderError, OtpProviderUnavailable, get_provider
+
+logger = logging.getLogger(__name__)
+
+HOUR = timedelta(hours=1)
+MAX_DEVICES_PER_USER = 10
+_UNCHANGED = object()
+
+
+# Errors the apps switch on ------------------------------------------------------------------
+
+
+class OtpResendTooSoon(TooManyRequests):
+    code = "otp_resend_too_soon"
+    detail = "Kode baru saja dikirim. Tunggu sebentar sebelum meminta kode lagi."
+
+
+class OtpPhoneLimit(TooManyRequests):
+    code = "otp_phone_limit"
+    detail = "Terlalu banyak permintaan kode untuk nomor ini. Coba lagi nanti."
+
+
+class OtpIpLimit(TooManyRequests):
+    code = "otp_ip_limit"
+    detail = "Terlalu banyak permintaan kode dari jaringan ini. Coba lagi nanti."
+
+
+class OtpAttemptsExceeded(TooManyRequests):
+    code = "otp_attempts_exceeded"
+    detail = "Terlalu banyak kode salah. Minta kode baru."
+
+
+class OtpChallengeNotFound(NotFound):
+    code = "otp_challenge_not_found"
+    detail = "Kode OTP untuk nomor ini tidak ditemukan. Minta kode baru."
+
+
+class OtpExpired(ServiceError):
+    code = "otp_expired"
+    detail = "Kode OTP sudah kedaluwarsa. Minta kode baru."
+
+
+class OtpAlreadyUsed(ServiceError):
+    code = "otp_already_used"
+    detail = "Kode OTP ini sudah dipakai. Minta kode baru."
+
+
+class OtpSuperseded(ServiceError):
+    code = "otp_superseded"
+    detail = "Kode baru sudah dikirim; pakai kode yang terbaru."
+
+
+class OtpInvalid(ServiceError):
+    code = "otp_invalid"
+    detail = "Kode OTP salah."
+
+
+class InvalidCredentials(ServiceError):
+    status_code = status.HTTP_401_UNAUTHORIZED
+    code = "invalid_credentials"
+    detail = "Nomor HP atau kata sandi salah."
+
+
+class MitraDeactivated(Forbidden):
+    code = "mitra_deactivated"
+    detail = "Akun mitra dinonaktifkan. Hubungi tim HaloBestie."
+
+
+class AccountInactive(Forbidden):
+    code = "account_inactive"
+    detail = "Akun ini tidak aktif. Hubungi tim HaloBestie."
+
+
+class NotAClientPhone(Forbidden):
+    code = "role_not_allowed"
+    detail = "Nomor ini terdaftar sebagai akun mitra. Masuk lewat aplikasi mitra dengan kata sandi."
+
+
+# OTP ----------------------------------------------------------------------------------------
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, math.ceil((moment - now).total_seconds()))
+
+
+def _advisory_lock(key: str):
+    """A transaction-scoped Postgres lock on a name (SQLite, for development, serialises every
+    write anyway). Precondition: inside transaction.atomic()."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+
+
+def _hourly_cap(queryset, *, limit: int, now: datetime, error):
+    """Raise `error` with Retry-After when `queryset` (challenges) holds `limit` rows within the
+    last hour: the wait is until the oldest one that keeps the count at the cap leaves the hour."""
+    recent = list(
+        queryset.filter(created_at__gt=now - HOUR).order_by("created_at").values_list("created_at", flat=True)
+    )
+    if len(recent) >= limit:
+        raise error(retry_after=_seconds_until(recent[len(recent) - limit] + HOUR, now))
+
+
+def otp_challenge_request(*, phone: str, ip_address: str | None, now: datetime | None = None) -> OtpChallenge:
+    """Send an OTP to `phone` (already E.164, see accounts.phones). Refuses with 429 and
+    Retry-After inside the resend cooldown, and past the hourly caps per phone and per IP. A
+    provider failure (503/502) leaves no trace, so the user may retry at once. On success the
+    phone's older open challenges are superseded."""
+    now = now or timezone.now()
+    provider = get_provider()
+    cooldown = timedelta(seconds=settings.OTP_RESEND_COOLDOWN_SECONDS)
+    with transaction.atomic():
+        # Always phone before IP: two requests never wait on each other in opposite orders.
+        _advisory_lock(f"otp:phone:{phone}")
+        if ip_address:
+            _advisory_lock(f"otp:ip:{ip_address}")
+        latest = OtpChallenge.objects.filter(phone=phone).order_by("-created_at").first()
+        if latest is not None and latest.created_at + cooldown > now:
+            raise OtpResendTooSoon(retry_after=_seconds_until(latest.created_at + cooldown, now))
+        _hourly_cap(
+            OtpChallenge.objects.filter(phone=phone),
+            limit=settings.OTP_MAX_PER_PHONE_PER_HOUR,
+            now=now,
+            error=OtpPhoneLimit,
+        )
+        if ip_address:
+            _hourly_cap(
+                OtpChallenge.objects.filter(ip_address=ip_address),
+                limit=settings.OTP_MAX_PER_IP_PER_HOUR,
+                now=now,
+                error=OtpIpLimit,
+            )
+        # Committed before the provider is called: a concurrent request already sees it and
+        # waits out the cooldown instead of sending a second message.
+        challenge = OtpChallenge.objects.create(
+            phone=phone,
+            ip_address=ip_address,
+            provider=provider.name,
+            status=OtpStatus.SENDING,
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.OTP_TTL_SECONDS),
+        )
+    try:
+        reference = provider.start(phone=phone)
+    except Exception:
+        OtpChallenge.objects.filter(pk=challenge.pk).delete()
+        raise
+    with transaction.atomic():
+        OtpChallenge.objects.filter(phone=phone, status__in=[OtpStatus.PENDING, OtpStatus.SENDING]).exclude(
+            pk=challenge.pk
+        ).update(status=OtpStatus.SUPERSEDED)
+        challenge.provider_reference = reference
+        challenge.status = OtpStatus.PENDING
+        challenge.save(update_fields=["provider_reference", "status"])
+    logger.info("otp sent", extra={"challenge_id": str(challenge.pk), "provider": provider.name})
+    return challenge
+
+
+def _locked_challenge(*, phone: str, challenge_id) -> OtpChallenge:
+    """Precondition: inside transaction.atomic()."""
+    challenges = OtpChallenge.objects.select_for_update().filter(phone=phone)
+    if challenge_id is not None:
+        challenge = challenges.filter(pk=challenge_id).first()
+    else:
+        challenge = (
+            challenges.filter(status__in=[OtpStatus.PENDING, OtpStatus.VERIFIED])
+            .order_by("-created_at")
+            .first()
+        )
+    if challenge is None or challenge.status == OtpStatus.SENDING:
+        raise OtpChallengeNotFound()
+    return challenge
+
+
+def otp_challenge_verify(*, phone: str, code: str, challenge_id=None, now: datetime | None = None) -> User:
+    """Check `code` for the phone's challenge (the given one, else the latest) and return the
+    client, created on first login. Each check uses one attempt, reserved under the row lock
+    before the provider is asked, so concurrent guesses never exceed OTP_MAX_ATTEMPTS; once
+    they are used up every further code is refused (429), the right one too."""
+    now = now or timezone.now()
+    provider = get_provider()
+    with transaction.atomic():
+        challenge = _locked_challenge(phone=phone, challenge_id=challenge_id)
+        if challenge.status == OtpStatus.VERIFIED:
+            raise OtpAlreadyUsed()
+        if challenge.status == OtpStatus.SUPERSEDED:
+            raise OtpSuperseded()
+        if challenge.expires_at <= now or challenge.provider != provider.name:
+            raise OtpExpired()
+        if challenge.attempts >= settings.OTP_MAX_ATTEMPTS:
+            cooldown_end = challenge.created_at + timedelta(seconds=settings.OTP_RESEND_COOLDOWN_SECONDS)
+            raise OtpAttemptsExceeded(retry_after=_seconds_until(cooldown_end, now))
+        challenge.attempts = F("attempts") + 1
+        challenge.save(update_fields=["attempts"])
+        challenge.refresh_from_db(fields=["attempts"])
+    try:
+        is_right = provider.check(phone=phone, reference=challenge.provider_reference, code=code)
+    except (OtpProviderUnavailable, OtpProviderError):
+        # The code was never judged: the attempt is given back.
+        OtpChallenge.objects.filter(pk=challenge.pk, attempts__gt=0).update(attempts=F("attempts") - 1)
+        raise
+    if not is_right:
+        remaining = max(0, settings.OTP_MAX_ATTEMPTS - challenge.attempts)
+        raise OtpInvalid(f"Kode OTP salah. Sisa percobaan: {remaining}.")
+    with transaction.atomic():
+        challenge = OtpChallenge.objects.select_for_update().get(pk=challenge.pk)
+        if challenge.status != OtpStatus.PENDING:
+            # A concurrent request with the right code won the challenge.
+            raise OtpAlreadyUsed()
+        challenge.status = OtpStatus.VERIFIED
+        challenge.verified_at = now
+        challenge.save(update_fields=["status", "verified_at"])
+        user = _client_for_phone(phone=phone, now=now)
+    logger.info("otp verified", extra={"challenge_id": str(challenge.pk), "user_id": user.pk})
+    return user
+
+
+def _client_for_phone(*, phone: str, now: datetime) -> User:
+    """The client with this phone, created when there is none. Precondition: inside
+    transaction.atomic(), with the phone's challenge locked."""
+    user = User.objects.select_for_update().filter(phone=phone).first()
+    if user is None:
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(phone=phone, role=Role.CLIENT)
+        except IntegrityError:
+            user = User.objects.select_for_update().get(phone=phone)
+    if user.role != Role.CLIENT:
+        raise NotAClientPhone()
+    if not user.is_active:
+        raise AccountInactive()
+    user.last_login = now
+    user.save(update_fields=["last_login"])
+    return user
+
+
+def otp_challenges_purge(*, before: datetime) -> int:
+    """Delete challenges created before `before` (they hold phone numbers and serve no limit
+    after an hour). For the scheduler's retention purge. Returns how many went."""
+    deleted, _ = OtpChallenge.objects.filter(created_at__lt=before).delete()
+    return deleted
+
+
+# Mitra login and tokens ---------------------------------------------------------------------
+
+
+def auth_mitra_login(*, phone: str, password: str) -> User:
+    """The mitra with this phone (E.164) and password. The same error for an unknown phone and
+    a wrong password; a deactivated mitra's own error only once the password is right."""
+    user = User.objects.select_related("mitra").filter(phone=phone, role=Role.MITRA).first()
+    if user is None or not hasattr(user, "mitra"):
+        # Hash anyway: the answer takes as long as for a known phone.
+        User().set_password(password)
+        raise InvalidCredentials()
+    if not user.check_password(password):
+        raise InvalidCredentials()
+    if user.mitra.deactivated_at is not None:
+        raise MitraDeactivated()
+    if not user.is_active or user.deleted_at is not None:
+        raise AccountInactive()
+    User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    logger.info("mitra logged in", extra={"user_id": user.pk, "mitra_id": user.mitra.pk})
+    return user
+
+
+def _parse_refresh(raw: str) -> RefreshToken:
+    try:
+        # Checks the signature, the type, the expiry and the blacklist.
+        return RefreshToken(raw)
+    except TokenError as exc:
+        raise InvalidToken(str(exc.args[0]) if exc.args else None) from None
+
+
+def auth_token_refresh(*, refresh: str) -> dict:
+    """Rotate: the given refresh token is blacklisted and a new `{access, refresh}` pair
+    issued. Under the outstanding token's row lock, so a token rotates at most once even when
+    sent twice at the same moment. Refused (401) for deleted users, deactivated mitras and
+    inactive accounts."""
+    token = _parse_refresh(refresh)
+    with transaction.atomic():
+        outstanding = OutstandingToken.objects.select_for_update().filter(jti=token["jti"]).first()
+        if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
+            raise InvalidToken("Token is blacklisted")
+        user = User.objects.select_related("mitra").filter(pk=token.get("user_id")).first()
+        if user is None:
+            raise InvalidToken("User not found")
+        check_may_authenticate(user, role_claim=token.get("role"))
+        BlacklistedToken.objects.create(token=outstanding)
+        return tokens_for(user)
+
+
+def auth_logout(*, refresh: str) -> None:
+    """Revoke the refresh token (blacklist). The access token dies with its short lifetime."""
+    _parse_refresh(refresh).blacklist()
+
+
+def _revoke_refresh_tokens(user_id) -> None:
+    BlacklistedToken.objects.bulk_create(
+        [
+            BlacklistedToken(token=token)
+            for token in OutstandingToken.objects.filter(user_id=user_id, blacklistedtoken__isnull=True)
+        ],
+        ignore_conflicts=True,
+    )
+
+
+# Profile and erasure ------------------------------------------------------------------------
+
+
+def user_update_profile(*, user: User, display_name=_UNCHANGED) -> User:
+    """Change the account's own fields (the nickname). A mitra's public Bestie profile is the
+    mitras app's (mitras.services.mitra_update_profile)."""
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        changed = []
+        if display_name is not _UNCHANGED:
+            value = (display_name or "").strip()
+            if len(value) > 100:
+                raise ServiceError(
+                    "Data yang dikirim tidak valid.",
+                    code="validation_error",
+                    fields={"display_name": ["Paling banyak 100 karakter."]},
+                )
+            locked.display_name = value
+            changed.append("display_name")
+        if changed:
+            locked.save(update_fields=[*changed, "updated_at"])
+    return locked
+
+
+def user_erase(*, user: User) -> User:
+    """Erase a client's personal data: phone (null: the row, and the sessions and payments that
+    point at it, stay as an anonymous account), nickname, e-mail, password; delete devices and
+    OTP challenges; blacklist every refresh token (access tokens are refused from now on by the
+    authentication class, which checks `deleted_at`). Idempotent. After commit the
+    `on_client_deleted` hooks run (halobestie/accounts/hooks.py: the sessions app ends an open
+    session there). Precondition: the caller is the client themself."""
+    if user.role != Role.CLIENT:
+        raise Forbidden("Hanya akun klien yang bisa dihapus sendiri.", code="role_not_allowed")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        if locked.deleted_at is not None:
+            return locked
+        phone = locked.phone
+        locked.phone = None
+        locked.email = None
+        locked.display_name = ""
+        locked.deleted_at = now
+        locked.set_unusable_password()
+        locked.save(update_fields=["phone", "email", "display_name", "deleted_at", "password", "updated_at"])
+        Device.objects.filter(user=locked).delete()
+        if phone:
+            OtpChallenge.objects.filter(phone=phone).delete()
+        _revoke_refresh_tokens(locked.pk)
+        transaction.on_commit(partial(hooks.notify_client_deleted, locked.pk))
+    logger.info("client account erased", extra={"user_id": locked.pk})
+    return locked
+
+
+# Devices ------------------------------------------------------------------------------------
+
+
+def device_register(*, user: User, token: str, platform: str = "") -> Device:
+    """Upsert an FCM token: one statement (INSERT … ON CONFLICT), so the token belongs to
+    whoever registered it last even under concurrent registrations. A user keeps at most
+    MAX_DEVICES_PER_USER tokens (the most recently registered)."""
+    with transaction.atomic():
+        Device.objects.bulk_create(
+            [Device(user=user, token=token, platform=platform)],
+            update_conflicts=True,
+            unique_fields=["token"],
+            update_fields=["user", "platform", "updated_at"],
+        )
+        stale = (
+            Device.objects.filter(user=user)
+            .order_by("-updated_at", "-id")
+            .values_list("id", flat=True)[MAX_DEVICES_PER_USER:]
+        )
+        Device.objects.filter(id__in=list(stale)).delete()
+        return Device.objects.get(token=token)
+
+
+def device_delete(*, user: User, token: str) -> None:
+    """Delete one of the user's own tokens; NotFound for a token that is not theirs."""
+    deleted, _ = Device.objects.filter(user=user, token=token).delete()
+    if not deleted:
+        raise NotFound("Perangkat tidak ditemukan.")
