@@ -94,14 +94,14 @@ class PaymentCallback(models.Model):
         verbose_name_plural = "callback pembayaran"
         ordering = ["-received_at", "-id"]
 
+    def __str__(self):
+        return f"{self.kind} {self.reference} {self.status} → {self.outcome}"
+
     def save(self, *args, **kwargs):
         # Append-only: a stored callback is evidence, never rewritten.
         if self.pk is not None:
             raise ValueError("PaymentCallback rows are append-only.")
         super().save(*args, **kwargs)
-
-    def __str__(self):
-        return f"{self.kind} {self.reference} {self.status} → {self.outcome}"
 
 
 class RefundStatus(models.TextChoices):
@@ -158,10 +158,10 @@ class Refund(models.Model):
             models.CheckConstraint(condition=models.Q(amount_idr__gt=0), name="refund_amount_positive"),
         ]
 
+    def __str__(self):
+        return f"Refund {str(self.id)[:8]} Rp{self.amount_idr} ({self.get_status_display()})"
+
     def save(self, *args, **kwargs):
         if not self.idempotency_key:
             self.idempotency_key = str(self.id)
         super().save(*args, **kwargs)
-
-    def __str__(self):
-        return f"Refund {str(self.id)[:8]} Rp{self.amount_idr} ({self.get_status_display()})"

@@ -9,9 +9,15 @@ from payments import selectors, services
 from payments.models import PaymentStatus
 
 RETURN_TEXTS = {
-    "success": ("Pembayaran berhasil", "Terima kasih! Pembayaranmu sudah kami terima. Kami sedang mencarikan Bestie untukmu."),
-    "failure": ("Pembayaran belum berhasil", "Pembayaranmu gagal atau dibatalkan. Silakan coba lagi dari aplikasi."),
-}  # fmt: skip
+    "success": (
+        "Pembayaran berhasil",
+        "Terima kasih! Pembayaranmu sudah kami terima. Kami sedang mencarikan Bestie untukmu.",
+    ),
+    "failure": (
+        "Pembayaran belum berhasil",
+        "Pembayaranmu gagal atau dibatalkan. Silakan coba lagi dari aplikasi.",
+    ),
+}
 
 
 @require_GET

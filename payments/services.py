@@ -92,11 +92,11 @@ def _count(status):
     transaction.on_commit(lambda: metrics.PAYMENTS.labels(status=status).inc())
 
 
-def _session_event(session_id, kind, *, actor=None, **data):
+def _session_event(session_id, event_kind, *, actor=None, **data):
     """The session's timeline shows payment facts too (the control center reads it)."""
     from sessions_app.models import SessionEvent
 
-    SessionEvent.objects.create(session_id=session_id, kind=kind, actor=actor, data=data)
+    SessionEvent.objects.create(session_id=session_id, kind=event_kind, actor=actor, data=data)
 
 
 # Invoices --------------------------------------------------------------------------------------
