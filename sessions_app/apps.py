@@ -27,6 +27,11 @@ class SessionsAppConfig(AppConfig):
         # ... and its sockets close at once (4003), on every server process.
         on_mitra_deactivated(_close_mitra_sockets)
 
+        from sessions_app import realtime
+
+        # The public listener watches its channel layer (Valkey restarts) from the start.
+        on_startup(realtime.on_server_start)
+
         @on_startup
         async def bind_events_loop(listener):
             events.bind_loop(asyncio.get_running_loop())

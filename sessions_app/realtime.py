@@ -8,10 +8,12 @@ process's entries lapse on their own. Without Valkey (development) a dict in thi
 Valkey cannot answer, the user counts as having no socket, so a push goes out (best effort).
 
 The watchdog: after a Valkey restart the pub/sub connection of channels_redis may come back
-without its subscriptions (channels_redis 4.3 has no reconnect hook of its own), and whatever was
-published meanwhile is lost anyway. So every WATCHDOG_INTERVAL the process sends a probe to
-itself through the layer; when a probe does not come back (or the layer raises), every socket of
-this process is closed with 1012 and the layer is flushed. The apps reconnect (to any process),
+without its subscriptions (channels_redis 4.3 has no reconnect hook of its own; redis-py may
+resubscribe by itself), and whatever was published meanwhile is lost either way. So every
+WATCHDOG_INTERVAL the process sends a probe to itself through the layer and reads Valkey's
+`run_id`; when a probe does not come back, the layer raises, or the run_id changed (a restart
+quicker than a probe round), every socket of this process is closed with 1012 and the layer is
+flushed. The apps reconnect (to any process),
 resubscribe on connect, and `sync` from Postgres: nothing acked is lost.
 """
 
@@ -124,8 +126,16 @@ def _uses_redis_layer():
     return "channels_redis" in settings.CHANNEL_LAYERS["default"]["BACKEND"]
 
 
+async def on_server_start(listener):
+    """Lifespan hook: the public listener watches its layer from the start."""
+    from halobestie.listeners import PUBLIC
+
+    if listener == PUBLIC:
+        ensure_watchdog()
+
+
 def ensure_watchdog():
-    """Start this loop's watchdog once (the first socket of the process does)."""
+    """Start this loop's watchdog once (at server start, or the first socket of the process)."""
     if not _uses_redis_layer():
         return
     loop = asyncio.get_running_loop()
@@ -145,21 +155,37 @@ async def close_all_local(code=CLOSE_SERVICE_RESTART):
     return len(consumers)
 
 
+class LayerRestarted(Exception):
+    """Valkey restarted since the last probe round."""
+
+
 async def _watch():
     layer = get_channel_layer()
     group = f"realtime.watchdog.{id(asyncio.get_running_loop())}.{time.time_ns()}"
     channel = None
     counter = 0
     healthy = True
+    last_run_id = None
     while True:
-        await asyncio.sleep(WATCHDOG_INTERVAL)
+        if counter:
+            await asyncio.sleep(WATCHDOG_INTERVAL)
         counter += 1
         try:
-            if channel is None:
-                channel = await layer.new_channel("watchdog.")
-                await layer.group_add(group, channel)
-            await layer.group_send(group, {"type": "probe", "n": counter})
+            # The whole round is bounded: redis-py retries a dead server with back-off, which
+            # can take far longer than the outage we want to notice.
             async with asyncio.timeout(WATCHDOG_TIMEOUT):
+                # A restart shorter than a probe round goes unnoticed by the probe (redis-py
+                # reconnects and resubscribes) but loses what was published meanwhile: the
+                # server's run_id tells.
+                run_id = (await _redis().info("server")).get("run_id")
+                if last_run_id is not None and run_id != last_run_id:
+                    last_run_id = run_id
+                    raise LayerRestarted()
+                last_run_id = run_id
+                if channel is None:
+                    channel = await layer.new_channel("watchdog.")
+                    await layer.group_add(group, channel)
+                await layer.group_send(group, {"type": "probe", "n": counter})
                 while True:
                     message = await layer.receive(channel)
                     if message.get("n") == counter:
@@ -173,10 +199,11 @@ async def _watch():
             # Closing and flushing once per outage is enough; while the layer is still down new
             # sockets are refused at connect (group_add fails) and the probe keeps failing.
             closed = await close_all_local() if healthy or local_consumers() else 0
-            logger.warning(
-                "channel layer lost: sockets closed for reconnect",
-                extra={"sockets_closed": closed, "error": type(exc).__name__},
-            )
+            if healthy or closed:
+                logger.warning(
+                    "channel layer lost: sockets closed for reconnect",
+                    extra={"sockets_closed": closed, "error": type(exc).__name__},
+                )
             healthy = False
             channel = None
             try:

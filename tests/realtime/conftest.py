@@ -14,12 +14,17 @@ from sessions_app import services
 
 
 def _payments_ready():
+    """Is the payments app (built in parallel) complete: services, models and its table?"""
     import importlib.util
 
-    return (
-        importlib.util.find_spec("payments.services") is not None
-        and importlib.util.find_spec("payments.models") is not None
-    )
+    from django.db import connection
+
+    if (
+        importlib.util.find_spec("payments.services") is None
+        or importlib.util.find_spec("payments.models") is None
+    ):
+        return False
+    return "payments_payment" in connection.introspection.table_names()
 
 
 def _active_without_payments(client, mitra):
