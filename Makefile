@@ -15,7 +15,7 @@ RUN_ENV := DEBUG=$${DEBUG:-true} \
 	ADMIN_PASSWORD=$${ADMIN_PASSWORD:-halobestie-admin} \
 	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PUBLIC_PORT)}
 
-.PHONY: help venv run test lint format openapi migrate seed clean
+.PHONY: help venv run test lint format openapi migrate seed clean demo
 
 help:
 	@echo "make run      serve both listeners with demo data (SQLite and in-memory layer unless"
@@ -23,6 +23,7 @@ help:
 	@echo "make test     the whole suite against real PostgreSQL and Valkey/Redis"
 	@echo "make lint     ruff; hadolint, compose config, Kubernetes schema check of the packaging"
 	@echo "make openapi  write docs/openapi.yaml"
+	@echo "make demo     against a running \`make run\`: a scripted client and mitra pay, chat, end, rate"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +64,9 @@ format: venv
 
 openapi: venv
 	TESTING=true $(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
+
+demo: venv
+	$(PY) scripts/demo.py --base-url http://127.0.0.1:$(PUBLIC_PORT)
 
 migrate: venv
 	$(PY) manage.py migrate --noinput
