@@ -1,11 +1,12 @@
 """A real flow through the production launcher, then the captured logs are scanned: no message
 body, OTP code, ticket or token may appear, and every line is JSON with the request id.
 
-To extend it when a new flow lands (OTP login, payments): do the flow in `_flow`, and add every
-secret it handles (the code, the tokens it returns, bodies) to `secrets`.
+To extend it when a new flow lands (payments, devices): do the flow in `_flow`, and add every
+secret it handles (codes, tokens it returns, bodies) to `secrets`.
 """
 
 import json
+import random
 import uuid
 
 import requests
@@ -13,6 +14,29 @@ import requests
 from halobestie.accounts.tokens import tokens_for
 from tests.realtime.conftest import Socket
 from tests.servers import serve_process, server_env
+
+OTP_PHONE = "+6281299990001"
+OTP_CODE = f"{random.SystemRandom().randrange(10**7, 10**8)}"  # 8 digits: no accidental match
+
+
+def _otp_login(base, secrets):
+    """Phone OTP login through the test bypass (OTP_TEST_PHONES/OTP_TEST_CODE), a wrong code, a
+    refresh and a logout: the code and every token must stay out of the logs."""
+    secrets.append(OTP_CODE)
+    assert requests.post(f"{base}/api/v1/auth/otp/request", json={"phone": OTP_PHONE}, timeout=10).ok
+    wrong = requests.post(f"{base}/api/v1/auth/otp/verify", json={"phone": OTP_PHONE, "code": "00000000"})
+    assert wrong.status_code == 400
+    login = requests.post(
+        f"{base}/api/v1/auth/otp/verify", json={"phone": OTP_PHONE, "code": OTP_CODE}, timeout=10
+    )
+    assert login.status_code == 200, login.text
+    tokens = login.json()
+    secrets += [tokens["access"], tokens["refresh"]]
+    refreshed = requests.post(
+        f"{base}/api/v1/auth/token/refresh", json={"refresh": tokens["refresh"]}, timeout=10
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    secrets += [refreshed.json()["access"], refreshed.json()["refresh"]]
 
 
 def _flow(base, session, client, mitra, secrets):
@@ -57,8 +81,9 @@ def test_it_keeps_bodies_codes_tickets_and_tokens_out_of_the_logs(transactional_
     session, client, mitra = active_session()
     secrets = []
     log_path = tmp_path / "public.log"
-    env = server_env(DEBUG="false", LOG_LEVEL="DEBUG")
+    env = server_env(DEBUG="false", LOG_LEVEL="DEBUG", OTP_TEST_PHONES=OTP_PHONE, OTP_TEST_CODE=OTP_CODE)
     with serve_process("public", env=env, log_path=log_path) as (_, base):
+        _otp_login(base, secrets)
         _flow(base, session, client, mitra, secrets)
     text = log_path.read_text()
     assert text.strip(), "the server logged nothing"
