@@ -35,3 +35,8 @@ def paid_session(make_client_user):
         return session
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _real_commits(transactional_db):
+    """Sessions send events and dispatch the queue after commit: run with real commits."""
