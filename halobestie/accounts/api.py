@@ -74,6 +74,17 @@ def client_ip(request):
     return request.META.get("REMOTE_ADDR") or None
 
 
+class PublicApi(APIView):
+    """An endpoint that takes no access token; a token it reads from the body and refuses is a
+    401 (DRF would turn a 401 into 403 for a view without authenticators)."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    def get_authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
 # OTP login ----------------------------------------------------------------------------------
 
 
@@ -87,13 +98,10 @@ class OtpChallengeOut(serializers.Serializer):
     resend_after_seconds = serializers.IntegerField(help_text="Detik sebelum boleh meminta kode baru.")
 
 
-class OtpRequestApi(APIView):
+class OtpRequestApi(PublicApi):
     """Send a login code to the phone. 429 with `Retry-After` inside the resend cooldown
     (`otp_resend_too_soon`) or past the hourly caps (`otp_phone_limit`, `otp_ip_limit`); 503
     `otp_unavailable` when the OTP provider is down."""
-
-    permission_classes = [AllowAny]
-    authentication_classes = []
 
     @extend_schema(operation_id="auth_otp_request", request=OtpRequestIn, responses={201: OtpChallengeOut})
     def post(self, request):
@@ -120,13 +128,10 @@ class OtpVerifyIn(serializers.Serializer):
     )
 
 
-class OtpVerifyApi(APIView):
+class OtpVerifyApi(PublicApi):
     """Log in with the code: the client account is created on first login. A wrong code is 400
     `otp_invalid`; after OTP_MAX_ATTEMPTS codes every further one is 429 `otp_attempts_exceeded`
     (ask for a new code)."""
-
-    permission_classes = [AllowAny]
-    authentication_classes = []
 
     @extend_schema(operation_id="auth_otp_verify", request=OtpVerifyIn, responses=LoginOut)
     def post(self, request):
@@ -148,12 +153,9 @@ class MitraLoginIn(serializers.Serializer):
     password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
 
 
-class MitraLoginApi(APIView):
+class MitraLoginApi(PublicApi):
     """Mitra login with phone and password (staff create mitra accounts). 401
     `invalid_credentials`; 403 `mitra_deactivated` for a deactivated mitra."""
-
-    permission_classes = [AllowAny]
-    authentication_classes = []
 
     @extend_schema(operation_id="auth_mitra_login", request=MitraLoginIn, responses=LoginOut)
     def post(self, request):
@@ -169,13 +171,10 @@ class RefreshIn(serializers.Serializer):
     refresh = serializers.CharField(max_length=2048)
 
 
-class TokenRefreshApi(APIView):
+class TokenRefreshApi(PublicApi):
     """Exchange a refresh token for a new pair. The old refresh token is revoked (rotation); a
     revoked, expired or foreign token is 401 `token_not_valid`, and so is the token of a deleted
     account (`account_deleted`) or a deactivated mitra (`mitra_deactivated`)."""
-
-    permission_classes = [AllowAny]
-    authentication_classes = []
 
     @extend_schema(operation_id="auth_token_refresh", request=RefreshIn, responses=TokenPairOut)
     def post(self, request):
@@ -185,11 +184,8 @@ class TokenRefreshApi(APIView):
         return Response(TokenPairOut(pair).data)
 
 
-class LogoutApi(APIView):
+class LogoutApi(PublicApi):
     """Revoke the refresh token. The access token stays valid until it expires (minutes)."""
-
-    permission_classes = [AllowAny]
-    authentication_classes = []
 
     @extend_schema(operation_id="auth_logout", request=RefreshIn, responses={204: OpenApiResponse()})
     def post(self, request):

@@ -89,6 +89,9 @@ class InvalidCredentials(ServiceError):
     code = "invalid_credentials"
     detail = "Nomor HP atau kata sandi salah."
 
+    def __init__(self, detail=None):
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="api"'})
+
 
 class MitraDeactivated(Forbidden):
     code = "mitra_deactivated"
