@@ -30,11 +30,11 @@ from datetime import datetime
 from functools import partial
 
 import redis
-from django.db import close_old_connections, connection, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from halobestie import valkey
+from halobestie import metrics, valkey
 from mitras.load import mitra_loads
 from mitras.models import Mitra
 
@@ -93,6 +93,7 @@ def _count_fallback():
     global valkey_fallbacks
     with _state_lock:
         valkey_fallbacks += 1
+    metrics.VALKEY_FALLBACKS.inc()
 
 
 def _failed(exc, what):
@@ -221,6 +222,7 @@ def seed_from_postgres(*, heartbeat_ttl_seconds=None) -> bool:
         return False
     with _state_lock:
         _retry_at = 0.0
+    metrics.MIRROR_RESEEDS.inc()
     logger.info("valkey mirror seeded from Postgres", extra={"mitras": len(state.capacity)})
     return True
 
@@ -278,9 +280,16 @@ async def on_server_start(listener):
     from asgiref.sync import sync_to_async
 
     def seed():
+        global _dirty
         try:
             with _seed_lock:
                 seed_from_postgres()
+        except DatabaseError:
+            # E.g. a new image before its one-off migrate: /readyz says 503 meanwhile, and the
+            # background checker seeds once the database answers.
+            logger.warning("mirror seed at start-up failed: database not ready", exc_info=True)
+            with _state_lock:
+                _dirty = True
         finally:
             close_old_connections()
 

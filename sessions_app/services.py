@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from halobestie import metrics
 from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
@@ -363,6 +364,7 @@ def _offer(session, mitra, *, now, timeout):
     mitra.last_assigned_at = now
     _record(session, "offered", mitra_id=mitra.id)
     _capacity_changed(mitra.id)
+    transaction.on_commit(metrics.ASSIGNMENTS.inc)
     session_id, mitra_user_id = session.id, mitra.user_id
 
     def send_offer():

@@ -29,6 +29,10 @@ class Command(BaseCommand):
         from mitras import mirror
 
         start_listener()
+        from halobestie import metrics
+
+        # Each process has its own counters: the scheduler serves them on METRICS_PORT.
+        metrics.start_metrics_server()
         # The scheduler has no ASGI start-up: reseed the Valkey mirror here and after outages.
         mirror.start_background_checker()
         scheduler.run_forever(interval=interval, should_stop=lambda: stopping["now"])
