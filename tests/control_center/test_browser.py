@@ -1,5 +1,6 @@
 """A real browser (Playwright driving Debian's Chromium, headless) in the control center."""
 
+import os
 import time
 
 import pytest
@@ -29,6 +30,7 @@ def wait_for(predicate, timeout=8.0):
 def test_it_deactivates_a_mitra_and_the_dashboard_and_beacon_follow(
     transactional_db, make_mitra, monkeypatch
 ):
+    assert os.access(CHROMIUM, os.X_OK), "this test needs Debian's Chromium: apt-get install chromium"
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs a loop
     User.objects.create_superuser(email="boss@halobestie.test", password="boss-password-123")
     first, second = make_mitra(display_name="Bestie Satu"), make_mitra(display_name="Bestie Dua")
