@@ -430,15 +430,23 @@ def _send_quietly(refund_id):
 
 
 def refund_create(
-    *, session, reason: str, actor=None, amount_idr: int | None = None, payment: Payment | None = None
-) -> Refund:
+    *,
+    session,
+    reason: str,
+    actor=None,
+    amount_idr: int | None = None,
+    payment: Payment | None = None,
+    allow_nothing: bool = False,
+) -> Refund | None:
     """Refund what the client paid for `session` (by default everything not yet refunded).
 
     Precondition: inside a transaction (the session locked by the caller when it decides).
     The session's paid payments are refunded oldest first (one Refund per payment; the first
     is returned). A session marked paid without a paid payment on record refunds its session
     payment for staff to settle. With Xendit the refund is sent after commit.
-    Raises Conflict `nothing_to_refund`, ServiceError `invalid_refund_amount`."""
+    Raises Conflict `nothing_to_refund` (returns None instead with `allow_nothing=True`, for
+    automatic refunds that must not block a transition: everything may be refunded already),
+    ServiceError `invalid_refund_amount`."""
     with transaction.atomic():
         query = Payment.objects.select_for_update().filter(session_id=session.pk).order_by("created_at")
         if payment is not None:
@@ -451,6 +459,8 @@ def refund_create(
         available = [(p, amount) for p, amount in available if amount > 0]
         total = sum(amount for _, amount in available)
         if total == 0:
+            if allow_nothing:
+                return None
             raise Conflict("Tidak ada pembayaran yang bisa dikembalikan.", code="nothing_to_refund")
         wanted = total if amount_idr is None else amount_idr
         if isinstance(wanted, bool) or not isinstance(wanted, int) or not 0 < wanted <= total:

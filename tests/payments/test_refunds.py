@@ -147,6 +147,7 @@ def test_it_refuses_to_refund_more_than_was_paid(xendit, paid):
     with pytest.raises(Conflict) as nothing:
         services.refund_create(session=session, reason="staff_decision")
     assert nothing.value.code == "nothing_to_refund"
+    assert services.refund_create(session=session, reason="no_mitra", allow_nothing=True) is None
     assert Refund.objects.count() == 2
 
 
