@@ -63,7 +63,7 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 openapi: venv
-	TESTING=true $(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
+	$(PY) scripts/with_services.py -- env TESTING=true $(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
 demo: venv
 	$(PY) scripts/demo.py --base-url http://127.0.0.1:$(PUBLIC_PORT)
