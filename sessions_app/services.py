@@ -150,7 +150,7 @@ def _cancel(session, *, reason, actor=None, now, refund):
     if refund and session.paid_at is not None:
         from payments.services import refund_create
 
-        refund_create(session=session, reason=reason, actor=actor)
+        refund_create(session=session, reason=reason, actor=actor, allow_nothing=True)
     if previous_mitra_id:
         _capacity_changed(previous_mitra_id)
         _dispatch_after_commit()
@@ -705,7 +705,7 @@ def matching_expire_due(*, now=None, limit=200) -> int:
         session.ended_at = now
         session.save()
         _record(session, "unmatched")
-        refund_create(session=session, reason=EndReason.NO_MITRA)
+        refund_create(session=session, reason=EndReason.NO_MITRA, allow_nothing=True)
         _notify_updated(session)
 
     return _for_each_locked(_due(ChatSession.objects.filter(**condition), limit), condition, handle)
