@@ -27,6 +27,11 @@ class SessionsAppConfig(AppConfig):
         # ... and its sockets close at once (4003), on every server process.
         on_mitra_deactivated(_close_mitra_sockets)
 
+        from halobestie.accounts.hooks import on_client_deleted
+
+        # A client erased their account: their open session ends (refunded if paid), sockets close.
+        on_client_deleted(_end_sessions_of_deleted_client)
+
         from sessions_app import realtime
 
         # The public listener watches its channel layer (Valkey restarts) from the start.
@@ -42,3 +47,14 @@ def _close_mitra_sockets(mitra_id):
     from sessions_app import events
 
     events.close_user_sockets(Mitra.objects.filter(pk=mitra_id).values_list("user_id", flat=True).first())
+
+
+def _end_sessions_of_deleted_client(user_id):
+    from halobestie.accounts.models import User
+    from sessions_app import events
+    from sessions_app.services import sessions_cancel_for_deleted_client
+
+    client = User.objects.filter(pk=user_id).first()
+    if client is not None:
+        sessions_cancel_for_deleted_client(client=client)
+    events.close_user_sockets(user_id)

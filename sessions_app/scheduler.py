@@ -6,6 +6,7 @@ Jobs run every tick in this order; a failing job is logged and the others still 
 
 import logging
 import time
+from datetime import timedelta
 
 from django.db import close_old_connections
 from django.utils import timezone
@@ -44,7 +45,9 @@ def _flush_heartbeats(now):
 
 def _extra_jobs():
     """Jobs of other apps (presence sweep, heartbeat flush, payments, retention)."""
+    from halobestie.accounts.services import otp_challenges_purge
     from mitras.services import mitras_sweep_stale
+    from payments.services import scheduler_jobs as payment_jobs
     from sessions_app import chat, tickets
 
     return [
@@ -52,6 +55,9 @@ def _extra_jobs():
         ("heartbeat_flush", _flush_heartbeats),
         ("messages_purge_expired", lambda now: chat.messages_purge_expired(now=now)),
         ("tickets_purge_expired", lambda now: tickets.tickets_purge_expired(now=now)),
+        # OTP challenges hold phone numbers and serve the hourly limits only: kept two hours.
+        ("otp_challenges_purge", lambda now: otp_challenges_purge(before=now - timedelta(hours=2))),
+        *payment_jobs(),
     ]
 
 

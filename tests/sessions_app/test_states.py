@@ -211,3 +211,24 @@ def test_it_moves_ends_at_when_an_extension_is_paid(paid_session, online_mitra):
     assert session.extensions_total_idr == 25000
     services.session_end(session_id=session.id, actor=session.client)
     assert EarningsEntry.objects.get(session=session).amount_idr == (15000 + 25000) * 70 // 100
+
+
+def test_it_ends_the_open_session_of_a_client_who_erases_the_account(paid_session, online_mitra):
+    mitra = online_mitra()
+    session = paid_session()
+    services.session_accept(session_id=session.id, mitra=mitra)
+    response = auth_client(session.client).delete("/api/v1/me")
+    assert response.status_code in (200, 204)
+    session.refresh_from_db()
+    assert (session.status, session.end_reason) == (Status.ENDED, "account_deleted")
+
+
+def test_it_refunds_the_waiting_session_of_a_client_who_erases_the_account(paid_session):
+    from payments.models import Refund
+
+    session = paid_session()
+    assert session.status == Status.MATCHING
+    auth_client(session.client).delete("/api/v1/me")
+    session.refresh_from_db()
+    assert (session.status, session.end_reason) == (Status.CANCELLED, "account_deleted")
+    assert Refund.objects.get(session=session).amount_idr == 25000
