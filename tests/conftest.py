@@ -101,7 +101,10 @@ def make_staff():
     def make(group):
         number = next(counter)
         user = User.objects.create_user(
-            email=f"{group}{number}@halobestie.test", password="staff-password-123", role=Role.STAFF, is_staff=True
+            email=f"{group}{number}@halobestie.test",
+            password="staff-password-123",
+            role=Role.STAFF,
+            is_staff=True,
         )
         user.groups.add(Group.objects.get(name=group))
         return user
