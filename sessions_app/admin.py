@@ -10,6 +10,7 @@ from django.utils.html import format_html
 
 from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
+from payments.models import Payment, Refund
 from sessions_app import services
 from sessions_app.models import ChatSession, Message, Report, SessionEvent
 
@@ -26,6 +27,33 @@ class SessionEventInline(admin.TabularInline):
         return False
 
 
+class PaymentInline(admin.TabularInline):
+    """The session's payments (session and extensions) on its detail page."""
+
+    model = Payment
+    fields = ("created_at", "kind", "amount_idr", "status", "paid_at", "payment_method", "flagged_for_staff")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class RefundInline(admin.TabularInline):
+    model = Refund
+    fk_name = "session"
+    fields = ("created_at", "amount_idr", "reason", "status")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(ChatSession)
 class ChatSessionAdmin(admin.ModelAdmin):
     list_display = (
@@ -36,7 +64,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
     search_fields = ("id", "client__phone", "client__display_name", "mitra__display_name")
     date_hierarchy = "created_at"
     list_select_related = ("client", "mitra")
-    inlines = [SessionEventInline]
+    inlines = [SessionEventInline, PaymentInline, RefundInline]
     actions = ["force_end", "refund"]
     readonly_fields = [f.name for f in ChatSession._meta.fields] + ["transcript_link"]
 
@@ -55,7 +83,9 @@ class ChatSessionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Krisis")
     def flag(self, session):
-        return format_html('<strong style="color:#ba2121">⚠ KRISIS</strong>') if session.is_flagged else ""
+        if not session.is_flagged:
+            return ""
+        return format_html('<strong style="color:#ba2121">{}</strong>', "⚠ KRISIS")
 
     @admin.display(description="Transkrip")
     def transcript_link(self, session):

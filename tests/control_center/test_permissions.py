@@ -144,3 +144,23 @@ def test_it_serves_the_dashboard_numbers(internal_client, make_staff, make_mitra
     assert internal_client.get("/admin/dashboard/").status_code == 200
     numbers = internal_client.get("/admin/dashboard.json").json()
     assert (numbers["mitras_online"], numbers["mitras_available"], numbers["queue_waiting"]) == (2, 2, 0)
+
+
+def test_it_shows_a_session_with_its_timeline_payments_and_flag(
+    internal_client, make_staff, make_client_user, make_mitra
+):
+    from sessions_app.models import ChatSession
+
+    session = make_session_with_messages(make_client_user, make_mitra)
+    ChatSession.objects.filter(pk=session.pk).update(is_flagged=True)
+    internal_client.force_login(make_staff("support"))
+    listing = internal_client.get("/admin/sessions_app/chatsession/?is_flagged__exact=1")
+    assert listing.status_code == 200
+    assert "KRISIS" in listing.content.decode()
+    page = internal_client.get(f"/admin/sessions_app/chatsession/{session.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    for kind in ("created", "paid", "offered", "accepted"):
+        assert kind in html
+    assert "15000" in html or "15.000" in html  # the session payment
+    assert "rahasia curhat" not in html  # no transcript without the permission
