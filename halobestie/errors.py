@@ -6,8 +6,10 @@ only ever parse one shape.
 """
 
 import logging
+import sys
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
@@ -73,6 +75,28 @@ class BadGateway(ServiceError):
     detail = "Layanan mitra pembayaran memberi jawaban yang tidak dikenal."
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+    detail = "Layanan sedang tidak tersedia. Coba lagi sebentar lagi."
+
+
+# PostgreSQL unreachable, restarting, or the connection pool exhausted (psycopg_pool's
+# PoolTimeout reaches us as Django's OperationalError): the client may retry, so 503, not 500.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable_response(response_class):
+    """A 503 `database_unavailable` in the envelope, built with `response_class` (DRF's
+    Response or Django's JsonResponse)."""
+    response = response_class(
+        envelope(DatabaseUnavailable.code, DatabaseUnavailable.detail),
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
 def envelope(code, detail, fields=None):
     body = {"error": {"code": code, "detail": str(detail)}}
     if fields:
@@ -112,6 +136,9 @@ def api_exception_handler(exc, context):
             envelope("payload_too_large", "Isi permintaan terlalu besar."),
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
+    if isinstance(exc, DATABASE_ERRORS):
+        logger.warning("database unavailable", extra={"error": type(exc).__name__})
+        return database_unavailable_response(Response)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -157,7 +184,27 @@ def handler404(request, exception=None):
     return JsonResponse(envelope("not_found", "Tidak ditemukan."), status=404)
 
 
+class DatabaseUnavailableMiddleware:
+    """Outside DRF views (payment pages, the admin): a database outage answers 503 in the
+    envelope instead of the 500 page. (Django's handler500 cannot see the exception under
+    ASGI, so this is a middleware's process_exception.)"""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, DATABASE_ERRORS):
+            logger.warning("database unavailable", extra={"error": type(exception).__name__})
+            return database_unavailable_response(JsonResponse)
+        return None
+
+
 def handler500(request):
+    if isinstance(sys.exc_info()[1], DATABASE_ERRORS):
+        return database_unavailable_response(JsonResponse)
     return JsonResponse(
         envelope("server_error", "Terjadi kesalahan di server. Tim kami sudah diberi tahu."),
         status=500,

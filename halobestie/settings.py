@@ -103,6 +103,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees a view's exception first: a database outage is a 503, not a 500.
+    "halobestie.errors.DatabaseUnavailableMiddleware",
 ]
 
 # The public URLconf is the default: a request that is not known to come from the internal
@@ -148,6 +150,9 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
             "max_size": env("DATABASE_POOL_MAX", int, 20),
             "timeout": env("DATABASE_POOL_TIMEOUT", float, 5.0),
         }
+        # Check a pooled connection before lending it: after a PostgreSQL restart every idle
+        # connection in the pool is dead, and without the check each would fail one request.
+        _database["CONN_HEALTH_CHECKS"] = True
     _database["OPTIONS"].setdefault("connect_timeout", env("DATABASE_CONNECT_TIMEOUT", int, 3))
 _test_database_name = env("TEST_DATABASE_NAME", str, "test_halobestie")
 if _test_database_name:
