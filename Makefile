@@ -15,7 +15,7 @@ RUN_ENV := DEBUG=$${DEBUG:-true} \
 	ADMIN_PASSWORD=$${ADMIN_PASSWORD:-halobestie-admin} \
 	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PUBLIC_PORT)}
 
-.PHONY: help venv run test lint format openapi migrate seed clean demo
+.PHONY: help venv run test lint format openapi migrate seed clean demo bench
 
 help:
 	@echo "make run      serve both listeners with demo data (SQLite and in-memory layer unless"
@@ -23,6 +23,8 @@ help:
 	@echo "make test     the whole suite against real PostgreSQL and Valkey/Redis"
 	@echo "make lint     ruff; hadolint, compose config, Kubernetes schema check of the packaging"
 	@echo "make openapi  write docs/openapi.yaml"
+	@echo "make bench    by hand, never in CI: the performance harness (bench/, docs/PERFORMANCE.md);"
+	@echo "              ~20 min, BENCH_QUICK=1 for ~3 min; its own database halobestie_bench"
 	@echo "make demo     against a running \`make run\`: a scripted client and mitra pay, chat, end, rate"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -67,6 +69,11 @@ openapi: venv
 
 demo: venv
 	$(PY) scripts/demo.py --base-url http://127.0.0.1:$(PUBLIC_PORT)
+
+# By hand only (not in CI, not in `make test`): needs PostgreSQL and Valkey/Redis like `make test`,
+# and wrk (apt-get install wrk). Results: bench/results/*.json and chat_latency.png.
+bench: venv
+	$(PY) scripts/with_services.py -- $(PY) -m bench
 
 migrate: venv
 	$(PY) manage.py migrate --noinput

@@ -1,0 +1,273 @@
+"""The load generator: a separate process (so its CPU is not the runner's), asyncio + uvloop +
+the `websockets` client.
+
+`python -m bench.loadgen CONFIG.json RESULT.json`, CONFIG:
+  mode        "chat" (our /ws/v1/, Bearer header) | "relay" (baselines, ?user=<id>) | "idle"
+  client_url, mitra_url   where the client and the mitra sockets go (two processes)
+  pairs       [[session_id, client_user_id, client_token, mitra_user_id, mitra_token], …]
+  steps       [{"rate": total msg/s, "seconds": s, "record": bool, "label": str}]
+  server_pids CPU is read from these (psutil) at the start and end of each step
+  idle_sockets (mode idle) how many sockets to open, cycling through the pairs' tokens
+
+Each side of each pair sends `message.send` at a steady rate (random phase) with a unique
+client_msg_id; latency is send → the OTHER side's `message.new` with that id, on one monotonic
+clock (same process). A message not delivered within `grace` seconds after its step is lost.
+"""
+
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+
+import psutil
+from websockets.asyncio.client import connect
+
+BODY = "halo kak, hari ini aku capek banget sama kerjaan"
+CONNECT_CONCURRENCY = 64
+
+
+def percentile(values, fraction):
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def progress(text):
+    print(f"    {text}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, config):
+        self.config = config
+        self.mode = config["mode"]
+        self.sockets = []  # (ws, own user id, peer user id, session id)
+        self.expected = {}  # client_msg_id -> (sent at, step index, recipient socket index)
+        self.latencies = {}  # step -> [seconds]
+        self.acks = {}
+        self.errors = {}
+        self.counter = 0
+        self.step = -1
+
+    async def open_one(self, url, user_id, token):
+        if self.config.get("socket_mode", self.mode) == "chat":
+            ws = await connect(
+                url,
+                additional_headers={"Authorization": f"Bearer {token}"},
+                open_timeout=60,
+                max_size=None,
+                compression=None,
+                ping_interval=None,
+            )
+        else:
+            ws = await connect(
+                f"{url}?user={user_id}", open_timeout=60, max_size=None, compression=None, ping_interval=None
+            )
+        hello = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        if hello.get("type") != "hello":
+            raise RuntimeError(f"no hello: {hello}")
+        return ws
+
+    async def open_all(self):
+        pairs = self.config["pairs"]
+        plan = []
+        for session_id, client_id, client_token, mitra_id, mitra_token in pairs:
+            plan.append((self.config["client_url"], client_id, client_token, mitra_id, session_id))
+            plan.append((self.config["mitra_url"], mitra_id, mitra_token, client_id, session_id))
+        limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        done = 0
+        started = time.monotonic()
+
+        async def one(entry):
+            nonlocal done
+            url, user_id, token, peer, session_id = entry
+            async with limit:
+                ws = await self.open_one(url, user_id, token)
+            done += 1
+            if done % 500 == 0:
+                progress(f"{done}/{len(plan)} sockets open")
+            return (ws, user_id, peer, session_id)
+
+        self.sockets = await asyncio.gather(*(one(e) for e in plan))
+        return time.monotonic() - started
+
+    async def receive(self, index):
+        ws = self.sockets[index][0]
+        try:
+            async for text in ws:
+                if '"message.new"' in text:
+                    frame = json.loads(text)
+                    entry = self.expected.get(frame.get("client_msg_id"))
+                    if entry is not None and entry[2] == index:
+                        del self.expected[frame["client_msg_id"]]
+                        self.latencies[entry[1]].append(time.monotonic() - entry[0])
+                elif '"message.ack"' in text:
+                    self.acks[self.step] = self.acks.get(self.step, 0) + 1
+                elif '"error"' in text:
+                    code = json.loads(text).get("code", "?")
+                    self.errors.setdefault(self.step, {}).setdefault(code, 0)
+                    self.errors[self.step][code] += 1
+        except Exception:
+            pass
+
+    async def send_loop(self, index, interval, until, step, sent):
+        ws, user_id, peer, session_id = self.sockets[index]
+        peer_index = index + 1 if index % 2 == 0 else index - 1
+        next_at = time.monotonic() + random.random() * interval
+        while next_at < until:
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.counter += 1
+            cmid = f"{self.config.get('run_id', 'b')}-{self.counter}"
+            frame = json.dumps(
+                {
+                    "type": "message.send",
+                    "session_id": session_id,
+                    "client_msg_id": cmid,
+                    "body": BODY,
+                    "to": peer,
+                }
+            )
+            self.expected[cmid] = (time.monotonic(), step, peer_index)
+            await ws.send(frame)
+            sent[0] += 1
+            next_at += interval
+
+    async def run_step(self, number, step):
+        pids = self.config.get("server_pids", [])
+        me = psutil.Process()
+        self.step = number
+        self.latencies[number] = []
+        sockets = len(self.sockets)
+        interval = sockets / step["rate"]
+        sent = [0]
+        cpu_before = _cpu(pids)
+        own_before = sum(me.cpu_times()[:2])
+        started = time.monotonic()
+        until = started + step["seconds"]
+        await asyncio.gather(*(self.send_loop(i, interval, until, number, sent) for i in range(sockets)))
+        elapsed = time.monotonic() - started
+        cpu = _cpu(pids) - cpu_before
+        own = sum(me.cpu_times()[:2]) - own_before
+        # Let in-flight messages arrive; what has not arrived after the grace period is lost.
+        deadline = time.monotonic() + self.config.get("grace", 5)
+        while time.monotonic() < deadline and any(e[1] == number for e in self.expected.values()):
+            await asyncio.sleep(0.1)
+        lost = [cmid for cmid, e in self.expected.items() if e[1] == number]
+        for cmid in lost:
+            del self.expected[cmid]
+        latencies = self.latencies[number]
+        result = {
+            "label": step.get("label", ""),
+            "target_rate": step["rate"],
+            "seconds": round(elapsed, 2),
+            "sockets": sockets,
+            "sent": sent[0],
+            "sent_per_s": round(sent[0] / elapsed, 1),
+            "delivered": len(latencies),
+            "delivered_per_s": round(len(latencies) / elapsed, 1),
+            "lost": len(lost),
+            "acks": self.acks.get(number, 0),
+            "errors": self.errors.get(number, {}),
+            "p50_ms": _ms(percentile(latencies, 0.50)),
+            "p95_ms": _ms(percentile(latencies, 0.95)),
+            "p99_ms": _ms(percentile(latencies, 0.99)),
+            "max_ms": _ms(max(latencies) if latencies else None),
+            "server_cpu_s": round(cpu, 2),
+            "server_cpu_ms_per_msg": round(1000 * cpu / sent[0], 3) if sent[0] else None,
+            "server_cpu_cores": round(cpu / elapsed, 2),
+            "loadgen_cpu_cores": round(own / elapsed, 2),
+            "record": step.get("record", True),
+        }
+        progress(
+            f"{result['label'] or 'step'}: {result['sent_per_s']:.0f} msg/s sent, "
+            f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, lost {result['lost']}, "
+            f"server CPU {result['server_cpu_ms_per_msg']} ms/msg, errors {result['errors']}"
+        )
+        return result
+
+    async def run(self):
+        connect_seconds = await self.open_all()
+        progress(f"{len(self.sockets)} sockets open in {connect_seconds:.1f}s")
+        receivers = [asyncio.create_task(self.receive(i)) for i in range(len(self.sockets))]
+        results = []
+        for number, step in enumerate(self.config["steps"]):
+            result = await self.run_step(number, step)
+            results.append(result)
+            stop_after = self.config.get("stop_when_failing")
+            if stop_after and result["record"] and not _passes(result, stop_after):
+                progress(f"stopping: p99 over {stop_after['p99_ms']} ms or loss at {step['rate']} msg/s")
+                break
+        for ws, *_ in self.sockets:
+            await ws.close()
+        for task in receivers:
+            task.cancel()
+        return {"connect_seconds": round(connect_seconds, 1), "steps": results}
+
+    async def idle(self):
+        """Open `idle_sockets` sockets (client tokens, several per user), report, hold until stdin
+        closes or a line arrives."""
+        pairs = self.config["pairs"]
+        total = self.config["idle_sockets"]
+        limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        opened = []
+        started = time.monotonic()
+
+        async def one(number):
+            session_id, client_id, client_token, _, _ = pairs[number % len(pairs)]
+            async with limit:
+                opened.append(await self.open_one(self.config["client_url"], client_id, client_token))
+            if len(opened) % 1000 == 0:
+                progress(f"{len(opened)}/{total} idle sockets open")
+
+        await asyncio.gather(*(one(n) for n in range(total)))
+        print(
+            json.dumps({"opened": len(opened), "seconds": round(time.monotonic() - started, 1)}), flush=True
+        )
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        await asyncio.gather(*(ws.close() for ws in opened), return_exceptions=True)
+        return {"opened": len(opened)}
+
+
+def _passes(result, limits):
+    return result["lost"] == 0 and result["p99_ms"] is not None and result["p99_ms"] <= limits["p99_ms"]
+
+
+def _cpu(pids):
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _ms(seconds):
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def main():
+    config_path, result_path = sys.argv[1], sys.argv[2]
+    with open(config_path) as file:
+        config = json.load(file)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    bench = Bench(config)
+    result = asyncio.run(bench.idle() if config["mode"] == "idle" else bench.run())
+    with open(result_path, "w") as file:
+        json.dump(result, file)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
