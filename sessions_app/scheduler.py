@@ -45,7 +45,7 @@ def _flush_heartbeats(now):
 
 def _extra_jobs():
     """Jobs of other apps (presence sweep, heartbeat flush, payments, retention)."""
-    from halobestie.accounts.services import otp_challenges_purge
+    from halobestie.accounts.services import login_failures_purge, otp_challenges_purge
     from mitras.services import mitras_sweep_stale
     from payments.services import scheduler_jobs as payment_jobs
     from sessions_app import chat, tickets
@@ -57,6 +57,7 @@ def _extra_jobs():
         ("tickets_purge_expired", lambda now: tickets.tickets_purge_expired(now=now)),
         # OTP challenges hold phone numbers and serve the hourly limits only: kept two hours.
         ("otp_challenges_purge", lambda now: otp_challenges_purge(before=now - timedelta(hours=2))),
+        ("login_failures_purge", lambda now: login_failures_purge(before=now - timedelta(days=1))),
         *payment_jobs(),
     ]
 

@@ -155,14 +155,18 @@ class MitraLoginIn(serializers.Serializer):
 
 class MitraLoginApi(PublicApi):
     """Mitra login with phone and password (staff create mitra accounts). 401
-    `invalid_credentials`; 403 `mitra_deactivated` for a deactivated mitra."""
+    `invalid_credentials`; 403 `mitra_deactivated` for a deactivated mitra; 429 with
+    `Retry-After` after too many wrong passwords for the phone (`login_phone_limit`) or from the
+    address (`login_ip_limit`)."""
 
     @extend_schema(operation_id="auth_mitra_login", request=MitraLoginIn, responses=LoginOut)
     def post(self, request):
         body = MitraLoginIn(data=request.data)
         body.is_valid(raise_exception=True)
         user = services.auth_mitra_login(
-            phone=body.validated_data["phone"], password=body.validated_data["password"]
+            phone=body.validated_data["phone"],
+            password=body.validated_data["password"],
+            ip_address=client_ip(request),
         )
         return Response(LoginOut(_login_payload(user)).data)
 

@@ -121,3 +121,23 @@ class OtpChallenge(models.Model):
 
     def __str__(self):
         return f"OTP {self.id}"
+
+
+class LoginFailure(models.Model):
+    """One wrong mitra password (or unknown phone). The login throttle counts these per phone
+    and per IP within MITRA_LOGIN_WINDOW_SECONDS; a successful login clears the phone's."""
+
+    phone = models.CharField("nomor HP", max_length=16)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "login gagal"
+        verbose_name_plural = "login gagal"
+        indexes = [
+            models.Index(fields=["phone", "-created_at"], name="login_failure_phone_idx"),
+            models.Index(fields=["ip_address", "-created_at"], name="login_failure_ip_idx"),
+        ]
+
+    def __str__(self):
+        return f"login failure {self.pk}"

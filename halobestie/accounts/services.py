@@ -24,7 +24,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from halobestie.accounts import hooks
 from halobestie.accounts.authentication import check_may_authenticate
-from halobestie.accounts.models import Device, OtpChallenge, OtpStatus, Role, User
+from halobestie.accounts.models import Device, LoginFailure, OtpChallenge, OtpStatus, Role, User
 from halobestie.accounts.tokens import tokens_for
 from halobestie.errors import Forbidden, NotFound, ServiceError, TooManyRequests
 from halobestie.otp import OtpProviderError, OtpProviderUnavailable, get_provider
@@ -91,6 +91,16 @@ class InvalidCredentials(ServiceError):
 
     def __init__(self, detail=None):
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="api"'})
+
+
+class LoginPhoneLimit(TooManyRequests):
+    code = "login_phone_limit"
+    detail = "Terlalu banyak percobaan masuk yang salah untuk nomor ini. Coba lagi nanti."
+
+
+class LoginIpLimit(TooManyRequests):
+    code = "login_ip_limit"
+    detail = "Terlalu banyak percobaan masuk yang salah dari jaringan ini. Coba lagi nanti."
 
 
 class MitraDeactivated(Forbidden):
@@ -276,23 +286,79 @@ def otp_challenges_purge(*, before: datetime) -> int:
 # Mitra login and tokens ---------------------------------------------------------------------
 
 
-def auth_mitra_login(*, phone: str, password: str) -> User:
+def _login_window_cap(queryset, *, limit: int, now: datetime, error):
+    """Raise `error` with Retry-After when `queryset` (failures) holds `limit` rows within the
+    window: the wait is until the oldest one that keeps the count at the cap leaves it."""
+    window = timedelta(seconds=settings.MITRA_LOGIN_WINDOW_SECONDS)
+    recent = list(
+        queryset.filter(created_at__gt=now - window)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+    )
+    if len(recent) >= limit:
+        raise error(retry_after=_seconds_until(recent[len(recent) - limit] + window, now))
+
+
+def auth_mitra_login(
+    *, phone: str, password: str, ip_address: str | None = None, now: datetime | None = None
+) -> User:
     """The mitra with this phone (E.164) and password. The same error for an unknown phone and
-    a wrong password; a deactivated mitra's own error only once the password is right."""
-    user = User.objects.select_related("mitra").filter(phone=phone, role=Role.MITRA).first()
-    if user is None or not hasattr(user, "mitra"):
-        # Hash anyway: the answer takes as long as for a known phone.
-        User().set_password(password)
-        raise InvalidCredentials()
-    if not user.check_password(password):
-        raise InvalidCredentials()
+    a wrong password; a deactivated mitra's own error only once the password is right.
+
+    Brute force: each wrong password is stored (LoginFailure); past
+    MITRA_LOGIN_MAX_FAILURES_PER_PHONE for the phone or MITRA_LOGIN_MAX_FAILURES_PER_IP for the
+    address within MITRA_LOGIN_WINDOW_SECONDS, every attempt is refused with 429 and Retry-After
+    before the password is even checked (the right one too). The check, the password hash and
+    the recording happen under the phone's and the IP's advisory locks, so concurrent guesses
+    never exceed the cap. A successful login clears the phone's failures."""
+    now = now or timezone.now()
+    refused = None
+    with transaction.atomic():
+        # Always phone before IP, as for OTP: no two requests wait on each other in opposite orders.
+        _advisory_lock(f"login:phone:{phone}")
+        if ip_address:
+            _advisory_lock(f"login:ip:{ip_address}")
+        _login_window_cap(
+            LoginFailure.objects.filter(phone=phone),
+            limit=settings.MITRA_LOGIN_MAX_FAILURES_PER_PHONE,
+            now=now,
+            error=LoginPhoneLimit,
+        )
+        if ip_address:
+            _login_window_cap(
+                LoginFailure.objects.filter(ip_address=ip_address),
+                limit=settings.MITRA_LOGIN_MAX_FAILURES_PER_IP,
+                now=now,
+                error=LoginIpLimit,
+            )
+        user = User.objects.select_related("mitra").filter(phone=phone, role=Role.MITRA).first()
+        if user is None or not hasattr(user, "mitra"):
+            # Hash anyway: the answer takes as long as for a known phone.
+            User().set_password(password)
+            refused = InvalidCredentials()
+        elif not user.check_password(password):
+            refused = InvalidCredentials()
+        if refused is not None:
+            LoginFailure.objects.create(phone=phone, ip_address=ip_address, created_at=now)
+        else:
+            LoginFailure.objects.filter(phone=phone).delete()
+    if refused is not None:
+        # Raised after the commit: the failure must be counted.
+        raise refused
     if user.mitra.deactivated_at is not None:
         raise MitraDeactivated()
     if not user.is_active or user.deleted_at is not None:
         raise AccountInactive()
-    User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    User.objects.filter(pk=user.pk).update(last_login=now)
     logger.info("mitra logged in", extra={"user_id": user.pk, "mitra_id": user.mitra.pk})
     return user
+
+
+def login_failures_purge(*, before: datetime) -> int:
+    """Delete login failures recorded before `before` (outside every window, they limit
+    nothing). For the scheduler's retention purge. Returns how many went."""
+    deleted, _ = LoginFailure.objects.filter(created_at__lt=before).delete()
+    return deleted
 
 
 def _parse_refresh(raw: str) -> RefreshToken:
