@@ -82,8 +82,8 @@ class SessionDeclineApi(APIView):
     @extend_schema(operation_id="sessions_decline", request=None, responses=SessionOut)
     def post(self, request, session_id):
         session = _session(request, session_id)
-        services.session_decline(session_id=session.id, mitra=request.user.mitra)
-        return Response(session_payload(_session(request, session_id)))
+        session = services.session_decline(session_id=session.id, mitra=request.user.mitra)
+        return Response(session_payload(session))
 
 
 class SessionEndApi(APIView):

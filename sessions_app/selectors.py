@@ -12,7 +12,9 @@ def session_get_for_participant(*, session_id, user) -> ChatSession:
     if user.role == "client":
         query = query.filter(client=user)
     elif user.role == "mitra":
-        query = query.filter(Q(mitra__user=user) | Q(offers__mitra__user=user)).distinct()
+        # Only the session's current mitra: one who declined, or whose offer lapsed, must not
+        # read the chat the session later has with another Bestie.
+        query = query.filter(mitra__user=user)
     else:
         raise NotFound()
     try:

@@ -147,3 +147,19 @@ def test_it_extends_only_active_sessions(paid_session, online_mitra):
     )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "session_not_active"
+
+
+def test_it_hides_the_chat_from_a_mitra_who_declined(paid_session, online_mitra):
+    first = online_mitra()
+    session = paid_session()
+    second = online_mitra()
+    declined = auth_client(first.user).post(f"/api/v1/sessions/{session.id}/decline")
+    assert declined.status_code == 200
+    assert (declined.json()["status"], declined.json()["mitra"]) == ("matching", None)
+    session.refresh_from_db()
+    assert (session.status, session.mitra_id) == (Status.OFFERED, second.id)  # the next Bestie
+    services.session_accept(session_id=session.id, mitra=second)
+    for path in ("", "/messages"):
+        response = auth_client(first.user).get(f"/api/v1/sessions/{session.id}{path}")
+        assert response.status_code == 404, path
+    assert auth_client(second.user).get(f"/api/v1/sessions/{session.id}/messages").status_code == 200
