@@ -32,8 +32,21 @@ class SessionListCreateApi(APIView):
 
     @extend_schema(
         operation_id="sessions_list",
-        parameters=[OpenApiParameter("status", str, description="Comma-separated statuses to filter by.")],
-        responses=SessionOut(many=True),
+        parameters=[
+            OpenApiParameter("status", str, description="Comma-separated statuses to filter by."),
+            OpenApiParameter("limit", int, description="Sessions per page (default 20)."),
+            OpenApiParameter("offset", int, description="Sessions to skip."),
+        ],
+        # The answer is a page (LimitOffsetPagination), as the fuzzer found the schema must say.
+        responses=inline_serializer(
+            "PaginatedSessionOutList",
+            {
+                "count": serializers.IntegerField(),
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+                "results": SessionOut(many=True),
+            },
+        ),
     )
     def get(self, request):
         wanted = [s for s in request.query_params.get("status", "").split(",") if s]
