@@ -9,13 +9,14 @@ production code):
 Everything else goes to `halobestie.asgi.public_application`.
 """
 
+from halobestie.asgi import public_application  # first: it sets Django up  # isort: skip
+
 from django.http import HttpResponse
 from django.urls import clear_url_caches, path
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
 from halobestie import urls_public
-from halobestie.asgi import public_application  # first: it sets Django up
 
 CONSTANT = b'{"online":100,"available":40,"busy":60,"updated_at":"2026-01-01T07:00:00+07:00"}'
 

@@ -23,6 +23,7 @@ import time
 
 import psutil
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 BODY = "halo kak, hari ini aku capek banget sama kerjaan"
 CONNECT_CONCURRENCY = 64
@@ -51,6 +52,8 @@ class Bench:
         self.errors = {}
         self.counter = 0
         self.step = -1
+        self.closed = {}  # step -> sockets found closed by the server
+        self.close_codes = {}
 
     async def open_one(self, url, user_id, token):
         if self.config.get("socket_mode", self.mode) == "chat":
@@ -133,7 +136,15 @@ class Bench:
                 }
             )
             self.expected[cmid] = (time.monotonic(), step, peer_index)
-            await ws.send(frame)
+            try:
+                await ws.send(frame)
+            except ConnectionClosed as exc:
+                # The server closed the socket (e.g. 1012): counted, and this socket stops sending.
+                del self.expected[cmid]
+                code = exc.rcvd.code if exc.rcvd else None
+                self.closed[step] = self.closed.get(step, 0) + 1
+                self.close_codes[str(code)] = self.close_codes.get(str(code), 0) + 1
+                return
             sent[0] += 1
             next_at += interval
 
@@ -147,12 +158,17 @@ class Bench:
         sent = [0]
         cpu_before = _cpu(pids)
         own_before = sum(me.cpu_times()[:2])
+        machine_before = psutil.cpu_times()
         started = time.monotonic()
         until = started + step["seconds"]
         await asyncio.gather(*(self.send_loop(i, interval, until, number, sent) for i in range(sockets)))
         elapsed = time.monotonic() - started
         cpu = _cpu(pids) - cpu_before
         own = sum(me.cpu_times()[:2]) - own_before
+        machine_after = psutil.cpu_times()
+        # Busy cores of the whole machine (servers, Postgres, Valkey, this generator).
+        busy = sum(machine_after) - sum(machine_before)
+        busy -= (machine_after.idle - machine_before.idle) + (machine_after.iowait - machine_before.iowait)
         # Let in-flight messages arrive; what has not arrived after the grace period is lost.
         deadline = time.monotonic() + self.config.get("grace", 5)
         while time.monotonic() < deadline and any(e[1] == number for e in self.expected.values()):
@@ -173,6 +189,8 @@ class Bench:
             "lost": len(lost),
             "acks": self.acks.get(number, 0),
             "errors": self.errors.get(number, {}),
+            "sockets_closed_by_server": self.closed.get(number, 0),
+            "close_codes": dict(self.close_codes),
             "p50_ms": _ms(percentile(latencies, 0.50)),
             "p95_ms": _ms(percentile(latencies, 0.95)),
             "p99_ms": _ms(percentile(latencies, 0.99)),
@@ -181,6 +199,7 @@ class Bench:
             "server_cpu_ms_per_msg": round(1000 * cpu / sent[0], 3) if sent[0] else None,
             "server_cpu_cores": round(cpu / elapsed, 2),
             "loadgen_cpu_cores": round(own / elapsed, 2),
+            "machine_busy_cores": round(busy / elapsed, 2),
             "record": step.get("record", True),
         }
         progress(
@@ -202,8 +221,7 @@ class Bench:
             if stop_after and result["record"] and not _passes(result, stop_after):
                 progress(f"stopping: p99 over {stop_after['p99_ms']} ms or loss at {step['rate']} msg/s")
                 break
-        for ws, *_ in self.sockets:
-            await ws.close()
+        await asyncio.gather(*(ws.close() for ws, *_ in self.sockets), return_exceptions=True)
         for task in receivers:
             task.cancel()
         return {"connect_seconds": round(connect_seconds, 1), "steps": results}
