@@ -15,12 +15,13 @@ RUN_ENV := DEBUG=$${DEBUG:-true} \
 	ADMIN_PASSWORD=$${ADMIN_PASSWORD:-halobestie-admin} \
 	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PUBLIC_PORT)}
 
-.PHONY: help venv run test lint format openapi migrate seed clean demo bench
+.PHONY: help venv run test soak lint format openapi migrate seed clean demo bench
 
 help:
 	@echo "make run      serve both listeners with demo data (SQLite and in-memory layer unless"
 	@echo "              DATABASE_URL / VALKEY_URL are set)"
 	@echo "make test     the whole suite against real PostgreSQL and Valkey/Redis"
+	@echo "make soak     the slow reliability runs (long fuzzing; tests marked soak, see docs/RELIABILITY.md)"
 	@echo "make lint     ruff; hadolint, compose config, Kubernetes schema check of the packaging"
 	@echo "make openapi  write docs/openapi.yaml"
 	@echo "make bench    by hand, never in CI: the performance harness (bench/, docs/PERFORMANCE.md);"
@@ -46,6 +47,9 @@ run: venv
 
 test: venv
 	$(PY) scripts/with_services.py -- $(PY) -m pytest $(PYTEST_ARGS)
+
+soak: venv
+	$(PY) scripts/with_services.py -- $(PY) -m pytest -m soak tests/reliability $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

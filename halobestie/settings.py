@@ -328,6 +328,20 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env("SECURE_COOKIES", bool, True)
     CSRF_COOKIE_SECURE = env("SECURE_COOKIES", bool, True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
+    # HSTS: Django sends it only on requests that arrived over HTTPS (the proxy's
+    # X-Forwarded-Proto), so the plain-HTTP probes and the internal listener never get it.
+    SECURE_HSTS_SECONDS = env("SECURE_HSTS_SECONDS", int, 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env("SECURE_HSTS_INCLUDE_SUBDOMAINS", bool, True)
+
+SILENCED_SYSTEM_CHECKS = [
+    # SECURE_SSL_REDIRECT stays off: the TLS proxy redirects HTTP to HTTPS (DEPLOY.md), and
+    # behind it the load balancer's probes (/healthz, /readyz) and the internal listener speak
+    # plain HTTP on the private network, which a redirect would break.
+    "security.W008",
+    # HSTS preload is a submission to the browsers' lists that cannot be taken back quickly: a
+    # decision for whoever owns the domain, not a default of the code.
+    "security.W021",
+]
 
 LOG_LEVEL = env("LOG_LEVEL", str, "INFO")
 _PROTOCOL_LOG_LEVEL = LOG_LEVEL if LOG_LEVEL.upper() in {"WARNING", "ERROR", "CRITICAL"} else "INFO"

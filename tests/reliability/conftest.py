@@ -23,6 +23,10 @@ from django.conf import settings
 from tests.servers import free_port
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "soak: slow reliability runs, only with `pytest -m soak` (make soak)")
+
+
 def pytest_collection_modifyitems(config, items):
     if "soak" in (config.getoption("markexpr") or ""):
         return

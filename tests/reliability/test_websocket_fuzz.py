@@ -58,11 +58,15 @@ def _chat(sender, receiver, session_id, body):
     return ack["seq"]
 
 
+@pytest.mark.parametrize(
+    "examples", [pytest.param(120, id="quick"), pytest.param(3000, id="soak", marks=pytest.mark.soak)]
+)
 def test_it_survives_random_frames_while_others_keep_chatting(
     public_server,  # noqa: F811
     active_session,  # noqa: F811
     make_client_user,
     tmp_path,
+    examples,
 ):
     session, client, mitra = active_session()
     stranger = make_client_user()
@@ -73,7 +77,7 @@ def test_it_survives_random_frames_while_others_keep_chatting(
     seqs = []
 
     @hypothesis_settings(
-        max_examples=120, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
     @given(frame=frames(str(session.id)))
     def attack(frame):
