@@ -41,7 +41,8 @@ def _schemathesis(
         command += ["--exclude-path-regex", pattern]
     for operation_id in exclude_operations:
         command += ["--exclude-operation-id", operation_id]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    # Run in the report folder: schemathesis keeps state in .schemathesis/ under its cwd.
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=report.parent)
     report.write_text(result.stdout + result.stderr)
     return result
 
