@@ -354,30 +354,42 @@ def payments_expire_due(*, now=None, grace_seconds: int = 120, limit: int = 100)
     now = now or timezone.now()
     due = list(
         Payment.objects.filter(
-            status=PaymentStatus.PENDING, expires_at__lte=now - timedelta(seconds=grace_seconds)
+            status=PaymentStatus.PENDING,
+            expires_at__lte=now - timedelta(seconds=grace_seconds),
+            # A flagged payment waits for staff; reconciling it every tick would add a callback
+            # row per second forever and starve the others.
+            flagged_for_staff=False,
         ).order_by("expires_at")[:limit]
     )
     done = 0
     for payment in due:
-        if _is_local(payment.invoice_id):
-            body = {
-                "id": payment.invoice_id, "external_id": payment.external_id, "status": "EXPIRED",
-                "amount": payment.amount_idr,
-            }  # fmt: skip
-        else:
-            if not settings.XENDIT_ENABLED:
-                continue
-            try:
-                body = xendit.invoice_get(payment.invoice_id)
-            except xendit.XenditError:
-                continue  # next tick
-            if body.get("status") not in INVOICE_STATUSES or body.get("status") == "PENDING":
-                continue
-        invoice_callback_receive(
-            token=settings.XENDIT_WEBHOOK_TOKEN, body=body, headers={"user-agent": "halobestie-reconciler"}
-        )
-        done += 1
+        try:
+            done += _reconcile(payment)
+        except Exception:
+            logger.exception("payment reconcile failed", extra={"payment_id": str(payment.pk)})
     return done
+
+
+def _reconcile(payment) -> int:
+    """Feed the invoice's final state of one overdue payment through the callback path."""
+    if _is_local(payment.invoice_id):
+        body = {
+            "id": payment.invoice_id, "external_id": payment.external_id, "status": "EXPIRED",
+            "amount": payment.amount_idr,
+        }  # fmt: skip
+    else:
+        if not settings.XENDIT_ENABLED:
+            return 0
+        try:
+            body = xendit.invoice_get(payment.invoice_id)
+        except xendit.XenditError:
+            return 0  # next tick
+        if body.get("status") not in INVOICE_STATUSES or body.get("status") == "PENDING":
+            return 0
+    invoice_callback_receive(
+        token=settings.XENDIT_WEBHOOK_TOKEN, body=body, headers={"user-agent": "halobestie-reconciler"}
+    )
+    return 1
 
 
 # Refunds ---------------------------------------------------------------------------------------
@@ -598,6 +610,13 @@ def refund_settle_manually(*, refund, actor) -> Refund:
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
         if refund.status not in (RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.FAILED):
             raise Conflict("Refund ini sudah selesai.", code="refund_already_settled")
+        if refund.is_gateway_refund and refund.status != RefundStatus.FAILED:
+            # Xendit may still pay it (a send that timed out may have arrived): settling by hand
+            # now could pay the client twice. Only a refund Xendit reported failed is settled here.
+            raise Conflict(
+                "Refund ini masih diproses Xendit; selesaikan manual hanya setelah gagal.",
+                code="refund_in_progress_at_gateway",
+            )
         refund.status = RefundStatus.MANUAL_SETTLED
         refund.settled_by = actor
         refund.settled_at = timezone.now()

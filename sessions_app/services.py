@@ -141,6 +141,7 @@ def _cancel(session, *, reason, actor=None, now, refund):
     previous_mitra_id = session.mitra_id if session.status == Status.OFFERED else None
     if session.status == Status.OFFERED:
         _withdraw_pending_offer(session, outcome=OfferOutcome.WITHDRAWN, now=now)
+        session.mitra = None  # the offer record keeps the history; the mitra loses access
     session.status = Status.CANCELLED
     session.end_reason = reason
     session.ended_by = actor
@@ -694,7 +695,9 @@ def matching_expire_due(*, now=None, limit=200) -> int:
     """Sessions that waited longer than the matching window end unmatched, with a refund."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=get_config().matching_timeout_seconds)
-    condition = {"status": Status.MATCHING, "paid_at__lte": cutoff}
+    # Our own clock from when the session entered the queue, never the gateway's paid_at: a late
+    # or reconciled callback must still get the whole matching window.
+    condition = {"status": Status.MATCHING, "matching_started_at__lte": cutoff}
 
     def handle(session):
         from payments.services import refund_create
@@ -752,12 +755,24 @@ def sessions_end_due(*, now=None, limit=200) -> int:
 
 
 def sessions_check_mitra_presence(*, now=None, limit=200) -> int:
-    """Active sessions whose mitra went offline: both sides are told at once; back within the
-    grace period, the session goes on; else it ends `mitra_lost` and waits for a staff refund
-    decision (`needs_refund_review`)."""
+    """Active sessions whose mitra's presence lapsed (no fresh heartbeat: the app is gone, not
+    merely switched to "no new offers"): both sides are told at once; back within the grace
+    period, the session goes on; else it ends `mitra_lost` and waits for a staff refund decision
+    (`needs_refund_review`)."""
     now = now or timezone.now()
-    grace = timedelta(seconds=get_config().mitra_lost_grace_seconds)
-    handled = 0
+    config = get_config()
+    grace = timedelta(seconds=config.mitra_lost_grace_seconds)
+    ttl = config.heartbeat_ttl_seconds
+    active = list(
+        ChatSession.objects.filter(status=Status.ACTIVE).values_list("id", "mitra_id", "mitra_lost_at")[
+            :limit
+        ]
+    )
+    if not active:
+        return 0
+    mitras = list(Mitra.objects.filter(pk__in={m for _, m, _ in active}).only("id", "last_heartbeat_at"))
+    beats = last_heartbeats(mitras)
+    present = {m for m, beat in beats.items() if beat is not None and (now - beat).total_seconds() < ttl}
 
     def lapse(session):
         session.mitra_lost_at = now
@@ -775,10 +790,14 @@ def sessions_check_mitra_presence(*, now=None, limit=200) -> int:
         session.needs_refund_review = True
         _end_active(session, reason=EndReason.MITRA_LOST, now=now)
 
-    lapsed = {"status": Status.ACTIVE, "mitra_lost_at__isnull": True, "mitra__is_online": False}
-    handled += _for_each_locked(_due(ChatSession.objects.filter(**lapsed), limit), lapsed, lapse)
-    returned = {"status": Status.ACTIVE, "mitra_lost_at__isnull": False, "mitra__is_online": True}
-    handled += _for_each_locked(_due(ChatSession.objects.filter(**returned), limit), returned, back)
-    lost = {"status": Status.ACTIVE, "mitra_lost_at__lte": now - grace, "mitra__is_online": False}
-    handled += _for_each_locked(_due(ChatSession.objects.filter(**lost), limit), lost, give_up)
+    lapsed = [sid for sid, mitra_id, lost_at in active if lost_at is None and mitra_id not in present]
+    returned = [sid for sid, mitra_id, lost_at in active if lost_at is not None and mitra_id in present]
+    gone = [
+        sid
+        for sid, mitra_id, lost_at in active
+        if lost_at is not None and lost_at <= now - grace and mitra_id not in present
+    ]
+    handled = _for_each_locked(lapsed, {"status": Status.ACTIVE, "mitra_lost_at__isnull": True}, lapse)
+    handled += _for_each_locked(returned, {"status": Status.ACTIVE, "mitra_lost_at__isnull": False}, back)
+    handled += _for_each_locked(gone, {"status": Status.ACTIVE, "mitra_lost_at__lte": now - grace}, give_up)
     return handled

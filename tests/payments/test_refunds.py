@@ -226,3 +226,18 @@ def test_it_lets_finance_settle_a_refund_in_the_control_center(internal_client, 
     refund.refresh_from_db()
     assert refund.status == RefundStatus.MANUAL_SETTLED
     assert AuditEntry.objects.filter(action="refund_settle_manually", object_id=str(refund.pk)).count() == 1
+
+
+def test_it_refuses_to_settle_by_hand_a_refund_xendit_is_still_paying(
+    xendit, paid, make_staff, django_capture_on_commit_callbacks
+):
+    session, _ = paid()
+    with django_capture_on_commit_callbacks(execute=True):
+        sessions.matching_expire_due(now=timezone.now() + timedelta(seconds=601))
+    refund = Refund.objects.get(session=session)
+    assert (refund.is_gateway_refund, refund.status) == (True, RefundStatus.PENDING)
+    with pytest.raises(Conflict) as error:
+        services.refund_settle_manually(refund=refund, actor=make_staff("finance"))
+    assert error.value.code == "refund_in_progress_at_gateway"
+    refund.refresh_from_db()
+    assert refund.status == RefundStatus.PENDING

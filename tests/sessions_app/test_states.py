@@ -102,32 +102,58 @@ def test_it_ends_at_ends_at_and_warns_before(paid_session, online_mitra):
 
 
 def test_it_ends_a_session_whose_mitra_is_lost_after_the_grace(paid_session, online_mitra):
-    from mitras.models import Mitra
-    from mitras.services import mitra_set_online
+    from mitras.services import mitra_heartbeat
 
     mitra = online_mitra()
     session = paid_session()
     services.session_accept(session_id=session.id, mitra=mitra)
-    Mitra.objects.filter(pk=mitra.pk).update(is_online=False)
-    now = timezone.now()
-    assert services.sessions_check_mitra_presence(now=now) == 1
+    start = timezone.now()
+    mitra_heartbeat(mitra=mitra, now=start)
+    # heartbeats stop: past the heartbeat TTL (30 s) both sides are told
+    lapsed_at = start + timedelta(seconds=31)
+    assert services.sessions_check_mitra_presence(now=lapsed_at) == 1
     session.refresh_from_db()
-    assert session.mitra_lost_at == now and session.status == Status.ACTIVE
+    assert session.mitra_lost_at == lapsed_at and session.status == Status.ACTIVE
     # back within the grace: the session goes on
-    mitra_set_online(mitra=mitra, is_online=True)
-    assert services.sessions_check_mitra_presence(now=now + timedelta(seconds=10)) == 1
+    mitra_heartbeat(mitra=mitra, now=start + timedelta(seconds=40))
+    assert services.sessions_check_mitra_presence(now=start + timedelta(seconds=41)) == 1
     session.refresh_from_db()
     assert session.mitra_lost_at is None
-    # gone for longer than the grace: ended, waiting for a staff refund decision
-    Mitra.objects.filter(pk=mitra.pk).update(is_online=False)
-    services.sessions_check_mitra_presence(now=now + timedelta(seconds=20))
-    services.sessions_check_mitra_presence(now=now + timedelta(seconds=20 + 121))
+    # gone for longer than the grace (120 s): ended, waiting for a staff refund decision
+    gone_at = start + timedelta(seconds=71)
+    assert services.sessions_check_mitra_presence(now=gone_at) == 1
+    assert services.sessions_check_mitra_presence(now=gone_at + timedelta(seconds=119)) == 0
+    assert services.sessions_check_mitra_presence(now=gone_at + timedelta(seconds=121)) == 1
     session.refresh_from_db()
     assert (session.status, session.end_reason, session.needs_refund_review) == (
         Status.ENDED,
         "mitra_lost",
         True,
     )
+
+
+def test_it_keeps_the_chats_of_a_mitra_who_switches_off_new_offers(paid_session, online_mitra):
+    from mitras.services import mitra_heartbeat, mitra_set_online
+
+    mitra = online_mitra()
+    session = paid_session()
+    services.session_accept(session_id=session.id, mitra=mitra)
+    mitra_set_online(mitra=mitra, is_online=False)  # "no new offers", the app still alive
+    now = timezone.now()
+    mitra_heartbeat(mitra=mitra, now=now)
+    assert services.sessions_check_mitra_presence(now=now + timedelta(seconds=5)) == 0
+    session.refresh_from_db()
+    assert (session.status, session.mitra_lost_at) == (Status.ACTIVE, None)
+
+
+def test_it_gives_a_late_payment_the_whole_matching_window(make_client_user):
+    session = services.session_create(client=make_client_user(), package_code="curhat-15")
+    # the gateway says it was paid 20 minutes ago (a lost callback reconciled late)
+    services.session_mark_paid(session_id=session.id, paid_at=timezone.now() - timedelta(minutes=20))
+    assert services.matching_expire_due(now=timezone.now() + timedelta(seconds=5)) == 0
+    session.refresh_from_db()
+    assert session.status == Status.MATCHING
+    assert services.matching_expire_due(now=timezone.now() + timedelta(seconds=601)) == 1
 
 
 def test_it_refunds_a_paid_session_the_client_cancels_before_it_starts(paid_session):
