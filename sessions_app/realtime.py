@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 SOCKET_TTL_SECONDS = 120
 WATCHDOG_INTERVAL = 1.0
 WATCHDOG_TIMEOUT = 3.0
+# A busy process can miss one probe deadline without anything being wrong; closing every socket
+# then would make all apps reconnect at the worst moment. Only this many slow rounds in a row
+# count as a lost layer (a connection error or a Valkey restart counts at once).
+WATCHDOG_SLOW_ROUNDS = 3
 CLOSE_SERVICE_RESTART = 1012
 
 _consumers = weakref.WeakSet()
@@ -166,6 +170,7 @@ async def _watch():
     counter = 0
     healthy = True
     last_run_id = None
+    slow_rounds = 0
     while True:
         if counter:
             await asyncio.sleep(WATCHDOG_INTERVAL)
@@ -193,9 +198,16 @@ async def _watch():
             if not healthy:
                 logger.info("channel layer back")
             healthy = True
+            slow_rounds = 0
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if isinstance(exc, TimeoutError) and healthy:
+                slow_rounds += 1
+                if slow_rounds < WATCHDOG_SLOW_ROUNDS:
+                    logger.info("channel layer probe slow", extra={"slow_rounds": slow_rounds})
+                    continue
+            slow_rounds = 0
             # Closing and flushing once per outage is enough; while the layer is still down new
             # sockets are refused at connect (group_add fails) and the probe keeps failing.
             closed = await close_all_local() if healthy or local_consumers() else 0
