@@ -105,3 +105,50 @@ def _server(command, app, port, *, env, log_path):
                 process.wait()
         if log_path:
             log.close()
+
+
+class ThrowawayValkey:
+    """A valkey-server (or redis-server) on a free port that keeps nothing on disk, for tests
+    that stop and restart Valkey: `kill()` is SIGKILL, `stop()` a clean SIGTERM, and `start()`
+    again comes back empty on the same port, as after a restart without persistence."""
+
+    def __init__(self, folder):
+        import shutil
+
+        import pytest
+
+        self.binary = shutil.which("valkey-server") or shutil.which("redis-server")
+        if self.binary is None:
+            pytest.fail("needs valkey-server or redis-server installed (apt-get install redis-server)")
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    def start(self):
+        import redis
+
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis.from_url(self.url, socket_connect_timeout=0.2).ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def kill(self):
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)

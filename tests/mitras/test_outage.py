@@ -1,73 +1,27 @@
 """Valkey dies mid-test: every reader answers from Postgres; when it returns, the keys are
 rebuilt without a restart. A throwaway redis-server/valkey-server on a free port plays Valkey."""
 
-import shutil
-import subprocess
 import time
 
 import pytest
-import redis
 from django.db import transaction
 
 from halobestie import valkey
 from mitras import mirror, services
 from tests.conftest import auth_client
-from tests.servers import free_port
-
-
-class ThrowawayValkey:
-    def __init__(self, binary, port, folder):
-        self.binary, self.port, self.folder = binary, port, folder
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.folder),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(self.url, socket_connect_timeout=0.2).ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+from tests.servers import ThrowawayValkey
 
 
 @pytest.fixture
 def throwaway_valkey(settings, tmp_path):
-    binary = shutil.which("valkey-server") or shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("needs valkey-server or redis-server installed")
-    server = ThrowawayValkey(binary, free_port(), tmp_path)
+    server = ThrowawayValkey(tmp_path)
     server.start()
     original = settings.VALKEY_URL
     settings.VALKEY_URL = server.url
     valkey.reset_client()
     assert mirror.seed_from_postgres()
     yield server
-    server.stop()
+    server.kill()
     settings.VALKEY_URL = original
     valkey.reset_client()
     mirror.seed_from_postgres()  # leave the mirror clean on the real Valkey for the next tests
@@ -107,7 +61,7 @@ def test_it_answers_from_postgres_while_valkey_is_down_and_reseeds_when_it_retur
     )
     fallbacks = mirror.valkey_fallbacks
 
-    throwaway_valkey.stop()
+    throwaway_valkey.kill()
 
     assert _state_of_the_world(api, [free, full, resting]) == before_outage
     assert mirror.valkey_fallbacks > fallbacks
@@ -155,7 +109,7 @@ def test_it_reseeds_from_the_background_checker_when_valkey_returns(
     transactional_db, throwaway_valkey, make_mitra
 ):
     mitra = make_mitra()
-    throwaway_valkey.stop()
+    throwaway_valkey.kill()
     services.mitra_set_online(mitra=mitra, is_online=True)  # the mirror write fails: dirty
     assert mirror.is_dirty()
     assert mirror.check_and_reseed() is False  # still down

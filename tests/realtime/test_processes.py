@@ -2,18 +2,15 @@
 to the other process, sync), and a Redis restart during a chat (the layer watchdog)."""
 
 import contextlib
-import shutil
 import signal
-import subprocess
 import time
 
 import pytest
-import redis
 from websockets.exceptions import ConnectionClosed
 
 from sessions_app.models import Message
 from tests.realtime.conftest import Socket
-from tests.servers import free_port, server_env, uvicorn_process
+from tests.servers import ThrowawayValkey, server_env, uvicorn_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,41 +94,10 @@ def test_it_closes_with_1012_on_sigterm_and_the_app_resyncs_elsewhere(
 
 @pytest.fixture
 def throwaway_redis(tmp_path):
-    binary = shutil.which("valkey-server") or shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("needs valkey-server or redis-server")
-    port = free_port()
-
-    class Server:
-        url = f"redis://127.0.0.1:{port}/0"
-        process = None
-
-        def start(self):
-            self.process = subprocess.Popen(
-                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--dir", str(tmp_path)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            client = redis.Redis.from_url(self.url)
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-
-        def stop(self):
-            self.process.terminate()
-            self.process.wait(10)
-
-    server = Server()
+    server = ThrowawayValkey(tmp_path)
     server.start()
     yield server
-    if server.process.poll() is None:
-        server.stop()
+    server.stop()
 
 
 def test_it_recovers_from_a_redis_restart_without_losing_an_acked_message(

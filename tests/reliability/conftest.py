@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 from django.conf import settings
 
-from tests.servers import free_port
+from tests.servers import ThrowawayValkey, free_port
 
 
 def pytest_configure(config):
@@ -41,44 +40,9 @@ def pytest_collection_modifyitems(config, items):
 # Throwaway Valkey ---------------------------------------------------------------------------
 
 
-class ThrowawayValkey:
-    """A redis-server/valkey-server on a free port; `kill()` is SIGKILL, `start()` comes back
-    empty (as after a restart without persistence)."""
-
-    def __init__(self, binary, folder):
-        self.binary, self.folder = binary, folder
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(self.url, socket_connect_timeout=0.2).ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def kill(self):
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture
 def throwaway_valkey(tmp_path):
-    binary = shutil.which("valkey-server") or shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("needs valkey-server or redis-server installed (apt-get install redis-server)")
-    server = ThrowawayValkey(binary, tmp_path)
+    server = ThrowawayValkey(tmp_path)
     server.start()
     yield server
     server.kill()
