@@ -3,7 +3,6 @@
 import os
 import time
 
-import pytest
 import requests
 from playwright.sync_api import sync_playwright
 
@@ -67,6 +66,3 @@ def test_it_deactivates_a_mitra_and_the_dashboard_and_beacon_follow(
             page.screenshot(path="/tmp/halobestie-dashboard.png")
             browser.close()
         assert wait_for(lambda: beacon()["available"] == 1)
-
-
-pytestmark = pytest.mark.skipif(False, reason="")
