@@ -35,6 +35,7 @@ from payments.models import (
     Refund,
     RefundStatus,
 )
+from sessions_app.models import ChatSession
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +215,12 @@ def invoice_callback_receive(*, token, body, headers=None) -> PaymentCallback:
         raise _invalid("Status tidak dikenal.", "status")
     gateway_id = body.get("id") if isinstance(body.get("id"), str) else ""
 
+    session_id = Payment.objects.filter(external_id=external_id).values_list("session_id", flat=True).first()
     with transaction.atomic():
+        if session_id is not None:
+            # Session before payment, the order the session services use (cancel → refund locks
+            # the payment): the two paths can never deadlock on each other.
+            ChatSession.objects.select_for_update().filter(pk=session_id).first()
         payment = Payment.objects.select_for_update().filter(external_id=external_id).first()
         if payment is None:
             logger.warning(
