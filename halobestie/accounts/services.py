@@ -133,14 +133,17 @@ def _advisory_lock(key: str):
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
 
 
-def _hourly_cap(queryset, *, limit: int, now: datetime, error):
-    """Raise `error` with Retry-After when `queryset` (challenges) holds `limit` rows within the
-    last hour: the wait is until the oldest one that keeps the count at the cap leaves the hour."""
+def _window_cap(queryset, *, limit: int, window: timedelta, now: datetime, error):
+    """Raise `error` with Retry-After when `queryset` (rows with `created_at`: OTP challenges,
+    login failures) holds `limit` rows within the last `window`: the wait is until the oldest one
+    that keeps the count at the cap leaves the window."""
     recent = list(
-        queryset.filter(created_at__gt=now - HOUR).order_by("created_at").values_list("created_at", flat=True)
+        queryset.filter(created_at__gt=now - window)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
     )
     if len(recent) >= limit:
-        raise error(retry_after=_seconds_until(recent[len(recent) - limit] + HOUR, now))
+        raise error(retry_after=_seconds_until(recent[len(recent) - limit] + window, now))
 
 
 def otp_challenge_request(*, phone: str, ip_address: str | None, now: datetime | None = None) -> OtpChallenge:
@@ -159,16 +162,18 @@ def otp_challenge_request(*, phone: str, ip_address: str | None, now: datetime |
         latest = OtpChallenge.objects.filter(phone=phone).order_by("-created_at").first()
         if latest is not None and latest.created_at + cooldown > now:
             raise OtpResendTooSoon(retry_after=_seconds_until(latest.created_at + cooldown, now))
-        _hourly_cap(
+        _window_cap(
             OtpChallenge.objects.filter(phone=phone),
             limit=settings.OTP_MAX_PER_PHONE_PER_HOUR,
+            window=HOUR,
             now=now,
             error=OtpPhoneLimit,
         )
         if ip_address:
-            _hourly_cap(
+            _window_cap(
                 OtpChallenge.objects.filter(ip_address=ip_address),
                 limit=settings.OTP_MAX_PER_IP_PER_HOUR,
+                window=HOUR,
                 now=now,
                 error=OtpIpLimit,
             )
@@ -286,19 +291,6 @@ def otp_challenges_purge(*, before: datetime) -> int:
 # Mitra login and tokens ---------------------------------------------------------------------
 
 
-def _login_window_cap(queryset, *, limit: int, now: datetime, error):
-    """Raise `error` with Retry-After when `queryset` (failures) holds `limit` rows within the
-    window: the wait is until the oldest one that keeps the count at the cap leaves it."""
-    window = timedelta(seconds=settings.MITRA_LOGIN_WINDOW_SECONDS)
-    recent = list(
-        queryset.filter(created_at__gt=now - window)
-        .order_by("created_at")
-        .values_list("created_at", flat=True)
-    )
-    if len(recent) >= limit:
-        raise error(retry_after=_seconds_until(recent[len(recent) - limit] + window, now))
-
-
 def auth_mitra_login(
     *, phone: str, password: str, ip_address: str | None = None, now: datetime | None = None
 ) -> User:
@@ -318,16 +310,18 @@ def auth_mitra_login(
         _advisory_lock(f"login:phone:{phone}")
         if ip_address:
             _advisory_lock(f"login:ip:{ip_address}")
-        _login_window_cap(
+        _window_cap(
             LoginFailure.objects.filter(phone=phone),
             limit=settings.MITRA_LOGIN_MAX_FAILURES_PER_PHONE,
+            window=timedelta(seconds=settings.MITRA_LOGIN_WINDOW_SECONDS),
             now=now,
             error=LoginPhoneLimit,
         )
         if ip_address:
-            _login_window_cap(
+            _window_cap(
                 LoginFailure.objects.filter(ip_address=ip_address),
                 limit=settings.MITRA_LOGIN_MAX_FAILURES_PER_IP,
+                window=timedelta(seconds=settings.MITRA_LOGIN_WINDOW_SECONDS),
                 now=now,
                 error=LoginIpLimit,
             )
