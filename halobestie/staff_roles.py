@@ -1,7 +1,7 @@
 """Staff roles as groups with least privilege, created and kept by `manage.py seed`.
 
 - support: sessions, reports and mitras day to day; no transcripts, no money, no config.
-- finance: payments and refunds; sessions read-only.
+- finance: payments and refunds, promotions (campaigns and codes); sessions read-only.
 - admin: everything, including transcripts (audited) and runtime config.
 Superusers (the seeded admin) have every permission anyway.
 """
@@ -23,6 +23,9 @@ ROLES = {
         "payments.view_paymentcallback",
         "sessions_app.view_earningsentry",
         "runtime.view_runtimeconfig",
+        "promotions.view_campaign", "promotions.add_campaign", "promotions.change_campaign",
+        "promotions.view_voucher", "promotions.add_voucher", "promotions.change_voucher",
+        "promotions.view_redemption",
     ],
     "admin": [
         "sessions_app.view_chatsession", "sessions_app.change_chatsession", "sessions_app.view_transcript",
@@ -33,6 +36,9 @@ ROLES = {
         "payments.view_paymentcallback",
         "runtime.view_runtimeconfig", "runtime.change_runtimeconfig",
         "accounts.view_user", "audit.view_auditentry",
+        "promotions.view_campaign", "promotions.add_campaign", "promotions.change_campaign",
+        "promotions.view_voucher", "promotions.add_voucher", "promotions.change_voucher",
+        "promotions.view_redemption",
     ],
 }  # fmt: skip
 

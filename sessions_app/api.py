@@ -22,6 +22,9 @@ class SessionCreateIn(serializers.Serializer):
     package = serializers.CharField(max_length=32)
     mitra = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     allow_any_mitra = serializers.BooleanField(required=False, default=True)
+    voucher_code = serializers.CharField(
+        max_length=32, required=False, allow_blank=True, allow_null=True, help_text="Kode promo (opsional)."
+    )
 
 
 class SessionListCreateApi(APIView):
@@ -67,6 +70,7 @@ class SessionListCreateApi(APIView):
             package_code=data.validated_data["package"],
             mitra_id=data.validated_data.get("mitra"),
             allow_any_mitra=data.validated_data["allow_any_mitra"],
+            voucher_code=data.validated_data.get("voucher_code"),
         )
         return Response(session_payload(session), status=status.HTTP_201_CREATED)
 
@@ -111,6 +115,9 @@ class SessionEndApi(APIView):
 
 class SessionExtendIn(serializers.Serializer):
     package = serializers.CharField(max_length=32)
+    voucher_code = serializers.CharField(
+        max_length=32, required=False, allow_blank=True, allow_null=True, help_text="Kode promo (opsional)."
+    )
 
 
 class SessionExtendApi(APIView):
@@ -127,6 +134,7 @@ class SessionExtendApi(APIView):
                     "kind": serializers.CharField(),
                     "status": serializers.CharField(),
                     "amount_idr": serializers.IntegerField(),
+                    "discount_idr": serializers.IntegerField(),
                     "invoice_url": serializers.CharField(),
                     "expires_at": serializers.DateTimeField(allow_null=True),
                 },
@@ -138,7 +146,10 @@ class SessionExtendApi(APIView):
         data.is_valid(raise_exception=True)
         session = _session(request, session_id)
         payment = services.session_extension_request(
-            session_id=session.id, client=request.user, package_code=data.validated_data["package"]
+            session_id=session.id,
+            client=request.user,
+            package_code=data.validated_data["package"],
+            voucher_code=data.validated_data.get("voucher_code"),
         )
         return Response(
             {
@@ -146,6 +157,7 @@ class SessionExtendApi(APIView):
                 "kind": payment.kind,
                 "status": payment.status,
                 "amount_idr": payment.amount_idr,
+                "discount_idr": payment.discount_idr,
                 "invoice_url": payment.invoice_url,
                 "expires_at": payment.expires_at,
             },

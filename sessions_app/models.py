@@ -73,6 +73,8 @@ class ChatSession(models.Model):
     # Paid extensions: added to ends_at and to the price the mitra's share is computed from.
     extended_seconds = models.PositiveIntegerField(default=0)
     extensions_total_idr = models.PositiveIntegerField(default=0)
+    # Vouchers: what was taken off the list prices above (session and extensions together).
+    discount_idr = models.PositiveIntegerField(default=0)
     # Ended in a way that may deserve a refund (mitra lost): waits in the staff refund queue.
     needs_refund_review = models.BooleanField(default=False)
     is_flagged = models.BooleanField("ditandai krisis", default=False)
@@ -229,13 +231,22 @@ class Report(models.Model):
         constraints = [models.UniqueConstraint(fields=["session", "reporter"], name="report_once_per_side")]
 
 
+class PriceBasis(models.TextChoices):
+    LIST_PRICE = "list_price", "Harga paket (sebelum diskon)"
+    PAID_PRICE = "paid_price", "Harga dibayar (setelah diskon)"
+
+
 class EarningsEntry(models.Model):
-    """Ledger of mitra earnings: one row per ended session (price × mitra share), whole rupiah."""
+    """Ledger of mitra earnings: one row per ended session (basis × mitra share), whole rupiah.
+    `price_basis` says whether the share was taken of the list price or of what the client paid
+    (runtime config `mitra_share_basis`; they differ only when a voucher applied)."""
 
     mitra = models.ForeignKey("mitras.Mitra", on_delete=models.PROTECT, related_name="earnings")
     session = models.OneToOneField(ChatSession, on_delete=models.PROTECT, related_name="earnings_entry")
     amount_idr = models.PositiveIntegerField()
     share_percent = models.PositiveSmallIntegerField()
+    price_basis = models.CharField(max_length=10, choices=PriceBasis.choices, default=PriceBasis.LIST_PRICE)
+    basis_amount_idr = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

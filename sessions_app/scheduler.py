@@ -48,6 +48,7 @@ def _extra_jobs():
     from halobestie.accounts.services import login_failures_purge, otp_challenges_purge
     from mitras.services import mitras_sweep_stale
     from payments.services import scheduler_jobs as payment_jobs
+    from promotions.services import voucher_lookups_purge
     from sessions_app import chat, tickets
 
     return [
@@ -59,6 +60,7 @@ def _extra_jobs():
         ("otp_challenges_purge", lambda now: otp_challenges_purge(before=now - timedelta(hours=2))),
         ("login_failures_purge", lambda now: login_failures_purge(before=now - timedelta(days=1))),
         *payment_jobs(),
+        ("voucher_lookups_purge", lambda now: voucher_lookups_purge(now=now)),
     ]
 
 

@@ -22,12 +22,14 @@ from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
+from promotions import services as promotions
 from sessions_app import events, notifications
 from sessions_app.models import (
     ChatSession,
     EarningsEntry,
     EndReason,
     OfferOutcome,
+    PriceBasis,
     Rating,
     Report,
     SessionEvent,
@@ -115,12 +117,18 @@ def _end_active(session, *, reason, actor=None, now):
     session.ended_by = actor
     session.ended_at = now
     session.save()
-    share = get_config().mitra_share_percent
+    config = get_config()
+    share, basis = config.mitra_share_percent, config.mitra_share_basis
+    basis_amount = session.price_idr + session.extensions_total_idr
+    if basis == PriceBasis.PAID_PRICE:
+        basis_amount -= session.discount_idr
     EarningsEntry.objects.create(
         mitra_id=session.mitra_id,
         session=session,
-        amount_idr=(session.price_idr + session.extensions_total_idr) * share // 100,
+        amount_idr=basis_amount * share // 100,
         share_percent=share,
+        price_basis=basis,
+        basis_amount_idr=basis_amount,
     )
     _record(session, "ended", actor=actor, reason=reason)
     _capacity_changed(session.mitra_id)
@@ -152,6 +160,7 @@ def _cancel(session, *, reason, actor=None, now, refund):
         from payments.services import refund_create
 
         refund_create(session=session, reason=reason, actor=actor, allow_nothing=True)
+    promotions.redemptions_release_for_session(session=session, reason=reason, now=now)
     if previous_mitra_id:
         _capacity_changed(previous_mitra_id)
         _dispatch_after_commit()
@@ -166,15 +175,45 @@ def _user_ids_of_mitras(mitra_ids):
 # Creating and paying ---------------------------------------------------------------------------
 
 
-def session_create(*, client, package_code: str, mitra_id: int | None = None, allow_any_mitra: bool = True):
+def _payment_for(session, quote, *, client, kind, external_id, invoice):
+    """Record the payment of `quote` (free: a zero-amount paid record, no invoice) and reserve its
+    voucher. Precondition: inside the session's transaction, session created or locked."""
+    from payments.services import payment_record, payment_record_free
+
+    if quote.is_free:
+        payment = payment_record_free(
+            session=session, kind=kind, package_code=quote.package_code, discount_idr=quote.discount_idr,
+            external_id=external_id,
+        )  # fmt: skip
+    else:
+        payment = payment_record(
+            session=session, kind=kind, package_code=quote.package_code, amount_idr=quote.amount_idr,
+            discount_idr=quote.discount_idr, external_id=external_id, invoice=invoice,
+        )  # fmt: skip
+    promotions.redemption_reserve(quote=quote, client=client, session=session, payment=payment)
+    if quote.is_free:
+        promotions.redemption_consume(payment=payment)
+    return payment
+
+
+def session_create(
+    *,
+    client,
+    package_code: str,
+    mitra_id: int | None = None,
+    allow_any_mitra: bool = True,
+    voucher_code: str | None = None,
+):
     """Create a session awaiting payment, with its invoice. The invoice is opened first (outside
     the transaction) so that no session ever waits on an invoice that does not exist; if the
-    session cannot be stored after all, the invoice is expired again.
+    session cannot be stored after all, the invoice is expired again. With a voucher the invoice
+    is for the discounted price; a voucher covering the whole price opens no invoice and the
+    session goes straight to matching.
 
     Raises: ServiceError `unknown_package` (400), NotFound `mitra_not_found`, Conflict
-    `session_already_open`, and the payment gateway's 502/503.
+    `session_already_open`, a promotions.services.VoucherRefused, and the gateway's 502/503.
     """
-    from payments.services import invoice_cancel_quietly, invoice_open, payment_record
+    from payments.services import invoice_cancel_quietly, invoice_open
 
     package = get_config().package(package_code)
     if package is None:
@@ -189,11 +228,14 @@ def session_create(*, client, package_code: str, mitra_id: int | None = None, al
     if session_open_for_client(client=client) is not None:
         raise Conflict("Kamu masih punya sesi yang berjalan.", code="session_already_open")
 
+    quote = promotions.price_quote(client=client, package=package, code=voucher_code, kind="session")
     session_id = uuid.uuid4()
     external_id = f"hb-session-{session_id}"
-    invoice = invoice_open(
-        external_id=external_id, amount_idr=package.price_idr, description=f"HaloBestie: {package.name}"
-    )
+    invoice = None
+    if not quote.is_free:
+        invoice = invoice_open(
+            external_id=external_id, amount_idr=quote.amount_idr, description=f"HaloBestie: {package.name}"
+        )
     try:
         with transaction.atomic():
             # One client's concurrent creations queue up here; the partial unique index on open
@@ -209,18 +251,20 @@ def session_create(*, client, package_code: str, mitra_id: int | None = None, al
                 package_code=package.code,
                 duration_seconds=package.duration_seconds,
                 price_idr=package.price_idr,
+                discount_idr=quote.discount_idr,
             )
-            payment_record(
-                session=session,
-                kind="session",
-                package_code=package.code,
-                amount_idr=package.price_idr,
-                external_id=external_id,
-                invoice=invoice,
+            _payment_for(
+                session, quote, client=client, kind="session", external_id=external_id, invoice=invoice
             )
-            _record(session, "created", actor=client, package=package.code, requested_mitra_id=mitra_id)
+            _record(
+                session, "created", actor=client, package=package.code, requested_mitra_id=mitra_id,
+                voucher_code=quote.code, discount_idr=quote.discount_idr,
+            )  # fmt: skip
+            if quote.is_free:
+                session = session_mark_paid(session_id=session.pk)
     except Exception:
-        invoice_cancel_quietly(invoice=invoice)
+        if invoice is not None:
+            invoice_cancel_quietly(invoice=invoice)
         raise
     return session
 
@@ -512,10 +556,11 @@ def sessions_cancel_for_deleted_client(*, client) -> int:
 # Extending -------------------------------------------------------------------------------------
 
 
-def session_extension_request(*, session_id, client, package_code: str):
+def session_extension_request(*, session_id, client, package_code: str, voucher_code: str | None = None):
     """Open an extension invoice for an active session (client only). Returns the Payment.
-    The session's `ends_at` moves only when the payment arrives (session_extension_paid)."""
-    from payments.services import invoice_cancel_quietly, invoice_open, payment_record
+    The session's `ends_at` moves only when the payment arrives (session_extension_paid), at once
+    when a voucher makes the extension free."""
+    from payments.services import invoice_cancel_quietly, invoice_open
 
     package = get_config().package(package_code)
     if package is None:
@@ -529,12 +574,15 @@ def session_extension_request(*, session_id, client, package_code: str):
         raise Conflict(
             "Hanya sesi yang sedang berlangsung yang bisa diperpanjang.", code="session_not_active"
         )
+    quote = promotions.price_quote(client=client, package=package, code=voucher_code, kind="extension")
     external_id = f"hb-extension-{uuid.uuid4()}"
-    invoice = invoice_open(
-        external_id=external_id,
-        amount_idr=package.price_idr,
-        description=f"HaloBestie: perpanjangan {package.name}",
-    )
+    invoice = None
+    if not quote.is_free:
+        invoice = invoice_open(
+            external_id=external_id,
+            amount_idr=quote.amount_idr,
+            description=f"HaloBestie: perpanjangan {package.name}",
+        )
     try:
         with transaction.atomic():
             session = _lock_session(session_id)
@@ -542,13 +590,8 @@ def session_extension_request(*, session_id, client, package_code: str):
                 raise Conflict(
                     "Hanya sesi yang sedang berlangsung yang bisa diperpanjang.", code="session_not_active"
                 )
-            payment = payment_record(
-                session=session,
-                kind="extension",
-                package_code=package.code,
-                amount_idr=package.price_idr,
-                external_id=external_id,
-                invoice=invoice,
+            payment = _payment_for(
+                session, quote, client=client, kind="extension", external_id=external_id, invoice=invoice
             )
             _record(
                 session,
@@ -556,9 +599,14 @@ def session_extension_request(*, session_id, client, package_code: str):
                 actor=client,
                 external_id=external_id,
                 duration_seconds=package.duration_seconds,
+                voucher_code=quote.code,
+                discount_idr=quote.discount_idr,
             )
+            if quote.is_free:
+                session_extension_paid(session_id=session.pk, payment=payment)
     except Exception:
-        invoice_cancel_quietly(invoice=invoice)
+        if invoice is not None:
+            invoice_cancel_quietly(invoice=invoice)
         raise
     return payment
 
@@ -581,7 +629,8 @@ def session_extension_paid(*, session_id, payment) -> ChatSession:
         seconds = (requested or {}).get("duration_seconds") or (package.duration_seconds if package else 0)
         session.ends_at = session.ends_at + timedelta(seconds=seconds)
         session.extended_seconds += seconds
-        session.extensions_total_idr += payment.amount_idr
+        session.extensions_total_idr += payment.list_price_idr
+        session.discount_idr += payment.discount_idr
         if session.ends_at - timezone.now() > timedelta(seconds=get_config().ending_soon_lead_seconds):
             session.ending_soon_sent_at = None
         session.save()
@@ -709,6 +758,7 @@ def matching_expire_due(*, now=None, limit=200) -> int:
         session.save()
         _record(session, "unmatched")
         refund_create(session=session, reason=EndReason.NO_MITRA, allow_nothing=True)
+        promotions.redemptions_release_for_session(session=session, reason=EndReason.NO_MITRA, now=now)
         _notify_updated(session)
 
     return _for_each_locked(_due(ChatSession.objects.filter(**condition), limit), condition, handle)

@@ -13,6 +13,10 @@ account change registers a callback here in its `AppConfig.ready()`:
 
 Called after the transaction commits, in the thread that made the change. A failing callback is
 logged and does not stop the others: the deletion already committed.
+
+- `notify_client_erasing`: a client is being erased, called INSIDE the erasure's transaction
+  while the phone is still known (`callback(user, phone)`): the promotions app keeps a keyed
+  hash of the phone there (docs/privacy.md). Its exceptions propagate: the erasure rolls back.
 """
 
 import logging
@@ -20,6 +24,7 @@ import logging
 logger = logging.getLogger(__name__)
 
 _client_deleted_callbacks = []
+_client_erasing_callbacks = []
 
 
 def on_client_deleted(callback):
@@ -29,10 +34,24 @@ def on_client_deleted(callback):
     return callback
 
 
+def on_client_erasing(callback):
+    """Register `callback(user, phone)`; usable as a decorator. Registering twice is a no-op."""
+    if callback not in _client_erasing_callbacks:
+        _client_erasing_callbacks.append(callback)
+    return callback
+
+
 def remove_callback(callback):
     """Unregister a callback (tests restore the registry with it)."""
-    if callback in _client_deleted_callbacks:
-        _client_deleted_callbacks.remove(callback)
+    for callbacks in (_client_deleted_callbacks, _client_erasing_callbacks):
+        if callback in callbacks:
+            callbacks.remove(callback)
+
+
+def notify_client_erasing(user, phone):
+    """Call inside the erasure's transaction, before the personal data is cleared."""
+    for callback in list(_client_erasing_callbacks):
+        callback(user, phone)
 
 
 def notify_client_deleted(user_id):

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class PromotionsConfig(AppConfig):
+    name = "promotions"
+    verbose_name = "Promo"
+
+    def ready(self):
+        from halobestie.accounts.hooks import on_client_erasing
+        from promotions.services import phone_mark_on_erasure
+
+        # A client erasing their account leaves a keyed hash of the phone if they ever had a
+        # session, so a new account on the same phone is not "first session" again.
+        on_client_erasing(phone_mark_on_erasure)
