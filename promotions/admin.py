@@ -110,7 +110,7 @@ class CampaignForm(forms.ModelForm):
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignForm
     list_display = (
-        "name", "discount", "starts_at", "ends_at", "is_active", "redemption_count", "discount_given",
+        "name", "discount", "ends_at", "is_active", "redemption_count", "discount_given",
         "session_count", "client_count", "repeat_client_count", "reserved_count",
     )  # fmt: skip
     list_filter = ("is_active", "discount_kind", "is_first_session_only")
