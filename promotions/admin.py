@@ -26,11 +26,22 @@ class VoucherForm(forms.ModelForm):
         model = Voucher
         fields = ("code", "max_redemptions")
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["code"].disabled = True  # a code in people's hands never changes
+
     def clean_code(self):
         code = services.normalize_code(self.cleaned_data["code"])
         if not CODE_PATTERN.match(code):
             raise forms.ValidationError("3–32 karakter: huruf, angka dan tanda hubung.")
         return code
+
+    def clean_max_redemptions(self):
+        limit = self.cleaned_data["max_redemptions"]
+        if limit is not None and self.instance.pk and limit < self.instance.redemptions_taken:
+            raise forms.ValidationError(f"Sudah terpakai {self.instance.redemptions_taken}.")
+        return limit
 
 
 class VoucherInline(admin.TabularInline):
@@ -169,16 +180,13 @@ class CampaignAdmin(admin.ModelAdmin):
     def save_formset(self, request, form, formset, change):
         if formset.model is not Voucher:
             return super().save_formset(request, form, formset, change)
-        with transaction.atomic():
-            for voucher in formset.save(commit=False):
-                is_new = voucher.pk is None
-                before = None if is_new else _snapshot(Voucher.objects.get(pk=voucher.pk))
-                voucher.save()
-                audit_record(
-                    actor=request.user, action="voucher_create" if is_new else "voucher_change", obj=voucher,
-                    before=before, after=_snapshot(voucher), request=request,
-                )  # fmt: skip
-            formset.save_m2m()
+        for voucher in formset.save(commit=False):
+            if not services.voucher_save(voucher=voucher, actor=request.user, request=request):
+                self.message_user(
+                    request,
+                    f"{voucher.code}: batas tidak diubah (sudah terpakai lebih banyak).",
+                    messages.WARNING,
+                )
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

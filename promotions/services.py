@@ -351,6 +351,31 @@ def voucher_lookups_purge(*, now=None) -> int:
 # Control center ---------------------------------------------------------------------------------
 
 
+def voucher_save(*, voucher, actor, request=None) -> bool:
+    """Create a code, or change an existing code's total limit (its code and its counter are
+    never rewritten from a form). The limit is changed under the voucher's row lock and never
+    below the uses already taken; returns False (nothing changed) when it would be. Audited."""
+    if voucher.pk is None:
+        voucher.redemptions_taken = 0
+        voucher.save()
+        audit_record(
+            actor=actor, action="voucher_create", obj=voucher, request=request,
+            after={"code": voucher.code, "max_redemptions": voucher.max_redemptions},
+        )  # fmt: skip
+        return True
+    with transaction.atomic():
+        locked = Voucher.objects.select_for_update().get(pk=voucher.pk)
+        limit = voucher.max_redemptions
+        if limit is not None and limit < locked.redemptions_taken:
+            return False
+        Voucher.objects.filter(pk=locked.pk).update(max_redemptions=limit)
+        audit_record(
+            actor=actor, action="voucher_change", obj=locked, request=request,
+            before={"max_redemptions": locked.max_redemptions}, after={"max_redemptions": limit},
+        )  # fmt: skip
+    return True
+
+
 def vouchers_generate(*, campaign, count: int, prefix: str, max_redemptions: int | None, actor, request=None):
     """A batch of `count` unique random codes `<PREFIX>-XXXXXXXX` for one campaign (audited)."""
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud and typed

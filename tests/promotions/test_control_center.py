@@ -101,3 +101,41 @@ def test_it_shows_redemptions_per_campaign(
     assert "Promo Hitung" in page and "10.000" in page and "Klien kembali" in page
     assert internal_client.get(f"/admin/promotions/campaign/{campaign.pk}/change/").status_code == 200
     assert internal_client.get("/admin/promotions/redemption/").status_code == 200
+
+
+def test_it_changes_a_code_limit_without_touching_its_counter(
+    internal_client, make_staff, make_client_user, make_voucher
+):
+    voucher = make_voucher(code="BATAS", max_redemptions=3)
+    campaign = voucher.campaign
+    for _ in range(2):
+        sessions.session_create(client=make_client_user(), package_code="curhat-30", voucher_code="BATAS")
+    finance = make_staff("finance")
+    internal_client.force_login(finance)
+    url = f"/admin/promotions/campaign/{campaign.pk}/change/"
+
+    def change(limit):
+        form = campaign_form(
+            name=campaign.name, valid_packages=[], batch_count="", batch_prefix="",
+            **{
+                "vouchers-TOTAL_FORMS": "1", "vouchers-INITIAL_FORMS": "1", "vouchers-0-id": str(voucher.pk),
+                "vouchers-0-campaign": str(campaign.pk), "vouchers-0-code": "BATAS",
+                "vouchers-0-max_redemptions": str(limit),
+            },
+        )  # fmt: skip
+        form.pop("is_first_session_only")
+        return internal_client.post(url, form)
+
+    refused = change(1)
+    assert refused.status_code == 200
+    assert "Sudah terpakai 2." in refused.content.decode()
+    voucher.refresh_from_db()
+    assert (voucher.max_redemptions, voucher.redemptions_taken) == (3, 2)
+
+    assert change(10).status_code == 302
+    voucher.refresh_from_db()
+    assert (voucher.code, voucher.max_redemptions, voucher.redemptions_taken) == ("BATAS", 10, 2)
+    entry = AuditEntry.objects.get(action="voucher_change")
+    assert (entry.actor_id, entry.before, entry.after) == (
+        finance.pk, {"max_redemptions": 3}, {"max_redemptions": 10},
+    )  # fmt: skip
