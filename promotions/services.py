@@ -16,6 +16,7 @@ the redemption consumed: the promotion was used.
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,7 +42,7 @@ from sessions_app.models import ChatSession
 
 KIND_SESSION = "session"
 KIND_EXTENSION = "extension"
-CODE_MAX_LENGTH = 32
+CODE_FORMAT = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,31}$")
 LOOKUP_RETENTION = timedelta(days=1)
 
 
@@ -214,7 +215,11 @@ def _count_lookup(*, client, code, now) -> Voucher | None:
         ):
             retry = stats["first"] + timedelta(seconds=settings.VOUCHER_LOOKUP_WINDOW_SECONDS) - now
             raise VoucherLookupLimit(retry_after=max(1, int(retry.total_seconds()) + 1))
-        voucher = Voucher.objects.select_related("campaign").filter(code=code).first() if code else None
+        # Anything that cannot be a code (NUL bytes, spaces, 5 KB) is an unknown code, unqueried.
+        is_well_formed = bool(CODE_FORMAT.match(code))
+        voucher = (
+            Voucher.objects.select_related("campaign").filter(code=code).first() if is_well_formed else None
+        )
         VoucherLookup.objects.create(user=client, is_known=voucher is not None, created_at=now)
     return voucher
 
@@ -225,7 +230,7 @@ def voucher_quote(*, client, code, package, kind: str = KIND_SESSION, now: datet
     now = now or timezone.now()
     code = normalize_code(code)
     voucher = _count_lookup(client=client, code=code, now=now)
-    if voucher is None or len(code) > CODE_MAX_LENGTH:
+    if voucher is None:
         raise VoucherUnknown()
     _check(voucher=voucher, client=client, package_code=package.code, kind=kind, now=now)
     discount = discount_for(
