@@ -77,6 +77,8 @@ MATRIX = [
         {"reason": "harassment"},
         (401, 201, 404, 201, 404, 401, 403),
     ),
+    # Voucher preview: clients only; an unknown code is unknown to every client alike.
+    ("GET", "/api/v1/vouchers/{code}", None, (401, 404, 404, 403, 403, 401, 403)),
     # Client A ends it first (owners run in the order A, X), so X finds it ended already.
     ("POST", "/api/v1/sessions/{session}/end", None, (401, 200, 404, 409, 404, 401, 403)),
     # Webhooks: only Xendit's callback token opens them, never a user's token.
@@ -129,7 +131,12 @@ def cast(transactional_db, settings, active_session, make_client_user, make_mitr
     )
     return {
         "tokens": tokens,
-        "values": {"session": session.id, "mitra_x": mitra_x.id, "device_a": "perangkat-klien-a"},
+        "values": {
+            "session": session.id,
+            "mitra_x": mitra_x.id,
+            "device_a": "perangkat-klien-a",
+            "code": "TIDAKADA?package=curhat-15",  # the preview's query rides along with the code
+        },  # fmt: skip
         "session": session,
     }
 
