@@ -27,6 +27,20 @@ class SessionsAppConfig(AppConfig):
         # ... and its sockets close at once (4003), on every server process.
         on_mitra_deactivated(_close_mitra_sockets)
 
+        from payments import hooks as payment_hooks
+        from sessions_app.services import (
+            payment_event_record,
+            payment_invoice_paid,
+            payment_invoice_unpaid,
+            payment_refund_issued,
+        )
+
+        # Payments announce; sessions decide (payments imports nothing of sessions_app).
+        payment_hooks.on_invoice_paid(payment_invoice_paid)
+        payment_hooks.on_invoice_unpaid(payment_invoice_unpaid)
+        payment_hooks.on_refund_issued(payment_refund_issued)
+        payment_hooks.on_payment_event(payment_event_record)
+
         from halobestie.accounts.hooks import on_client_deleted
 
         # A client erased their account: their open session ends (refunded if paid), sockets close.

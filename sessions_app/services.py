@@ -254,6 +254,42 @@ def session_cancel_unpaid(*, session_id, reason: str = EndReason.PAYMENT_EXPIRED
     return session
 
 
+# What payments announce (payments.hooks; registered in SessionsAppConfig.ready) ---------------
+
+
+def payment_invoice_paid(payment):
+    """payments.hooks.on_invoice_paid. Precondition: inside the callback's transaction, the
+    session row locked (then the payment). Raises Conflict when the session cannot use the money."""
+    if payment.kind == "session":
+        session_mark_paid(session_id=payment.session_id, paid_at=payment.paid_at)
+    else:
+        session_extension_paid(session_id=payment.session_id, payment=payment)
+
+
+def payment_invoice_unpaid(payment, reason):
+    """payments.hooks.on_invoice_unpaid. Precondition: inside the callback's transaction, the
+    session row locked. Raises Conflict when the session already moved on."""
+    session_cancel_unpaid(session_id=payment.session_id, reason=reason)
+
+
+def payment_refund_issued(refund):
+    """payments.hooks.on_refund_issued: the client hears of it by push after commit."""
+    session_id, amount = refund.session_id, refund.amount_idr
+
+    def push():
+        session = ChatSession.objects.filter(pk=session_id).first()
+        if session is not None:
+            notifications.refund_issued(session=session, amount_idr=amount)
+
+    transaction.on_commit(push)
+
+
+def payment_event_record(session_id, event_kind, *, actor=None, data):
+    """payments.hooks.on_payment_event: the payment fact joins the session's timeline, inside the
+    payments transaction."""
+    SessionEvent.objects.create(session_id=session_id, kind=event_kind, actor=actor, data=data)
+
+
 # Matching --------------------------------------------------------------------------------------
 
 
