@@ -14,6 +14,7 @@ from functools import partial
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from halobestie.accounts.models import Role, User
@@ -349,3 +350,14 @@ def mitras_flush_heartbeats() -> int:
     if changed:
         Mitra.objects.bulk_update(changed, ["last_heartbeat_at"])
     return len(changed)
+
+
+def mitra_load_change(*, mitra_id, delta: int) -> None:
+    """Add `delta` to the mitra's load (`Mitra.load`, an UPDATE with F(): it takes the mitra's
+    row lock for the rest of the transaction). Precondition: inside the transaction that changed
+    which sessions occupy the mitra, the session row locked first. The Valkey mirror is set from
+    the committed column after commit; on rollback nothing changed."""
+    if mitra_id is None or delta == 0:
+        return
+    Mitra.objects.filter(pk=mitra_id).update(load=F("load") + delta)
+    mirror.mirror_capacity_changed(mitra_id)

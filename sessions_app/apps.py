@@ -9,14 +9,8 @@ class SessionsAppConfig(AppConfig):
 
     def ready(self):
         from halobestie.lifespan import on_startup
-        from mitras.load import register_load_counter
-        from sessions_app import events
-        from sessions_app.selectors import mitra_session_loads
-
-        # The mitras app reads loads through this counter (it cannot import sessions).
-        register_load_counter(mitra_session_loads)
-
         from mitras.hooks import on_mitra_available, on_mitra_deactivated
+        from sessions_app import events
         from sessions_app.services import mitra_available_dispatch, sessions_release_deactivated_mitra
 
         # A mitra came online or got a free slot: offer waiting sessions at once.

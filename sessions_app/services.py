@@ -4,9 +4,10 @@ Views, consumers, the payment webhook, the admin and the scheduler all call thes
 made under row locks in Postgres; live events, mirror updates and queue dispatch go out after
 commit. The allowed transitions are in `sessions_app/states.py`.
 
-Capacity invariant: a mitra's load (offered + active sessions) only grows in `queue_dispatch`,
-which runs under one transaction-level advisory lock and with the candidate mitra rows locked, so
-two dispatchers can never both fill a mitra's last slot.
+Capacity invariant: a mitra's load (offered + active sessions, the `Mitra.load` column changed
+with F() by `_load_changed` in the transaction that changes the session) only grows in
+`queue_dispatch`, which runs under one transaction-level advisory lock and with the candidate
+mitra rows locked, so two dispatchers can never both fill a mitra's last slot.
 """
 
 import logging
@@ -22,6 +23,7 @@ from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
+from mitras.services import mitra_load_change
 from sessions_app import events, notifications
 from sessions_app.models import (
     ChatSession,
@@ -34,7 +36,7 @@ from sessions_app.models import (
     SessionOffer,
     Status,
 )
-from sessions_app.selectors import mitra_session_loads, session_open_for_client
+from sessions_app.selectors import session_open_for_client
 from sessions_app.states import check_transition
 
 logger = logging.getLogger(__name__)
@@ -80,13 +82,10 @@ def _notify_updated(session, *, extra_user_ids=()):
     transaction.on_commit(send)
 
 
-def _capacity_changed(mitra_id):
-    """The mitra's load changed in this transaction: the Valkey mirror recounts after commit."""
-    if mitra_id is None:
-        return
-    from mitras import mirror
-
-    mirror.mirror_capacity_changed(mitra_id)
+def _load_changed(mitra_id, delta):
+    """The session (locked) starts or stops occupying the mitra: its load column moves with F()
+    in this transaction; the Valkey mirror is set after commit."""
+    mitra_load_change(mitra_id=mitra_id, delta=delta)
 
 
 def _dispatch_after_commit():
@@ -123,7 +122,7 @@ def _end_active(session, *, reason, actor=None, now):
         share_percent=share,
     )
     _record(session, "ended", actor=actor, reason=reason)
-    _capacity_changed(session.mitra_id)
+    _load_changed(session.mitra_id, -1)
     _notify_updated(session)
     transaction.on_commit(lambda: notifications.session_ended(session=session))
     _dispatch_after_commit()
@@ -153,7 +152,7 @@ def _cancel(session, *, reason, actor=None, now, refund):
 
         refund_create(session=session, reason=reason, actor=actor, allow_nothing=True)
     if previous_mitra_id:
-        _capacity_changed(previous_mitra_id)
+        _load_changed(previous_mitra_id, -1)
         _dispatch_after_commit()
     _notify_updated(session, extra_user_ids=_user_ids_of_mitras([previous_mitra_id]))
 
@@ -337,7 +336,7 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
         beats = last_heartbeats(mitras)
         ttl = config.heartbeat_ttl_seconds
         mitras = [m for m in mitras if beats[m.id] is not None and (now - beats[m.id]).total_seconds() < ttl]
-        loads = mitra_session_loads([m.id for m in mitras])
+        loads = {m.id: m.load for m in mitras}  # read from the locked rows
         candidates = {m.id: m for m in mitras if loads.get(m.id, 0) < m.capacity}
         refused = set(
             SessionOffer.objects.filter(session__in=waiting)
@@ -400,7 +399,7 @@ def _offer(session, mitra, *, now, timeout):
     Mitra.objects.filter(pk=mitra.pk).update(last_assigned_at=now)
     mitra.last_assigned_at = now
     _record(session, "offered", mitra_id=mitra.id)
-    _capacity_changed(mitra.id)
+    _load_changed(mitra.id, +1)
     transaction.on_commit(metrics.ASSIGNMENTS.inc)
     session_id, mitra_user_id = session.id, mitra.user_id
 
@@ -477,7 +476,7 @@ def _back_to_matching(session, *, outcome, now, actor=None):
     session.offer_expires_at = None
     session.save()
     _record(session, f"offer_{outcome}", actor=actor, mitra_id=mitra_id)
-    _capacity_changed(mitra_id)
+    _load_changed(mitra_id, -1)
     _notify_updated(session, extra_user_ids=mitra_user_ids)
     _dispatch_after_commit()
 
