@@ -1,5 +1,8 @@
 """The sessions REST API as the apps use it."""
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
 from sessions_app import services
 from sessions_app.models import ChatSession, Rating, Status
 from tests.conftest import auth_client
@@ -163,3 +166,33 @@ def test_it_hides_the_chat_from_a_mitra_who_declined(paid_session, online_mitra)
         response = auth_client(first.user).get(f"/api/v1/sessions/{session.id}{path}")
         assert response.status_code == 404, path
     assert auth_client(second.user).get(f"/api/v1/sessions/{session.id}/messages").status_code == 200
+
+
+def test_it_lists_sessions_in_the_same_number_of_queries_for_1_and_for_50(make_client_user, online_mitra):
+    def client_with_sessions(count):
+        client = make_client_user()
+        for _ in range(count - 1):
+            session = services.session_create(client=client, package_code="curhat-15")
+            services.session_end(session_id=session.id, actor=client)
+        session = services.session_create(client=client, package_code="curhat-15")
+        services.session_mark_paid(session_id=session.id)  # waiting in the queue: a queue position
+        return client
+
+    def queries_for(client):
+        api = auth_client(client)
+        with CaptureQueriesContext(connection) as captured:
+            response = api.get("/api/v1/sessions?limit=50")
+        assert response.status_code == 200
+        return len(captured), response.json()["results"]
+
+    waiting = make_client_user()
+    services.session_mark_paid(
+        session_id=services.session_create(client=waiting, package_code="curhat-15").id
+    )  # someone ahead in the queue
+    one, one_rows = queries_for(client_with_sessions(1))
+    fifty, fifty_rows = queries_for(client_with_sessions(50))
+    assert (len(one_rows), len(fifty_rows)) == (1, 50)
+    assert one_rows[0]["queue_position"] == 2 and fifty_rows[0]["queue_position"] == 3
+    assert [row["payment"]["kind"] for row in fifty_rows] == ["session"] * 50
+    assert fifty_rows[1]["queue_position"] is None  # cancelled
+    assert one == fifty
