@@ -185,7 +185,7 @@ if VALKEY_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# Realtime chat: the async psycopg pool that stores messages (sessions_app/chat.py), one per
+# Realtime chat: the async psycopg pool that stores messages (sessions_app/chat_store.py), one per
 # server process, and the per-socket limits (sessions_app/consumers.py).
 REALTIME_DB_POOL_MIN = env("REALTIME_DB_POOL_MIN", int, 1)
 REALTIME_DB_POOL_MAX = env("REALTIME_DB_POOL_MAX", int, 10)

@@ -8,6 +8,7 @@ itself, and goes to Valkey only (Postgres when Valkey is down), flushed later fo
 
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -361,3 +362,23 @@ def mitra_load_change(*, mitra_id, delta: int) -> None:
         return
     Mitra.objects.filter(pk=mitra_id).update(load=F("load") + delta)
     mirror.mirror_capacity_changed(mitra_id)
+
+
+HEARTBEAT_FLUSH_SECONDS = 10
+_last_flush = {"at": 0.0}
+
+
+def _flush_heartbeats(now):
+    """Copy Valkey heartbeats to Postgres (forensics) every HEARTBEAT_FLUSH_SECONDS."""
+    if time.monotonic() - _last_flush["at"] < HEARTBEAT_FLUSH_SECONDS:
+        return None
+    _last_flush["at"] = time.monotonic()
+    return mitras_flush_heartbeats()
+
+
+def scheduler_jobs():
+    """(name, job(now=…)) pairs for the project scheduler (halobestie/scheduler.py), in order."""
+    return [
+        ("mitras_sweep_stale", lambda now: mitras_sweep_stale(now=now)),
+        ("heartbeat_flush", _flush_heartbeats),
+    ]

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from halobestie.accounts.permissions import IsClient, IsClientOrMitra, IsMitra
-from sessions_app import selectors, services
+from sessions_app import lifecycle, selectors
 from sessions_app.models import EarningsEntry, Status
 from sessions_app.serializers import MessageOut, SessionOut, session_payload
 
@@ -62,7 +62,7 @@ class SessionListCreateApi(APIView):
     def post(self, request):
         data = SessionCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
-        session = services.session_create(
+        session = lifecycle.session_create(
             client=request.user,
             package_code=data.validated_data["package"],
             mitra_id=data.validated_data.get("mitra"),
@@ -85,7 +85,7 @@ class SessionAcceptApi(APIView):
     @extend_schema(operation_id="sessions_accept", request=None, responses=SessionOut)
     def post(self, request, session_id):
         session = _session(request, session_id)
-        session = services.session_accept(session_id=session.id, mitra=request.user.mitra)
+        session = lifecycle.session_accept(session_id=session.id, mitra=request.user.mitra)
         return Response(session_payload(session))
 
 
@@ -95,7 +95,7 @@ class SessionDeclineApi(APIView):
     @extend_schema(operation_id="sessions_decline", request=None, responses=SessionOut)
     def post(self, request, session_id):
         session = _session(request, session_id)
-        session = services.session_decline(session_id=session.id, mitra=request.user.mitra)
+        session = lifecycle.session_decline(session_id=session.id, mitra=request.user.mitra)
         return Response(session_payload(session))
 
 
@@ -105,7 +105,7 @@ class SessionEndApi(APIView):
     @extend_schema(operation_id="sessions_end", request=None, responses=SessionOut)
     def post(self, request, session_id):
         session = _session(request, session_id)
-        session = services.session_end(session_id=session.id, actor=request.user)
+        session = lifecycle.session_end(session_id=session.id, actor=request.user)
         return Response(session_payload(session))
 
 
@@ -137,7 +137,7 @@ class SessionExtendApi(APIView):
         data = SessionExtendIn(data=request.data)
         data.is_valid(raise_exception=True)
         session = _session(request, session_id)
-        payment = services.session_extension_request(
+        payment = lifecycle.session_extension_request(
             session_id=session.id, client=request.user, package_code=data.validated_data["package"]
         )
         return Response(
@@ -172,12 +172,12 @@ class SessionRatingApi(APIView):
         data = RatingIn(data=request.data)
         data.is_valid(raise_exception=True)
         session = _session(request, session_id)
-        rating = services.session_rate(session_id=session.id, client=request.user, **data.validated_data)
+        rating = lifecycle.session_rate(session_id=session.id, client=request.user, **data.validated_data)
         return Response(RatingOut(rating).data, status=status.HTTP_201_CREATED)
 
 
 class ReportIn(serializers.Serializer):
-    reason = serializers.ChoiceField(choices=services.REPORT_REASONS)
+    reason = serializers.ChoiceField(choices=lifecycle.REPORT_REASONS)
     detail = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
@@ -196,7 +196,7 @@ class SessionReportApi(APIView):
         data = ReportIn(data=request.data)
         data.is_valid(raise_exception=True)
         session = _session(request, session_id)
-        report = services.session_report(session_id=session.id, reporter=request.user, **data.validated_data)
+        report = lifecycle.session_report(session_id=session.id, reporter=request.user, **data.validated_data)
         return Response(ReportOut(report).data, status=status.HTTP_201_CREATED)
 
 

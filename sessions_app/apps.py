@@ -11,7 +11,8 @@ class SessionsAppConfig(AppConfig):
         from halobestie.lifespan import on_startup
         from mitras.hooks import on_mitra_available, on_mitra_deactivated
         from sessions_app import events
-        from sessions_app.services import mitra_available_dispatch, sessions_release_deactivated_mitra
+        from sessions_app.lifecycle import sessions_release_deactivated_mitra
+        from sessions_app.matching import mitra_available_dispatch
 
         # A mitra came online or got a free slot: offer waiting sessions at once.
         on_mitra_available(mitra_available_dispatch)
@@ -22,7 +23,7 @@ class SessionsAppConfig(AppConfig):
         on_mitra_deactivated(_close_mitra_sockets)
 
         from payments import hooks as payment_hooks
-        from sessions_app.services import (
+        from sessions_app.lifecycle import (
             payment_event_record,
             payment_invoice_paid,
             payment_invoice_unpaid,
@@ -60,7 +61,7 @@ def _close_mitra_sockets(mitra_id):
 def _end_sessions_of_deleted_client(user_id):
     from halobestie.accounts.models import User
     from sessions_app import events
-    from sessions_app.services import sessions_cancel_for_deleted_client
+    from sessions_app.lifecycle import sessions_cancel_for_deleted_client
 
     client = User.objects.filter(pk=user_id).first()
     if client is not None:

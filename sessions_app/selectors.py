@@ -1,10 +1,15 @@
 """Reads on sessions."""
 
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 
 from halobestie.errors import NotFound
 from payments.models import Payment
+from sessions_app.errors import NotParticipant, SessionNotFound
 from sessions_app.models import OCCUPYING_STATUSES, OPEN_STATUSES, ChatSession, Message, Status
+from sessions_app.stored_message import StoredMessage
 
 
 def session_get_for_participant(*, session_id, user) -> ChatSession:
@@ -21,7 +26,7 @@ def session_get_for_participant(*, session_id, user) -> ChatSession:
     try:
         return query.get(pk=session_id)
     except (ChatSession.DoesNotExist, ValueError, TypeError):
-        raise NotFound("Sesi tidak ditemukan.", code="session_not_found")
+        raise SessionNotFound()
 
 
 def session_list_for_user(*, user, status=None):
@@ -91,3 +96,56 @@ def messages_after(*, session, after_seq=0, limit=100):
     return list(
         Message.objects.filter(session=session, seq__gt=after_seq).order_by("seq")[: max(1, min(limit, 500))]
     )
+
+
+# Participants, replay (the chat's reads) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Participants:
+    session_id: str
+    status: str
+    client_user_id: int
+    mitra_user_id: int | None
+    last_seq: int
+
+    def other_than(self, user_id):
+        return self.mitra_user_id if user_id == self.client_user_id else self.client_user_id
+
+    def includes(self, user_id):
+        return user_id in (self.client_user_id, self.mitra_user_id)
+
+
+def session_participants(*, session_id, user_id) -> Participants:
+    """The session's two sides, if `user_id` is one of them. Raises SessionNotFound or
+    NotParticipant (a mitra who was only offered the session is not a participant)."""
+    try:
+        row = (
+            ChatSession.objects.filter(pk=session_id)
+            .values_list("status", "client_id", "mitra__user_id", "last_seq")
+            .first()
+        )
+    except (ValueError, TypeError, ValidationError):  # not a UUID
+        row = None
+    if row is None:
+        raise SessionNotFound()
+    status, client_user_id, mitra_user_id, last_seq = row
+    participants = Participants(str(session_id), status, client_user_id, mitra_user_id, last_seq)
+    if not participants.includes(user_id):
+        raise NotParticipant()
+    return participants
+
+
+def messages_replay(*, session_id, user_id, after_seq: int, limit: int = 200) -> tuple:
+    """Messages after `after_seq` in seq order, at most `limit`: (StoredMessage list, has_more,
+    last_seq of the session). For participants only, also after the end (read-only)."""
+    participants = session_participants(session_id=session_id, user_id=user_id)
+    rows = list(Message.objects.filter(session_id=session_id, seq__gt=after_seq).order_by("seq")[: limit + 1])
+    messages = [
+        StoredMessage.of(
+            m, client_user_id=participants.client_user_id, mitra_user_id=participants.mitra_user_id
+        )
+        for m in rows[:limit]
+    ]
+    last_seq = ChatSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).get()
+    return messages, len(rows) > limit, last_seq

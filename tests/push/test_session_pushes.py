@@ -9,7 +9,7 @@ import pytest
 from halobestie import push
 from halobestie.accounts.models import Device
 from mitras.services import mitra_set_online
-from sessions_app import services
+from sessions_app import lifecycle
 from sessions_app.models import Status
 from tests.conftest import auth_client
 
@@ -36,8 +36,8 @@ def offered_session(make_client_user, make_mitra):
         Device.objects.create(user=client, token="client-token", platform="android")
         Device.objects.create(user=mitra.user, token="mitra-token", platform="android")
         mitra_set_online(mitra=mitra, is_online=True)
-        session = services.session_create(client=client, package_code="curhat-15")
-        services.session_mark_paid(session_id=session.id)
+        session = lifecycle.session_create(client=client, package_code="curhat-15")
+        lifecycle.session_mark_paid(session_id=session.id)
         session.refresh_from_db()
         assert (session.status, session.mitra_id) == (Status.OFFERED, mitra.id)
         return session, client, mitra

@@ -9,7 +9,7 @@ from django.utils import timezone
 from halobestie.errors import Conflict
 from mitras.models import Mitra
 from mitras.services import mitra_deactivate
-from sessions_app import services
+from sessions_app import lifecycle, matching, timers
 from sessions_app.models import OPEN_STATUSES, ChatSession, Status
 from sessions_app.selectors import mitra_session_loads
 
@@ -31,8 +31,8 @@ def test_it_keeps_the_load_column_equal_to_the_count_through_random_operations(
     def open_session(client):
         if ChatSession.objects.filter(client=client, status__in=OPEN_STATUSES).exists():
             return
-        session = services.session_create(client=client, package_code="curhat-15")
-        services.session_mark_paid(session_id=session.id)
+        session = lifecycle.session_create(client=client, package_code="curhat-15")
+        lifecycle.session_mark_paid(session_id=session.id)
 
     def pick(status):
         ids = list(ChatSession.objects.filter(status=status).values_list("id", flat=True))
@@ -44,14 +44,14 @@ def test_it_keeps_the_load_column_equal_to_the_count_through_random_operations(
             return
         session = ChatSession.objects.select_related("mitra", "client").get(pk=session_id)
         if action == "accept":
-            services.session_accept(session_id=session_id, mitra=session.mitra)
+            lifecycle.session_accept(session_id=session_id, mitra=session.mitra)
         elif action == "decline":
-            services.session_decline(session_id=session_id, mitra=session.mitra)
+            lifecycle.session_decline(session_id=session_id, mitra=session.mitra)
         elif action == "cancel":
-            services.session_end(session_id=session_id, actor=session.client)
+            lifecycle.session_end(session_id=session_id, actor=session.client)
         else:  # the offer window lapses
             ChatSession.objects.filter(pk=session_id).update(offer_expires_at=timezone.now())
-            services.offers_expire_due(now=timezone.now() + timedelta(seconds=1))
+            timers.offers_expire_due(now=timezone.now() + timedelta(seconds=1))
 
     def active_action(action):
         session_id = pick(Status.ACTIVE)
@@ -59,13 +59,13 @@ def test_it_keeps_the_load_column_equal_to_the_count_through_random_operations(
             return
         session = ChatSession.objects.select_related("mitra", "client").get(pk=session_id)
         if action == "end_client":
-            services.session_end(session_id=session_id, actor=session.client)
+            lifecycle.session_end(session_id=session_id, actor=session.client)
         elif action == "end_mitra":
-            services.session_end(session_id=session_id, actor=session.mitra.user)
+            lifecycle.session_end(session_id=session_id, actor=session.mitra.user)
         elif action == "end_staff":
-            services.session_end(session_id=session_id, actor=staff)
+            lifecycle.session_end(session_id=session_id, actor=staff)
         else:  # the time is up
-            services.sessions_end_due(now=session.ends_at + timedelta(seconds=1))
+            timers.sessions_end_due(now=session.ends_at + timedelta(seconds=1))
 
     operations = [
         lambda: open_session(rng.choice(clients)),
@@ -78,7 +78,7 @@ def test_it_keeps_the_load_column_equal_to_the_count_through_random_operations(
         lambda: active_action("end_mitra"),
         lambda: active_action("end_staff"),
         lambda: active_action("expire"),
-        lambda: services.queue_dispatch(),
+        lambda: matching.queue_dispatch(),
     ]
     for _ in range(150):
         # An illegal move (Conflict) changes nothing; the loads must still match.
