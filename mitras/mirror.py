@@ -1,6 +1,6 @@
 """The Valkey mirror of mitra availability: the hot read path, never the source of truth.
 
-Keys (names from the runbook; each goes through `halobestie.valkey.key()` for the prefix):
+Keys (names from the runbook; each goes through `halobestie.integrations.valkey.key()` for the prefix):
 - `mitras:online`        set of ids toggled online and not deactivated
 - `mitras:deactivated`   set of deactivated ids
 - `mitra:capacity:<id>`  sessions occupying the mitra now ("load"; every mitra has one)
@@ -30,11 +30,14 @@ from datetime import datetime
 from functools import partial
 
 import redis
+from asgiref.sync import sync_to_async
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from halobestie import metrics, valkey
+from halobestie.integrations import valkey
+from halobestie.runtime.selectors import get_config
+from halobestie.server import metrics
 from mitras.load import mitra_loads
 from mitras.models import Mitra
 
@@ -277,7 +280,6 @@ async def on_server_start(listener):
     """Lifespan hook: seed once at start (blocking work off the event loop), then watch."""
     if not is_enabled():
         return
-    from asgiref.sync import sync_to_async
 
     def seed():
         global _dirty
@@ -302,8 +304,6 @@ async def on_server_start(listener):
 
 def heartbeat_key_ttl():
     """Long enough that the sweeper and the flush always see a heartbeat before it expires."""
-    from halobestie.runtime.selectors import get_config
-
     config = get_config()
     return 2 * (config.heartbeat_ttl_seconds + config.stale_grace_seconds)
 

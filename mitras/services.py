@@ -17,6 +17,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from halobestie.accounts.models import Role, User
 from halobestie.accounts.phones import normalize_phone
@@ -238,8 +239,6 @@ def mitra_deactivate(*, mitra: Mitra, actor) -> Mitra:
     (access tokens by the authentication class on each request, refresh tokens blacklisted
     here). Idempotent. After commit the `on_mitra_deactivated` hooks run (sessions withdraw
     offers, realtime closes sockets). Precondition: the caller checked the actor's permission."""
-    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
-
     now = timezone.now()
     with transaction.atomic():
         locked = _lock(mitra)

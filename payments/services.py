@@ -22,9 +22,9 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from halobestie import metrics
 from halobestie.errors import Conflict, ServiceError
 from halobestie.runtime.selectors import get_config
+from halobestie.server import metrics
 from payments import hooks, xendit
 from payments.models import (
     REFUND_COUNTING_STATUSES,

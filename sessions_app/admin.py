@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
 from payments.models import Payment, Refund
+from payments.services import refund_create
 from sessions_app import lifecycle
 from sessions_app.models import ChatSession, Message, Report, SessionEvent
 
@@ -139,8 +140,6 @@ class ChatSessionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Refund pembayaran sesi terpilih", permissions=["refund"])
     def refund(self, request, queryset):
-        from payments.services import refund_create
-
         done = 0
         for session in queryset:
             try:

@@ -9,9 +9,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from halobestie.accounts.permissions import IsClient, IsClientOrMitra, IsMitra
+from halobestie.runtime.selectors import get_config
 from sessions_app import lifecycle, selectors
 from sessions_app.models import EarningsEntry, Status
 from sessions_app.serializers import MessageOut, SessionOut, session_payload
+from sessions_app.tickets import ticket_issue
 
 
 def _session(request, session_id):
@@ -251,8 +253,6 @@ class EarningsApi(APIView):
         ),
     )
     def get(self, request):
-        from halobestie.runtime.selectors import get_config
-
         entries = EarningsEntry.objects.filter(mitra=request.user.mitra)
         local_now = timezone.localtime()
         day = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -288,8 +288,6 @@ class RealtimeTicketApi(APIView):
 
     @extend_schema(operation_id="realtime_ticket", request=None, responses={201: RealtimeTicketOut})
     def post(self, request):
-        from sessions_app.tickets import ticket_issue
-
         ticket, expires_at = ticket_issue(user=request.user)
         data = RealtimeTicketOut({"ticket": ticket, "expires_at": expires_at}).data
         return Response(data, status=status.HTTP_201_CREATED)

@@ -8,7 +8,7 @@ class SessionsAppConfig(AppConfig):
     verbose_name = "Sesi chat"
 
     def ready(self):
-        from halobestie.lifespan import on_startup
+        from halobestie.server.lifespan import on_startup
         from mitras.hooks import on_mitra_available, on_mitra_deactivated
         from sessions_app import events
         from sessions_app.lifecycle import sessions_release_deactivated_mitra
@@ -49,6 +49,10 @@ class SessionsAppConfig(AppConfig):
         @on_startup
         async def bind_events_loop(listener):
             events.bind_loop(asyncio.get_running_loop())
+
+
+# apps.py is imported before the app registry is ready: what it needs of models and services is
+# imported inside ready() and inside these handlers (which run only after start-up).
 
 
 def _close_mitra_sockets(mitra_id):

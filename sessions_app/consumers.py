@@ -22,6 +22,7 @@ import json
 import logging
 import time
 import uuid
+from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -29,9 +30,21 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from halobestie import drain
 from halobestie.errors import ServiceError
-from sessions_app import chat_store, events, lifecycle, realtime, safety, selectors, stored_message
+from halobestie.runtime.selectors import get_config
+from halobestie.server import drain
+from mitras.services import mitra_heartbeat
+from sessions_app import (
+    chat_store,
+    events,
+    lifecycle,
+    notifications,
+    realtime,
+    safety,
+    selectors,
+    stored_message,
+)
+from sessions_app.tickets import socket_user
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +89,6 @@ async def _runtime_config():
     global _config
     expires, values = _config
     if values is None or expires < time.monotonic():
-        from halobestie.runtime.selectors import get_config
-
         values = await database_sync_to_async(get_config)()
         _config = (time.monotonic() + CONFIG_CACHE_SECONDS, values)
     return values
@@ -124,8 +135,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         ticket = (query.get("ticket") or [None])[0]
-        from sessions_app.tickets import socket_user
-
         try:
             user = await database_sync_to_async(socket_user)(authorization=authorization, ticket=ticket)
         except ServiceError as exc:
@@ -321,10 +330,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             if await realtime.has_open_socket(recipient_user_id):
                 return
-            from types import SimpleNamespace
-
-            from sessions_app import notifications
-
             session = SimpleNamespace(id=stored.session_id, client_id=stored.client_user_id)
             # Not thread-sensitive: a push may wait on FCM and must not hold the shared thread.
             await database_sync_to_async(notifications.new_message, thread_sensitive=False)(
@@ -392,8 +397,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_heartbeat(self, frame):
         if self.mitra is not None:
-            from mitras.services import mitra_heartbeat
-
             try:
                 at = await database_sync_to_async(mitra_heartbeat)(mitra=self.mitra)
             except ServiceError as exc:

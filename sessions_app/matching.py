@@ -12,9 +12,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from halobestie import metrics
 from halobestie.db.locks import DISPATCH_LOCK_KEY, advisory_xact_lock
 from halobestie.runtime.selectors import get_config
+from halobestie.server import metrics
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
 from sessions_app import events, notifications

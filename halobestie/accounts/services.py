@@ -28,7 +28,7 @@ from halobestie.accounts.models import Device, LoginFailure, OtpChallenge, OtpSt
 from halobestie.accounts.tokens import tokens_for
 from halobestie.db.locks import advisory_xact_lock_text
 from halobestie.errors import Forbidden, NotFound, ServiceError, TooManyRequests
-from halobestie.otp import OtpProviderError, OtpProviderUnavailable, get_provider
+from halobestie.integrations.otp import OtpProviderError, OtpProviderUnavailable, get_provider
 
 logger = logging.getLogger(__name__)
 

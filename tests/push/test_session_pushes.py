@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from halobestie import push
 from halobestie.accounts.models import Device
+from halobestie.integrations import push
 from mitras.services import mitra_set_online
 from sessions_app import lifecycle
 from sessions_app.models import Status
@@ -17,7 +17,7 @@ from .conftest import UNREGISTERED, closed_port_url
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    # Deliberate: the apps register FCM registration tokens (see halobestie/push.py).
+    # Deliberate: the apps register FCM registration tokens (see halobestie/integrations/push.py).
     pytest.mark.filterwarnings("ignore:Message.token is deprecated:DeprecationWarning"),
 ]
 

@@ -4,8 +4,9 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from halobestie import metrics, scheduler
+from halobestie import scheduler
 from halobestie.runtime.broadcast import start_listener
+from halobestie.server import metrics
 from mitras import mirror
 
 

@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
 from halobestie.db.locks import database_ping
-from halobestie.drain import is_draining
+from halobestie.server.drain import is_draining
 
 logger = logging.getLogger(__name__)
 _migrations_applied = False
