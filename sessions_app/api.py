@@ -1,7 +1,5 @@
 """Sessions REST API under /api/v1/: one view per operation."""
 
-from django.db.models import Sum
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -11,7 +9,7 @@ from rest_framework.views import APIView
 from halobestie.accounts.permissions import IsClient, IsClientOrMitra, IsMitra
 from halobestie.runtime.selectors import get_config
 from sessions_app import lifecycle, selectors
-from sessions_app.models import EarningsEntry, Status
+from sessions_app.models import Status
 from sessions_app.serializers import MessageOut, SessionOut, session_payload
 from sessions_app.tickets import ticket_issue
 
@@ -253,26 +251,8 @@ class EarningsApi(APIView):
         ),
     )
     def get(self, request):
-        entries = EarningsEntry.objects.filter(mitra=request.user.mitra)
-        local_now = timezone.localtime()
-        day = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
-        week = day - timezone.timedelta(days=day.weekday())
-        month = day.replace(day=1)
-
-        def total(since=None):
-            query = entries.filter(created_at__gte=since) if since else entries
-            return query.aggregate(total=Sum("amount_idr"))["total"] or 0
-
-        return Response(
-            {
-                "today_idr": total(day),
-                "this_week_idr": total(week),
-                "this_month_idr": total(month),
-                "all_time_idr": total(),
-                "sessions_count": entries.count(),
-                "share_percent": get_config().mitra_share_percent,
-            }
-        )
+        totals = selectors.earnings_totals(mitra=request.user.mitra)
+        return Response({**totals, "share_percent": get_config().mitra_share_percent})
 
 
 class RealtimeTicketOut(serializers.Serializer):

@@ -3,12 +3,20 @@
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Q, Subquery, Sum
+from django.utils import timezone
 
 from halobestie.errors import NotFound
 from payments.models import Payment
 from sessions_app.errors import NotParticipant, SessionNotFound
-from sessions_app.models import OCCUPYING_STATUSES, OPEN_STATUSES, ChatSession, Message, Status
+from sessions_app.models import (
+    OCCUPYING_STATUSES,
+    OPEN_STATUSES,
+    ChatSession,
+    EarningsEntry,
+    Message,
+    Status,
+)
 from sessions_app.stored_message import StoredMessage
 
 
@@ -84,6 +92,27 @@ def mitra_session_loads(mitra_ids=None) -> dict:
     if mitra_ids is not None:
         query = query.filter(mitra_id__in=mitra_ids)
     return dict(query.values_list("mitra_id").annotate(n=Count("id")).values_list("mitra_id", "n"))
+
+
+def earnings_totals(*, mitra) -> dict:
+    """The mitra's earnings by period (Asia/Jakarta days, weeks from Monday, months), whole rupiah,
+    and how many sessions earned them."""
+    entries = EarningsEntry.objects.filter(mitra=mitra)
+    day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    week = day - timezone.timedelta(days=day.weekday())
+    month = day.replace(day=1)
+
+    def total(since=None):
+        query = entries.filter(created_at__gte=since) if since else entries
+        return query.aggregate(total=Sum("amount_idr"))["total"] or 0
+
+    return {
+        "today_idr": total(day),
+        "this_week_idr": total(week),
+        "this_month_idr": total(month),
+        "all_time_idr": total(),
+        "sessions_count": entries.count(),
+    }
 
 
 def payment_latest_for_session(*, session):
