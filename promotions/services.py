@@ -315,6 +315,16 @@ def _release(redemption_ids, *, statuses, reason, now) -> int:
     return released
 
 
+def redemptions_on_payment_settled(payment):
+    """Hook (payments.hooks.on_payment_settled): paid → consumed; expired or failed → released."""
+    from payments.models import PaymentStatus
+
+    if payment.status == PaymentStatus.PAID:
+        redemption_consume(payment=payment)
+    else:
+        redemptions_release_for_payment(payment=payment, reason=f"payment_{payment.status}")
+
+
 def redemptions_release_for_payment(*, payment, reason: str, now=None) -> int:
     """The invoice expired or failed: a reserved redemption goes back to its code."""
     ids = list(Redemption.objects.filter(payment=payment).values_list("pk", flat=True))

@@ -76,7 +76,7 @@ def test_it_lets_finance_create_a_campaign_and_see_its_redemptions(
     from payments.models import Payment
     from payments.services import local_checkout_complete
     from promotions.models import Campaign, Voucher
-    from sessions_app.services import session_create
+    from sessions_app.lifecycle import session_create
 
     assert os.access(CHROMIUM, os.X_OK), "this test needs Debian's Chromium: apt-get install chromium"
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

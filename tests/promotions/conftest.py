@@ -54,18 +54,18 @@ def set_config():
 def serve_session(make_mitra):
     """Run a paid session through a Bestie: offered, accepted (and ended unless told not to)."""
     from mitras.services import mitra_set_online
-    from sessions_app import services
+    from sessions_app import lifecycle, matching
     from sessions_app.models import ChatSession
 
     def serve(session, *, end=True):
         mitra = make_mitra()
         mitra_set_online(mitra=mitra, is_online=True)
-        services.queue_dispatch()
+        matching.queue_dispatch()
         session = ChatSession.objects.select_related("mitra").get(pk=session.pk)
         assert session.status == "offered", session.status
-        services.session_accept(session_id=session.pk, mitra=session.mitra)
+        lifecycle.session_accept(session_id=session.pk, mitra=session.mitra)
         if end:
-            services.session_end(session_id=session.pk, actor=session.client)
+            lifecycle.session_end(session_id=session.pk, actor=session.client)
         return ChatSession.objects.get(pk=session.pk)
 
     return serve

@@ -8,7 +8,7 @@ from halobestie.audit.models import AuditEntry
 from payments import services as payments
 from payments.models import Payment
 from promotions.models import Campaign, Voucher
-from sessions_app import services as sessions
+from sessions_app import lifecycle as sessions
 
 
 def campaign_form(**overrides):

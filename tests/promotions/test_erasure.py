@@ -7,7 +7,7 @@ import hmac
 from halobestie.accounts import services as accounts
 from halobestie.accounts.models import User
 from promotions.models import PhoneMark
-from sessions_app import services as sessions
+from sessions_app import lifecycle as sessions
 from tests.accounts.conftest import request_otp, verify_otp
 from tests.conftest import auth_client
 

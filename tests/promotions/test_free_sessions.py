@@ -3,7 +3,7 @@ straight to matching; the same for an extension. And the mitra's share on list o
 
 from payments.models import Payment, PaymentStatus
 from promotions.models import Redemption, RedemptionStatus, Voucher
-from sessions_app import services as sessions
+from sessions_app import lifecycle as sessions
 from sessions_app.models import ChatSession, EarningsEntry, SessionEvent, Status
 from tests.conftest import auth_client
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from promotions.models import Campaign, Redemption, Voucher, VoucherLookup
-from sessions_app import services as sessions
+from sessions_app import lifecycle as sessions
 from sessions_app.models import ChatSession
 from tests.conftest import auth_client
 

@@ -9,7 +9,8 @@ from payments import services as payments
 from payments.models import Payment, PaymentStatus
 from promotions.models import Redemption, RedemptionStatus, Voucher
 from promotions.services import VoucherRefused
-from sessions_app import services as sessions
+from sessions_app import lifecycle as sessions
+from sessions_app import timers
 from sessions_app.models import ChatSession, Status
 from tests.conftest import auth_client
 
@@ -139,7 +140,7 @@ def test_it_releases_a_paid_code_when_no_bestie_took_the_session(make_client_use
     ChatSession.objects.filter(pk=session.pk).update(
         matching_started_at=ChatSession.objects.get(pk=session.pk).matching_started_at.replace(year=2020)
     )
-    assert sessions.matching_expire_due() == 1
+    assert timers.matching_expire_due() == 1
     assert ChatSession.objects.get(pk=session.pk).status == Status.UNMATCHED
     redemption = Redemption.objects.get()
     assert (redemption.status, redemption.release_reason) == (RedemptionStatus.RELEASED, "no_mitra")

@@ -1,33 +1,42 @@
-"""Every state change of a chat session, one function each.
+"""Every state change of a chat session, one function each (its lifecycle: create, pay, accept,
+decline, end, cancel, extend, rate, report, the crisis flag).
 
-Views, consumers, the payment webhook, the admin and the scheduler all call these. Decisions are
-made under row locks in Postgres; live events, mirror updates and queue dispatch go out after
-commit. The allowed transitions are in `sessions_app/states.py`.
-
-Capacity invariant: a mitra's load (offered + active sessions) only grows in `queue_dispatch`,
-which runs under one transaction-level advisory lock and with the candidate mitra rows locked, so
-two dispatchers can never both fill a mitra's last slot.
+Views, consumers, the payment hooks, the admin and the timers call these. Decisions are made under
+row locks in Postgres; live events, mirror updates and queue dispatch go out after commit. The
+allowed transitions are in `sessions_app/states.py`; matching (the queue, offers) is in
+`sessions_app/matching.py`, the scheduler's jobs in `sessions_app/timers.py`.
 """
 
 import logging
 import uuid
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from halobestie import metrics
 from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
-from mitras.selectors import last_heartbeats
+from payments.services import (
+    invoice_cancel_quietly,
+    invoice_open,
+    payment_record,
+    payment_record_free,
+    refund_create,
+)
 from promotions import services as promotions
 from sessions_app import events, notifications
+from sessions_app.chat_store import HOTLINE_REPEAT_AFTER, stored_message
+from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
+from sessions_app.errors import SessionNotFound
+from sessions_app.matching import back_to_matching, dispatch_after_commit, withdraw_pending_offer
 from sessions_app.models import (
     ChatSession,
     EarningsEntry,
     EndReason,
+    Message,
+    MessageKind,
     OfferOutcome,
     PriceBasis,
     Rating,
@@ -36,80 +45,24 @@ from sessions_app.models import (
     SessionOffer,
     Status,
 )
-from sessions_app.selectors import mitra_session_loads, session_open_for_client
+from sessions_app.selectors import session_open_for_client
 from sessions_app.states import check_transition
+from sessions_app.stored_message import message_frame
 
 logger = logging.getLogger(__name__)
 
-DISPATCH_LOCK_KEY = 0x4841_4C4F  # "HALO": the advisory lock that serialises queue dispatch
 REPORT_REASONS = ("harassment", "inappropriate", "spam", "safety", "no_show", "other")
 
 
-# Helpers ---------------------------------------------------------------------------------------
-
-
-def _lock_session(session_id, *, skip_locked=False) -> ChatSession:
+def lock_session(session_id, *, skip_locked=False) -> ChatSession:
     """Precondition: inside transaction.atomic(). Returns the locked row or raises NotFound."""
     try:
         return ChatSession.objects.select_for_update(skip_locked=skip_locked, of=("self",)).get(pk=session_id)
     except (ChatSession.DoesNotExist, ValueError, TypeError):
-        raise NotFound("Sesi tidak ditemukan.", code="session_not_found")
+        raise SessionNotFound()
 
 
-def _record(session, kind, *, actor=None, **data):
-    SessionEvent.objects.create(session=session, kind=kind, actor=actor, data=data)
-
-
-def _participant_user_ids(session):
-    user_ids = [session.client_id]
-    if session.mitra_id:
-        user_ids.append(Mitra.objects.filter(pk=session.mitra_id).values_list("user_id", flat=True).first())
-    return user_ids
-
-
-def _notify_updated(session, *, extra_user_ids=()):
-    """After commit: `session.updated` with the committed state to both participants."""
-    session_id = session.pk
-    user_ids = [*_participant_user_ids(session), *extra_user_ids]
-
-    def send():
-        from sessions_app.serializers import session_payload
-
-        fresh = ChatSession.objects.select_related("client", "mitra").filter(pk=session_id).first()
-        if fresh is not None:
-            events.send_now(user_ids, {"type": "session.updated", "session": session_payload(fresh)})
-
-    transaction.on_commit(send)
-
-
-def _capacity_changed(mitra_id):
-    """The mitra's load changed in this transaction: the Valkey mirror recounts after commit."""
-    if mitra_id is None:
-        return
-    from mitras import mirror
-
-    mirror.mirror_capacity_changed(mitra_id)
-
-
-def _dispatch_after_commit():
-    transaction.on_commit(lambda: _safe_dispatch())
-
-
-def _safe_dispatch():
-    try:
-        queue_dispatch()
-    except Exception:
-        # The scheduler dispatches every tick as well: a failure here delays, never loses.
-        logger.exception("queue dispatch after commit failed")
-
-
-def _advisory_lock(key):
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
-
-
-def _end_active(session, *, reason, actor=None, now):
+def end_active(session, *, reason, actor=None, now):
     """Precondition: `session` is locked and active. Ends it and books the mitra's earnings."""
     check_transition(session, Status.ENDED)
     session.status = Status.ENDED
@@ -130,17 +83,11 @@ def _end_active(session, *, reason, actor=None, now):
         price_basis=basis,
         basis_amount_idr=basis_amount,
     )
-    _record(session, "ended", actor=actor, reason=reason)
-    _capacity_changed(session.mitra_id)
-    _notify_updated(session)
+    record(session, "ended", actor=actor, reason=reason)
+    load_changed(session.mitra_id, -1)
+    notify_updated(session)
     transaction.on_commit(lambda: notifications.session_ended(session=session))
-    _dispatch_after_commit()
-
-
-def _withdraw_pending_offer(session, *, outcome, now):
-    SessionOffer.objects.filter(session=session, outcome=OfferOutcome.PENDING).update(
-        outcome=outcome, responded_at=now
-    )
+    dispatch_after_commit()
 
 
 def _cancel(session, *, reason, actor=None, now, refund):
@@ -148,38 +95,26 @@ def _cancel(session, *, reason, actor=None, now, refund):
     check_transition(session, Status.CANCELLED)
     previous_mitra_id = session.mitra_id if session.status == Status.OFFERED else None
     if session.status == Status.OFFERED:
-        _withdraw_pending_offer(session, outcome=OfferOutcome.WITHDRAWN, now=now)
+        withdraw_pending_offer(session, outcome=OfferOutcome.WITHDRAWN, now=now)
         session.mitra = None  # the offer record keeps the history; the mitra loses access
     session.status = Status.CANCELLED
     session.end_reason = reason
     session.ended_by = actor
     session.ended_at = now
     session.save()
-    _record(session, "cancelled", actor=actor, reason=reason)
+    record(session, "cancelled", actor=actor, reason=reason)
     if refund and session.paid_at is not None:
-        from payments.services import refund_create
-
         refund_create(session=session, reason=reason, actor=actor, allow_nothing=True)
     promotions.redemptions_release_for_session(session=session, reason=reason, now=now)
     if previous_mitra_id:
-        _capacity_changed(previous_mitra_id)
-        _dispatch_after_commit()
-    _notify_updated(session, extra_user_ids=_user_ids_of_mitras([previous_mitra_id]))
-
-
-def _user_ids_of_mitras(mitra_ids):
-    mitra_ids = [m for m in mitra_ids if m]
-    return list(Mitra.objects.filter(pk__in=mitra_ids).values_list("user_id", flat=True)) if mitra_ids else []
-
-
-# Creating and paying ---------------------------------------------------------------------------
+        load_changed(previous_mitra_id, -1)
+        dispatch_after_commit()
+    notify_updated(session, extra_user_ids=user_ids_of_mitras([previous_mitra_id]))
 
 
 def _payment_for(session, quote, *, client, kind, external_id, invoice):
     """Record the payment of `quote` (free: a zero-amount paid record, no invoice) and reserve its
     voucher. Precondition: inside the session's transaction, session created or locked."""
-    from payments.services import payment_record, payment_record_free
-
     if quote.is_free:
         payment = payment_record_free(
             session=session, kind=kind, package_code=quote.package_code, discount_idr=quote.discount_idr,
@@ -194,6 +129,10 @@ def _payment_for(session, quote, *, client, kind, external_id, invoice):
     if quote.is_free:
         promotions.redemption_consume(payment=payment)
     return payment
+
+
+def _voucher_data(quote):
+    return {"voucher_code": quote.code, "discount_idr": quote.discount_idr} if quote.code else {}
 
 
 def session_create(
@@ -213,8 +152,6 @@ def session_create(
     Raises: ServiceError `unknown_package` (400), NotFound `mitra_not_found`, Conflict
     `session_already_open`, a promotions.services.VoucherRefused, and the gateway's 502/503.
     """
-    from payments.services import invoice_cancel_quietly, invoice_open
-
     package = get_config().package(package_code)
     if package is None:
         raise ServiceError(
@@ -256,9 +193,9 @@ def session_create(
             _payment_for(
                 session, quote, client=client, kind="session", external_id=external_id, invoice=invoice
             )
-            _record(
+            record(
                 session, "created", actor=client, package=package.code, requested_mitra_id=mitra_id,
-                voucher_code=quote.code, discount_idr=quote.discount_idr,
+                **_voucher_data(quote),
             )  # fmt: skip
             if quote.is_free:
                 session = session_mark_paid(session_id=session.pk)
@@ -274,15 +211,15 @@ def session_mark_paid(*, session_id, paid_at=None) -> ChatSession:
     queue is dispatched after commit. Raises IllegalTransition (409) unless pending payment."""
     now = timezone.now()
     with transaction.atomic():
-        session = _lock_session(session_id)
+        session = lock_session(session_id)
         check_transition(session, Status.MATCHING)
         session.status = Status.MATCHING
         session.paid_at = paid_at or now
         session.matching_started_at = now
         session.save()
-        _record(session, "paid")
-        _notify_updated(session)
-        _dispatch_after_commit()
+        record(session, "paid")
+        notify_updated(session)
+        dispatch_after_commit()
     return session
 
 
@@ -290,7 +227,7 @@ def session_cancel_unpaid(*, session_id, reason: str = EndReason.PAYMENT_EXPIRED
     """The invoice expired (or failed) before payment: pending_payment → cancelled."""
     now = timezone.now()
     with transaction.atomic():
-        session = _lock_session(session_id)
+        session = lock_session(session_id)
         if session.status != Status.PENDING_PAYMENT:
             check_transition(session, Status.CANCELLED)  # raises for ended/cancelled/...
             raise Conflict("Sesi sudah dibayar.", code="session_already_paid")
@@ -298,79 +235,37 @@ def session_cancel_unpaid(*, session_id, reason: str = EndReason.PAYMENT_EXPIRED
     return session
 
 
-# Matching --------------------------------------------------------------------------------------
+def payment_invoice_paid(payment):
+    """payments.hooks.on_invoice_paid. Precondition: inside the callback's transaction, the
+    session row locked (then the payment). Raises Conflict when the session cannot use the money."""
+    if payment.kind == "session":
+        session_mark_paid(session_id=payment.session_id, paid_at=payment.paid_at)
+    else:
+        session_extension_paid(session_id=payment.session_id, payment=payment)
 
 
-def _choose_mitra(session, candidates, loads, refused):
-    """The requested mitra when free (and not refused), else — if allowed — the least-loaded free
-    mitra, ties to the one idle longest. `candidates` are locked rows with load < capacity."""
-    if session.requested_mitra_id:
-        requested = candidates.get(session.requested_mitra_id)
-        if requested is not None and (session.id, requested.id) not in refused:
-            return requested
-        if not session.allow_any_mitra:
-            return None
-    free = [m for m in candidates.values() if (session.id, m.id) not in refused]
-    if not free:
-        return None
-    epoch = timezone.now() - timedelta(days=36500)
-    return min(free, key=lambda m: (loads.get(m.id, 0), m.last_assigned_at or epoch, m.id))
+def payment_invoice_unpaid(payment, reason):
+    """payments.hooks.on_invoice_unpaid. Precondition: inside the callback's transaction, the
+    session row locked. Raises Conflict when the session already moved on."""
+    session_cancel_unpaid(session_id=payment.session_id, reason=reason)
 
 
-def queue_dispatch(*, now=None, batch: int = 200) -> list:
-    """Offer waiting sessions to free mitras, first in first out. Returns the offered session ids.
+def payment_refund_issued(refund):
+    """payments.hooks.on_refund_issued: the client hears of it by push after commit."""
+    session_id, amount = refund.session_id, refund.amount_idr
 
-    Safe to call from anywhere at any time (after a payment, a decline, a freed slot, a mitra going
-    online, and every scheduler tick): dispatchers are serialised by an advisory lock.
-    """
-    now = now or timezone.now()
-    config = get_config()
-    offered = []
-    with transaction.atomic():
-        _advisory_lock(DISPATCH_LOCK_KEY)
-        waiting = list(
-            ChatSession.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status=Status.MATCHING)
-            .order_by("matching_started_at", "created_at")[:batch]
-        )
-        if not waiting:
-            return []
-        mitras = list(
-            Mitra.objects.select_for_update()
-            .filter(is_online=True, deactivated_at__isnull=True)
-            .order_by("id")
-        )
-        # Present = toggled online and heartbeat fresh (Valkey, else Postgres); the sweeper
-        # switches stale mitras offline later, but they get no offers meanwhile.
-        beats = last_heartbeats(mitras)
-        ttl = config.heartbeat_ttl_seconds
-        mitras = [m for m in mitras if beats[m.id] is not None and (now - beats[m.id]).total_seconds() < ttl]
-        loads = mitra_session_loads([m.id for m in mitras])
-        candidates = {m.id: m for m in mitras if loads.get(m.id, 0) < m.capacity}
-        refused = set(
-            SessionOffer.objects.filter(session__in=waiting)
-            .exclude(outcome__in=[OfferOutcome.PENDING, OfferOutcome.ACCEPTED])
-            .values_list("session_id", "mitra_id")
-        )
-        for session in waiting:
-            if not candidates:
-                break
-            mitra = _choose_mitra(session, candidates, loads, refused)
-            if mitra is None:
-                continue
-            _offer(session, mitra, now=now, timeout=config.offer_timeout_seconds)
-            offered.append(session.id)
-            loads[mitra.id] = loads.get(mitra.id, 0) + 1
-            if loads[mitra.id] >= mitra.capacity:
-                del candidates[mitra.id]
-        if offered or waiting:
-            transaction.on_commit(lambda: _send_queue_positions())
-    return offered
+    def push():
+        session = ChatSession.objects.filter(pk=session_id).first()
+        if session is not None:
+            notifications.refund_issued(session=session, amount_idr=amount)
+
+    transaction.on_commit(push)
 
 
-def mitra_available_dispatch(mitra_id):
-    """Hook for mitras.hooks.on_mitra_available: a slot may be free, dispatch the queue."""
-    queue_dispatch()
+def payment_event_record(session_id, event_kind, *, actor=None, data):
+    """payments.hooks.on_payment_event: the payment fact joins the session's timeline, inside the
+    payments transaction."""
+    SessionEvent.objects.create(session_id=session_id, kind=event_kind, actor=actor, data=data)
 
 
 def sessions_release_deactivated_mitra(mitra_id) -> int:
@@ -382,61 +277,16 @@ def sessions_release_deactivated_mitra(mitra_id) -> int:
         mitra_id=mitra_id, status__in=[Status.OFFERED, Status.ACTIVE]
     ).values_list("id", flat=True):
         with transaction.atomic():
-            session = _lock_session(session_id)
+            session = lock_session(session_id)
             if session.mitra_id != mitra_id:
                 continue
             if session.status == Status.OFFERED:
-                _back_to_matching(session, outcome=OfferOutcome.WITHDRAWN, now=now)
+                back_to_matching(session, outcome=OfferOutcome.WITHDRAWN, now=now)
             elif session.status == Status.ACTIVE:
                 session.needs_refund_review = True
-                _end_active(session, reason=EndReason.STAFF_ENDED, now=now)
+                end_active(session, reason=EndReason.STAFF_ENDED, now=now)
             released += 1
     return released
-
-
-def _offer(session, mitra, *, now, timeout):
-    """Precondition: session locked and matching, mitra locked with a free slot."""
-    check_transition(session, Status.OFFERED)
-    session.status = Status.OFFERED
-    session.mitra = mitra
-    session.offered_at = now
-    session.offer_expires_at = now + timedelta(seconds=timeout)
-    session.save()
-    SessionOffer.objects.create(
-        session=session, mitra=mitra, offered_at=now, expires_at=session.offer_expires_at
-    )
-    Mitra.objects.filter(pk=mitra.pk).update(last_assigned_at=now)
-    mitra.last_assigned_at = now
-    _record(session, "offered", mitra_id=mitra.id)
-    _capacity_changed(mitra.id)
-    transaction.on_commit(metrics.ASSIGNMENTS.inc)
-    session_id, mitra_user_id = session.id, mitra.user_id
-
-    def send_offer():
-        from sessions_app.serializers import session_payload
-
-        fresh = ChatSession.objects.select_related("client", "mitra").filter(pk=session_id).first()
-        if fresh is not None and fresh.status == Status.OFFERED:
-            payload = session_payload(fresh)
-            events.send_now([mitra_user_id], {"type": "session.offer", "session": payload})
-            events.send_now([fresh.client_id], {"type": "session.updated", "session": payload})
-            from sessions_app import notifications
-
-            notifications.offer_made(session=fresh, mitra_user_id=mitra_user_id)
-
-    transaction.on_commit(send_offer)
-
-
-def _send_queue_positions():
-    waiting = list(
-        ChatSession.objects.filter(status=Status.MATCHING)
-        .order_by("matching_started_at", "created_at")
-        .values_list("id", "client_id")
-    )
-    for position, (session_id, client_id) in enumerate(waiting, start=1):
-        events.send_now(
-            [client_id], {"type": "queue.position", "session_id": str(session_id), "position": position}
-        )
 
 
 def session_accept(*, session_id, mitra) -> ChatSession:
@@ -445,7 +295,7 @@ def session_accept(*, session_id, mitra) -> ChatSession:
     not (or no longer) this mitra's, `offer_expired` after the offer window."""
     now = timezone.now()
     with transaction.atomic():
-        session = _lock_session(session_id)
+        session = lock_session(session_id)
         if session.status != Status.OFFERED or session.mitra_id != mitra.id:
             raise Conflict("Tawaran ini sudah tidak berlaku.", code="offer_not_available")
         if session.offer_expires_at and session.offer_expires_at <= now:
@@ -458,50 +308,27 @@ def session_accept(*, session_id, mitra) -> ChatSession:
         session.accepted_at = now
         session.ends_at = now + timedelta(seconds=session.duration_seconds + session.extended_seconds)
         session.save()
-        _record(session, "accepted", actor=mitra.user)
-        _notify_updated(session)
+        record(session, "accepted", actor=mitra.user)
+        notify_updated(session)
         transaction.on_commit(lambda: _notify_started(session.id))
     return session
 
 
 def _notify_started(session_id):
-    from sessions_app import notifications
-
     session = ChatSession.objects.filter(pk=session_id).first()
     if session is not None:
         notifications.session_started(session=session)
-
-
-def _back_to_matching(session, *, outcome, now, actor=None):
-    """Precondition: session locked and offered. The offer ends; the session waits again at its
-    old place in the queue and the queue is dispatched after commit."""
-    check_transition(session, Status.MATCHING)
-    mitra_id = session.mitra_id
-    mitra_user_ids = _user_ids_of_mitras([mitra_id])
-    _withdraw_pending_offer(session, outcome=outcome, now=now)
-    session.status = Status.MATCHING
-    session.mitra = None
-    session.offered_at = None
-    session.offer_expires_at = None
-    session.save()
-    _record(session, f"offer_{outcome}", actor=actor, mitra_id=mitra_id)
-    _capacity_changed(mitra_id)
-    _notify_updated(session, extra_user_ids=mitra_user_ids)
-    _dispatch_after_commit()
 
 
 def session_decline(*, session_id, mitra) -> ChatSession:
     """The offered mitra declines: the session goes back to matching for the next mitra."""
     now = timezone.now()
     with transaction.atomic():
-        session = _lock_session(session_id)
+        session = lock_session(session_id)
         if session.status != Status.OFFERED or session.mitra_id != mitra.id:
             raise Conflict("Tawaran ini sudah tidak berlaku.", code="offer_not_available")
-        _back_to_matching(session, outcome=OfferOutcome.DECLINED, now=now, actor=mitra.user)
+        back_to_matching(session, outcome=OfferOutcome.DECLINED, now=now, actor=mitra.user)
     return session
-
-
-# Ending ----------------------------------------------------------------------------------------
 
 
 def session_end(*, session_id, actor) -> ChatSession:
@@ -514,18 +341,18 @@ def session_end(*, session_id, actor) -> ChatSession:
     """
     now = timezone.now()
     with transaction.atomic():
-        session = _lock_session(session_id)
+        session = lock_session(session_id)
         role = actor.role
         is_staff = role == "staff"
         if role == "client" and session.client_id != actor.id:
-            raise NotFound("Sesi tidak ditemukan.", code="session_not_found")
+            raise SessionNotFound()
         if role == "mitra" and (session.mitra_id is None or session.mitra.user_id != actor.id):
-            raise NotFound("Sesi tidak ditemukan.", code="session_not_found")
+            raise SessionNotFound()
         if session.status == Status.ACTIVE:
             reason = {"client": EndReason.CLIENT_ENDED, "mitra": EndReason.MITRA_ENDED}.get(
                 role, EndReason.STAFF_ENDED
             )
-            _end_active(session, reason=reason, actor=actor, now=now)
+            end_active(session, reason=reason, actor=actor, now=now)
         elif session.status in (Status.PENDING_PAYMENT, Status.MATCHING, Status.OFFERED):
             if role == "mitra":
                 raise Conflict("Tolak tawaran dengan /decline.", code="use_decline")
@@ -544,24 +371,19 @@ def sessions_cancel_for_deleted_client(*, client) -> int:
         client=client, status__in=[Status.PENDING_PAYMENT, Status.MATCHING, Status.OFFERED, Status.ACTIVE]
     ).values_list("id", flat=True):
         with transaction.atomic():
-            session = _lock_session(session_id)
+            session = lock_session(session_id)
             if session.status == Status.ACTIVE:
-                _end_active(session, reason=EndReason.ACCOUNT_DELETED, actor=client, now=now)
+                end_active(session, reason=EndReason.ACCOUNT_DELETED, actor=client, now=now)
             elif session.status in (Status.PENDING_PAYMENT, Status.MATCHING, Status.OFFERED):
                 _cancel(session, reason=EndReason.ACCOUNT_DELETED, actor=client, now=now, refund=True)
             count += 1
     return count
 
 
-# Extending -------------------------------------------------------------------------------------
-
-
 def session_extension_request(*, session_id, client, package_code: str, voucher_code: str | None = None):
     """Open an extension invoice for an active session (client only). Returns the Payment.
     The session's `ends_at` moves only when the payment arrives (session_extension_paid), at once
     when a voucher makes the extension free."""
-    from payments.services import invoice_cancel_quietly, invoice_open
-
     package = get_config().package(package_code)
     if package is None:
         raise ServiceError(
@@ -569,7 +391,7 @@ def session_extension_request(*, session_id, client, package_code: str, voucher_
         )
     session = ChatSession.objects.filter(pk=session_id, client=client).first()
     if session is None:
-        raise NotFound("Sesi tidak ditemukan.", code="session_not_found")
+        raise SessionNotFound()
     if session.status != Status.ACTIVE:
         raise Conflict(
             "Hanya sesi yang sedang berlangsung yang bisa diperpanjang.", code="session_not_active"
@@ -585,7 +407,7 @@ def session_extension_request(*, session_id, client, package_code: str, voucher_
         )
     try:
         with transaction.atomic():
-            session = _lock_session(session_id)
+            session = lock_session(session_id)
             if session.status != Status.ACTIVE:
                 raise Conflict(
                     "Hanya sesi yang sedang berlangsung yang bisa diperpanjang.", code="session_not_active"
@@ -593,14 +415,13 @@ def session_extension_request(*, session_id, client, package_code: str, voucher_
             payment = _payment_for(
                 session, quote, client=client, kind="extension", external_id=external_id, invoice=invoice
             )
-            _record(
+            record(
                 session,
                 "extension_requested",
                 actor=client,
                 external_id=external_id,
                 duration_seconds=package.duration_seconds,
-                voucher_code=quote.code,
-                discount_idr=quote.discount_idr,
+                **_voucher_data(quote),
             )
             if quote.is_free:
                 session_extension_paid(session_id=session.pk, payment=payment)
@@ -615,7 +436,7 @@ def session_extension_paid(*, session_id, payment) -> ChatSession:
     """An extension was paid: `ends_at` moves by the package's duration. Raises Conflict
     `session_not_active` when the session ended meanwhile (the payment side refunds it)."""
     with transaction.atomic():
-        session = _lock_session(session_id)
+        session = lock_session(session_id)
         if session.status != Status.ACTIVE:
             raise Conflict("Sesi sudah tidak berlangsung.", code="session_not_active")
         requested = (
@@ -634,20 +455,17 @@ def session_extension_paid(*, session_id, payment) -> ChatSession:
         if session.ends_at - timezone.now() > timedelta(seconds=get_config().ending_soon_lead_seconds):
             session.ending_soon_sent_at = None
         session.save()
-        _record(session, "extended", seconds=seconds, amount_idr=payment.amount_idr)
-        _notify_updated(session)
+        record(session, "extended", seconds=seconds, amount_idr=payment.amount_idr)
+        notify_updated(session)
     return session
-
-
-# After the session -----------------------------------------------------------------------------
 
 
 def session_rate(*, session_id, client, score: int, comment: str = "") -> Rating:
     """The client rates the mitra once, after the end (1–5, comment up to 1,000 characters)."""
     with transaction.atomic():
-        session = _lock_session(session_id)
+        session = lock_session(session_id)
         if session.client_id != client.id:
-            raise NotFound("Sesi tidak ditemukan.", code="session_not_found")
+            raise SessionNotFound()
         if session.status != Status.ENDED:
             raise Conflict("Rating hanya bisa diberikan setelah sesi selesai.", code="session_not_ended")
         if Rating.objects.filter(session=session).exists():
@@ -658,7 +476,7 @@ def session_rate(*, session_id, client, score: int, comment: str = "") -> Rating
         Mitra.objects.filter(pk=session.mitra_id).update(
             rating_count=F("rating_count") + 1, rating_sum=F("rating_sum") + score
         )
-        _record(session, "rated", actor=client, score=score)
+        record(session, "rated", actor=client, score=score)
     return rating
 
 
@@ -671,11 +489,11 @@ def session_report(*, session_id, reporter, reason: str, detail: str = "") -> Re
             fields={"reason": ["Alasan tidak dikenal."]},
         )
     with transaction.atomic():
-        session = _lock_session(session_id)
+        session = lock_session(session_id)
         is_client = session.client_id == reporter.id
         is_mitra = session.mitra_id is not None and session.mitra.user_id == reporter.id
         if not (is_client or is_mitra):
-            raise NotFound("Sesi tidak ditemukan.", code="session_not_found")
+            raise SessionNotFound()
         if session.accepted_at is None:
             raise Conflict(
                 "Hanya sesi yang pernah berlangsung yang bisa dilaporkan.", code="session_not_started"
@@ -683,7 +501,7 @@ def session_report(*, session_id, reporter, reason: str, detail: str = "") -> Re
         if Report.objects.filter(session=session, reporter=reporter).exists():
             raise Conflict("Kamu sudah melaporkan sesi ini.", code="already_reported")
         report = Report.objects.create(session=session, reporter=reporter, reason=reason, detail=detail)
-        _record(session, "reported", actor=reporter, reason=reason)
+        record(session, "reported", actor=reporter, reason=reason)
     return report
 
 
@@ -700,154 +518,45 @@ def report_resolve(*, report_id, actor, note: str) -> Report:
         report.resolved_by = actor
         report.resolved_at = timezone.now()
         report.save()
-        _record(report.session, "report_resolved", actor=actor, report_id=report.id)
+        record(report.session, "report_resolved", actor=actor, report_id=report.id)
     return report
 
 
-# Timers (the scheduler calls these; each row is handled in its own transaction) ---------------
+# Safety ----------------------------------------------------------------------------------------
 
 
-def _due(query, limit):
-    return list(query.values_list("id", flat=True)[:limit])
-
-
-def _for_each_locked(ids, condition, handle):
-    """Lock each due row with SKIP LOCKED and re-check it is still due: several scheduler
-    replicas never handle one timer twice, and a row changed meanwhile is left alone."""
-    done = 0
-    for session_id in ids:
-        with transaction.atomic():
-            session = (
-                ChatSession.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(pk=session_id, **condition)
-                .first()
-            )
-            if session is None:
-                continue
-            handle(session)
-            done += 1
-    return done
-
-
-def offers_expire_due(*, now=None, limit=200) -> int:
-    """Offers past their window go back to matching for the next mitra."""
-    now = now or timezone.now()
-    condition = {"status": Status.OFFERED, "offer_expires_at__lte": now}
-    return _for_each_locked(
-        _due(ChatSession.objects.filter(**condition), limit),
-        condition,
-        lambda s: _back_to_matching(s, outcome=OfferOutcome.EXPIRED, now=now),
-    )
-
-
-def matching_expire_due(*, now=None, limit=200) -> int:
-    """Sessions that waited longer than the matching window end unmatched, with a refund."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=get_config().matching_timeout_seconds)
-    # Our own clock from when the session entered the queue, never the gateway's paid_at: a late
-    # or reconciled callback must still get the whole matching window.
-    condition = {"status": Status.MATCHING, "matching_started_at__lte": cutoff}
-
-    def handle(session):
-        from payments.services import refund_create
-
-        check_transition(session, Status.UNMATCHED)
-        session.status = Status.UNMATCHED
-        session.end_reason = EndReason.NO_MITRA
-        session.ended_at = now
-        session.save()
-        _record(session, "unmatched")
-        refund_create(session=session, reason=EndReason.NO_MITRA, allow_nothing=True)
-        promotions.redemptions_release_for_session(session=session, reason=EndReason.NO_MITRA, now=now)
-        _notify_updated(session)
-
-    return _for_each_locked(_due(ChatSession.objects.filter(**condition), limit), condition, handle)
-
-
-def sessions_warn_ending_soon(*, now=None, limit=200) -> int:
-    now = now or timezone.now()
-    lead = timedelta(seconds=get_config().ending_soon_lead_seconds)
-    condition = {"status": Status.ACTIVE, "ends_at__lte": now + lead, "ending_soon_sent_at__isnull": True}
-
-    def handle(session):
-        session.ending_soon_sent_at = now
-        session.save(update_fields=["ending_soon_sent_at", "updated_at"])
-        _record(session, "ending_soon")
-        frame = {
-            "type": "session.ending_soon",
-            "session_id": str(session.id),
-            "ends_at": session.ends_at.isoformat(),
-            "seconds_left": max(0, int((session.ends_at - now).total_seconds())),
-        }
-        events.send_on_commit(_participant_user_ids(session), frame)
-        session_id = session.id
-
-        def push():
-            from sessions_app import notifications
-
-            fresh = ChatSession.objects.filter(pk=session_id).first()
-            if fresh is not None:
-                notifications.ending_soon(session=fresh)
-
-        transaction.on_commit(push)
-
-    return _for_each_locked(_due(ChatSession.objects.filter(**condition), limit), condition, handle)
-
-
-def sessions_end_due(*, now=None, limit=200) -> int:
-    now = now or timezone.now()
-    condition = {"status": Status.ACTIVE, "ends_at__lte": now}
-    return _for_each_locked(
-        _due(ChatSession.objects.filter(**condition), limit),
-        condition,
-        lambda s: _end_active(s, reason=EndReason.EXPIRED, now=now),
-    )
-
-
-def sessions_check_mitra_presence(*, now=None, limit=200) -> int:
-    """Active sessions whose mitra's presence lapsed (no fresh heartbeat: the app is gone, not
-    merely switched to "no new offers"): both sides are told at once; back within the grace
-    period, the session goes on; else it ends `mitra_lost` and waits for a staff refund decision
-    (`needs_refund_review`)."""
+def session_flag_crisis(*, session_id, message_id: int, now=None) -> bool:
+    """A message of the client's signalled crisis: the session is flagged for staff (once; a
+    SessionEvent per message, with no text) and the hotline goes to the session as a system
+    message with its own seq (not more often than every HOTLINE_REPEAT_AFTER). Both sides get
+    it live after commit. Returns True when a hotline message was stored."""
     now = now or timezone.now()
     config = get_config()
-    grace = timedelta(seconds=config.mitra_lost_grace_seconds)
-    ttl = config.heartbeat_ttl_seconds
-    active = list(
-        ChatSession.objects.filter(status=Status.ACTIVE).values_list("id", "mitra_id", "mitra_lost_at")[
-            :limit
-        ]
-    )
-    if not active:
-        return 0
-    mitras = list(Mitra.objects.filter(pk__in={m for _, m, _ in active}).only("id", "last_heartbeat_at"))
-    beats = last_heartbeats(mitras)
-    present = {m for m, beat in beats.items() if beat is not None and (now - beat).total_seconds() < ttl}
-
-    def lapse(session):
-        session.mitra_lost_at = now
-        session.save(update_fields=["mitra_lost_at", "updated_at"])
-        _record(session, "mitra_lost")
-        _notify_updated(session)
-
-    def back(session):
-        session.mitra_lost_at = None
-        session.save(update_fields=["mitra_lost_at", "updated_at"])
-        _record(session, "mitra_back")
-        _notify_updated(session)
-
-    def give_up(session):
-        session.needs_refund_review = True
-        _end_active(session, reason=EndReason.MITRA_LOST, now=now)
-
-    lapsed = [sid for sid, mitra_id, lost_at in active if lost_at is None and mitra_id not in present]
-    returned = [sid for sid, mitra_id, lost_at in active if lost_at is not None and mitra_id in present]
-    gone = [
-        sid
-        for sid, mitra_id, lost_at in active
-        if lost_at is not None and lost_at <= now - grace and mitra_id not in present
-    ]
-    handled = _for_each_locked(lapsed, {"status": Status.ACTIVE, "mitra_lost_at__isnull": True}, lapse)
-    handled += _for_each_locked(returned, {"status": Status.ACTIVE, "mitra_lost_at__isnull": False}, back)
-    handled += _for_each_locked(gone, {"status": Status.ACTIVE, "mitra_lost_at__lte": now - grace}, give_up)
-    return handled
+    with transaction.atomic():
+        session = ChatSession.objects.select_for_update(of=("self",)).filter(pk=session_id).first()
+        if session is None:
+            return False
+        if not session.is_flagged:
+            session.is_flagged = True
+            session.flagged_at = now
+            ChatSession.objects.filter(pk=session.pk).update(is_flagged=True, flagged_at=now)
+        SessionEvent.objects.create(session=session, kind="crisis_flagged", data={"message_id": message_id})
+        recent = Message.objects.filter(
+            session=session, kind=MessageKind.SYSTEM, created_at__gte=now - HOTLINE_REPEAT_AFTER
+        ).exists()
+        if recent:
+            return False
+        ChatSession.objects.filter(pk=session.pk).update(last_seq=F("last_seq") + 1)
+        seq = ChatSession.objects.filter(pk=session.pk).values_list("last_seq", flat=True).get()
+        message = Message.objects.create(
+            session=session,
+            seq=seq,
+            sender=None,
+            kind=MessageKind.SYSTEM,
+            body=config.hotline_text,
+            created_at=now,
+        )
+        stored = stored_message(message, session)
+        events.send_on_commit([stored.client_user_id, stored.mitra_user_id], message_frame(stored))
+    logger.warning("session flagged for crisis", extra={"session_id": str(session_id)})
+    return True
