@@ -363,6 +363,11 @@ def voucher_lookups_purge(*, now=None) -> int:
     return deleted
 
 
+def scheduler_jobs():
+    """(name, job(now=…)) pairs for the project scheduler (halobestie/scheduler.py)."""
+    return [("voucher_lookups_purge", lambda now: voucher_lookups_purge(now=now))]
+
+
 # Control center ---------------------------------------------------------------------------------
 
 
