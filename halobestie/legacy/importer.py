@@ -285,7 +285,9 @@ class LegacyImport:
         self.sessions = {}
         self.payments = {}
         self.external_ids = set()
-        self.seen = {name: set() for name in ("devices", "refunds", "earnings", "ratings", "reports")}
+        self.seen = {
+            name: set() for name in ("devices", "payments", "refunds", "earnings", "ratings", "reports")
+        }
         self._message_session = None
         for name in ENTITIES:
             entity = self.report.entities[name]
