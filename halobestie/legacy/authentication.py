@@ -25,10 +25,10 @@ class LegacyJWTAuthentication(BaseAuthentication):
 
 
 class LegacyJWTAuthenticationScheme(OpenApiAuthenticationExtension):
-    """The same bearer scheme as ours (`jwtAuth`), its description telling of the cutover window."""
+    """The old backend's bearer tokens (same header as `jwtAuth`), described for the cutover window."""
 
     target_class = "halobestie.legacy.authentication.LegacyJWTAuthentication"
-    name = "jwtAuth"
+    name = "legacyJwtAuth"
 
     def get_security_requirement(self, auto_schema):
         return None
@@ -39,9 +39,9 @@ class LegacyJWTAuthenticationScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "bearerFormat": "JWT",
             "description": (
-                "An access token from /auth/otp/verify, /auth/mitra/login or /auth/token/refresh. "
-                "During the cutover window (until LEGACY_JWT_ACCEPT_UNTIL) an access token of the "
-                "old Node backend is accepted too for imported users; after it such a token gets "
-                "401 `legacy_token_expired`: log in again (docs/cutover.md)."
+                "Cutover window only: an access token of the old Node backend, in the same "
+                "`Authorization: Bearer` header, accepted for users brought across by the import "
+                "until LEGACY_JWT_ACCEPT_UNTIL (REST and WebSocket). After that it gets 401 "
+                "`legacy_token_expired`: the app must log in again (docs/cutover.md)."
             ),
         }
