@@ -193,3 +193,21 @@ def test_it_adds_only_what_is_new_when_the_export_grows(clean_export_dir):
     assert session.last_seq == 4
     assert session.messages.get(seq=4).sender_id is None
     assert report.checksums_match
+
+
+def test_it_refuses_a_phone_that_already_belongs_to_an_account_of_ours(clean_export_dir, make_client_user):
+    make_client_user(phone="+6281200000002")
+
+    report = LegacyImport(clean_export_dir, dry_run=True).run()
+
+    assert report.refused == [
+        ("clients.jsonl", 2, "phone +6281200000002 already belongs to another account in this database"),
+        ("devices.jsonl", 2, "owner_id '2': no such client (missing or refused)"),
+        ("sessions.jsonl", 2, "client_id '2': no such client (missing or refused)"),
+        ("messages.jsonl", 4, "session_id 's2': no such session (missing or refused)"),
+        ("messages.jsonl", 5, "session_id 's2': no such session (missing or refused)"),
+        ("messages.jsonl", 6, "session_id 's2': no such session (missing or refused)"),
+        ("payments.jsonl", 2, "session_id 's2': no such session (missing or refused)"),
+        ("earnings.jsonl", 2, "session_id 's2': no such session (missing or refused)"),
+        ("ratings.jsonl", 1, "session_id 's2': no such session (missing or refused)"),
+    ]
