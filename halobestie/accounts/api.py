@@ -13,7 +13,7 @@ from halobestie.accounts import services
 from halobestie.accounts.permissions import IsClient, IsClientOrMitra
 from halobestie.accounts.phones import normalize_phone
 from halobestie.accounts.tokens import tokens_for
-from halobestie.legacy.tokens import legacy_refresh_exchange
+from halobestie.legacy.tokens import legacy_refresh_exchange, legacy_refresh_revoke
 
 
 class PhoneField(serializers.CharField):
@@ -198,13 +198,16 @@ class TokenRefreshApi(PublicApi):
 
 
 class LogoutApi(PublicApi):
-    """Revoke the refresh token. The access token stays valid until it expires (minutes)."""
+    """Revoke the refresh token. The access token stays valid until it expires (minutes). During
+    the cutover window an old Node backend's refresh token is revoked too (docs/cutover.md)."""
 
     @extend_schema(operation_id="auth_logout", request=RefreshIn, responses={204: OpenApiResponse()})
     def post(self, request):
         body = RefreshIn(data=request.data)
         body.is_valid(raise_exception=True)
-        services.auth_logout(refresh=body.validated_data["refresh"])
+        refresh = body.validated_data["refresh"]
+        if not legacy_refresh_revoke(refresh=refresh):
+            services.auth_logout(refresh=refresh)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

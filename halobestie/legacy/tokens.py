@@ -96,6 +96,18 @@ def legacy_token_user(raw: str, *, token_type: str, now=None) -> User | None:
     return user
 
 
+def _burn(*, refresh: str, user: User) -> bool:
+    """Mark an old refresh token used; False when it already was. Precondition: inside
+    transaction.atomic() (the unique constraint decides between concurrent requests)."""
+    token_hash = hashlib.sha256(refresh.encode()).hexdigest()
+    try:
+        with transaction.atomic():
+            LegacyRefreshExchange.objects.create(token_hash=token_hash, user=user)
+    except IntegrityError:
+        return False
+    return True
+
+
 def legacy_refresh_exchange(*, refresh: str, now=None) -> dict | None:
     """A pair of our tokens for an old backend's refresh token, once per token (its SHA-256 is
     stored under a unique constraint, so two concurrent exchanges cannot both succeed). None
@@ -103,10 +115,18 @@ def legacy_refresh_exchange(*, refresh: str, now=None) -> dict | None:
     user = legacy_token_user(refresh, token_type="refresh", now=now)
     if user is None:
         return None
-    token_hash = hashlib.sha256(refresh.encode()).hexdigest()
-    try:
-        with transaction.atomic():
-            LegacyRefreshExchange.objects.create(token_hash=token_hash, user=user)
-            return tokens_for(user)
-    except IntegrityError:
-        raise _invalid("Token sudah ditukar.") from None
+    with transaction.atomic():
+        if not _burn(refresh=refresh, user=user):
+            raise _invalid("Token sudah ditukar.")
+        return tokens_for(user)
+
+
+def legacy_refresh_revoke(*, refresh: str, now=None) -> bool:
+    """Logout with an old backend's refresh token: it can no longer be exchanged. False when
+    `refresh` is not an old backend's token (then it is ours to revoke)."""
+    user = legacy_token_user(refresh, token_type="refresh", now=now)
+    if user is None:
+        return False
+    with transaction.atomic():
+        _burn(refresh=refresh, user=user)
+    return True

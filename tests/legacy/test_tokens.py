@@ -73,6 +73,18 @@ def test_it_exchanges_an_old_refresh_token_once_for_ours(api, imported):
 
 
 @override_settings(LEGACY_JWT_SECRET=SECRET, LEGACY_JWT_ACCEPT_UNTIL=OPEN)
+def test_it_logs_out_with_an_old_refresh_token_which_then_cannot_be_exchanged(api, imported):
+    old = legacy_token(1, kind="refresh", lifetime=30 * 86400)
+
+    logout = api.post("/api/v1/auth/logout", {"refresh": old}, format="json")
+    exchanged = _refresh(api, old)
+
+    assert logout.status_code == 204
+    assert (exchanged.status_code, exchanged.json()["error"]["code"]) == (401, "token_not_valid")
+    assert OutstandingToken.objects.count() == 0
+
+
+@override_settings(LEGACY_JWT_SECRET=SECRET, LEGACY_JWT_ACCEPT_UNTIL=OPEN)
 def test_it_refuses_old_tokens_that_are_forged_expired_of_the_wrong_kind_or_not_imported(api, imported):
     cases = {
         "forged": legacy_token(1, secret="someone-elses-secret-0123456789abcdef"),
