@@ -3,12 +3,9 @@
 `parse_<entity>(row)` checks one decoded line on its own (types, lengths, choices, phones to
 E.164, times to UTC) and returns the normalised record the importer writes, or raises Refused
 with the reason. What needs other rows (references, duplicates, per-session seq) is the
-importer's. `canonical(entity, record)` is the part of a record the checksums cover: the importer
-computes it from the files and again from the database after writing, and prints both.
+importer's; the checksums are checksums.py's.
 """
 
-import hashlib
-import json
 import re
 from datetime import UTC, datetime
 
@@ -308,55 +305,3 @@ def parse_reports(row) -> dict:
 
 
 PARSERS = {name: globals()[f"parse_{name}"] for name in ENTITIES}
-
-
-# Checksums ---------------------------------------------------------------------------------
-
-CHECKSUM_FIELDS = {
-    "clients": ("id", "phone", "display_name", "is_active", "created_at", "deleted_at"),
-    "besties": (
-        "id",
-        "phone",
-        "password",
-        "display_name",
-        "capacity",
-        "gender",
-        "created_at",
-        "deactivated_at",
-    ),
-    "devices": ("id", "owner", "owner_id", "token", "platform"),
-    "sessions": (
-        "id",
-        "client_id",
-        "bestie_id",
-        "status",
-        "end_reason",
-        "price_idr",
-        "duration_seconds",
-        "created_at",
-        "ended_at",
-    ),
-    "messages": ("session_id", "seq", "sender", "body", "created_at"),
-    "payments": ("id", "session_id", "kind", "amount_idr", "status", "external_id", "paid_at"),
-    "refunds": ("id", "payment_id", "amount_idr", "status"),
-    "earnings": ("id", "session_id", "amount_idr", "share_percent"),
-    "ratings": ("id", "session_id", "score", "comment"),
-    "reports": ("id", "session_id", "reporter", "reason", "status"),
-}
-
-
-def _plain(value):
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    return value
-
-
-def row_hash(entity, record) -> int:
-    """64 bits of the SHA-256 of the record's checksummed fields. Summed over rows (mod 2**64), so
-    the checksum of a file does not depend on the order of its lines."""
-    canonical = json.dumps(
-        [_plain(record[field]) for field in CHECKSUM_FIELDS[entity]],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:8], "big")

@@ -8,16 +8,14 @@ Two passes over the files, each streamed line by line (never a whole file in mem
 2. Write, in one transaction (all or nothing) under an advisory lock, in batches
    (`bulk_create`): rows already imported (their legacy id is in LegacyRecord; for messages, the
    seq is not above the session's) are left alone, so a second run writes nothing.
-Then the checksums of what the files hold and of what the database holds are computed and
-printed side by side. What stays in memory grows with users and sessions (a few hundred bytes
-each), not with messages.
+Then the checksums of what the files hold and of what the database holds (checksums.py) go
+side by side into the report (report.py). What stays in memory grows with users and sessions
+(a few hundred bytes each), not with messages.
 """
 
 import json
 import resource
 import uuid
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.contrib.auth.hashers import make_password
@@ -26,17 +24,17 @@ from django.db.models import Count, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from halobestie.accounts.models import Device, Role, User
-from halobestie.legacy.formats import ENTITIES, PARSERS, REFUND_COUNTING_STATUSES, Refused, row_hash
+from halobestie.legacy.checksums import database_checksums, row_hash
+from halobestie.legacy.formats import ENTITIES, PARSERS, REFUND_COUNTING_STATUSES, Refused
 from halobestie.legacy.models import LegacyEntity, LegacyRecord
+from halobestie.legacy.report import REPORT_REFUSED_LIMIT, ImportReport
 from mitras import mirror
 from mitras.models import Mitra
 from payments.models import Payment, Refund
 from sessions_app.models import ChatSession, EarningsEntry, Message, MessageKind, Rating, Report
 
 BATCH_SIZE = 2000
-REPORT_REFUSED_LIMIT = 1000
 MAX_LINE_BYTES = 1 << 20
-CHECKSUM_MODULUS = 1 << 64
 # The LegacyRecord entity of each file (messages have none: a message is session + seq).
 RECORD_ENTITY = {
     "clients": LegacyEntity.CLIENT,
@@ -54,77 +52,6 @@ REFUND_KEY_NAMESPACE = uuid.UUID("6f0c9a52-2d47-4d35-9a43-3c1c2e0b26a1")
 
 class ImportAborted(Exception):
     """The import wrote nothing (`--strict` with refused rows, or a file that cannot be read)."""
-
-
-@dataclass
-class Checksum:
-    rows: int = 0
-    total: int = 0
-
-    def add(self, value: int) -> None:
-        self.rows += 1
-        self.total = (self.total + value) % CHECKSUM_MODULUS
-
-    def __str__(self):
-        return f"{self.rows}:{self.total:016x}"
-
-
-@dataclass
-class EntityReport:
-    read: int = 0
-    accepted: int = 0
-    refused: int = 0
-    already_imported: int = 0
-    created: int = 0
-    file_checksum: Checksum = field(default_factory=Checksum)
-    database_checksum: Checksum = field(default_factory=Checksum)
-
-
-@dataclass
-class ImportReport:
-    dry_run: bool
-    entities: dict = field(default_factory=lambda: {name: EntityReport() for name in ENTITIES})
-    # (file name, line number, reason), the first REPORT_REFUSED_LIMIT of them.
-    refused: list = field(default_factory=list)
-    refused_reasons: Counter = field(default_factory=Counter)
-    peak_rss_mib: float = 0.0
-
-    @property
-    def refused_total(self) -> int:
-        return sum(entity.refused for entity in self.entities.values())
-
-    @property
-    def checksums_match(self) -> bool:
-        return all(str(e.file_checksum) == str(e.database_checksum) for e in self.entities.values())
-
-    def lines(self) -> list:
-        out = [
-            "DRY RUN: nothing written." if self.dry_run else "Import committed.",
-            f"{'file':<16}{'read':>10}{'accepted':>10}{'refused':>9}{'already':>10}"
-            f"{'created' if not self.dry_run else 'to create':>11}  checksum file / database",
-        ]
-        for name, entity in self.entities.items():
-            created = entity.created if not self.dry_run else entity.accepted - entity.already_imported
-            same = "=" if str(entity.file_checksum) == str(entity.database_checksum) else "≠"
-            out.append(
-                f"{name + '.jsonl':<16}{entity.read:>10}{entity.accepted:>10}{entity.refused:>9}"
-                f"{entity.already_imported:>10}{created:>11}  {entity.file_checksum} {same} "
-                f"{entity.database_checksum}"
-            )
-        out.append(f"refused rows: {self.refused_total}")
-        for file_name, line, reason in self.refused:
-            out.append(f"  {file_name}:{line}: {reason}")
-        if self.refused_total > len(self.refused):
-            out.append(f"  … and {self.refused_total - len(self.refused)} more; by reason:")
-            for reason, count in self.refused_reasons.most_common():
-                out.append(f"  {count:>8}  {reason}")
-        out.append(
-            "checksums: files and database match"
-            if self.checksums_match
-            else "checksums: files and database DIFFER (see ≠ above)"
-        )
-        out.append(f"peak memory (RSS): {self.peak_rss_mib:.0f} MiB")
-        return out
 
 
 class LineSet:
@@ -245,7 +172,7 @@ class LegacyImport:
         if self.dry_run:
             self._load_imported()
             self._validate()
-            self._database_checksums()
+            database_checksums(imported=self.imported, entities=self.report.entities)
         else:
             with transaction.atomic():
                 if connection.vendor == "postgresql":
@@ -258,7 +185,7 @@ class LegacyImport:
                         f"{self.report.refused_total} rows refused and --strict: nothing written"
                     )
                 self._write()
-                self._database_checksums()
+                database_checksums(imported=self.imported, entities=self.report.entities)
             self._reseed_mirror()
         self.report.peak_rss_mib = _peak_rss_mib()
         return self.report
@@ -753,128 +680,6 @@ class LegacyImport:
                 )
             self._create(Report, reports, [r["created_at"] for r in batch])
             self._remember("reports", [(r["id"], x.pk) for r, x in zip(batch, reports, strict=True)])
-
-    # Checksums of the database -------------------------------------------------------------------
-
-    def _database_checksums(self) -> None:
-        """The same checksums as of the files, computed from the rows the database holds for every
-        imported legacy id (so rows created by the new backend itself are not counted)."""
-        imported = self.imported
-        client_of = {int(pk): lid for lid, pk in imported[LegacyEntity.CLIENT].items()}
-        bestie_of = {int(pk): lid for lid, pk in imported[LegacyEntity.BESTIE].items()}
-        session_of = {uuid.UUID(pk): lid for lid, pk in imported[LegacyEntity.SESSION].items()}
-        payment_of = {uuid.UUID(pk): lid for lid, pk in imported[LegacyEntity.PAYMENT].items()}
-        mitra_of = {}
-        for chunk in _chunks(list(bestie_of), 10_000):
-            for pk, user_id in Mitra.objects.filter(user_id__in=chunk).values_list("pk", "user_id"):
-                mitra_of[pk] = bestie_of[user_id]
-        entities = self.report.entities
-
-        def rows(model, ids, fields):
-            for chunk in _chunks(list(ids), 5000):
-                yield from model.objects.filter(pk__in=chunk).values(*fields).iterator(chunk_size=5000)
-
-        def add(name, record):
-            entities[name].database_checksum.add(row_hash(name, record))
-
-        for row in rows(
-            User, client_of, ["pk", "phone", "display_name", "is_active", "created_at", "deleted_at"]
-        ):
-            add("clients", {**row, "id": client_of[row["pk"]]})
-        fields = ["pk", "user_id", "user__phone", "user__password", "display_name", "capacity", "gender"]
-        for row in rows(Mitra, mitra_of, [*fields, "created_at", "deactivated_at"]):
-            add(
-                "besties",
-                {
-                    **row,
-                    "id": mitra_of[row["pk"]],
-                    "phone": row["user__phone"],
-                    "password": row["user__password"],
-                },
-            )
-        owner = {pk: ("client", lid) for pk, lid in client_of.items()}
-        owner.update((pk, ("bestie", lid)) for pk, lid in bestie_of.items())
-        device_of = {int(pk): lid for lid, pk in imported[LegacyEntity.DEVICE].items()}
-        for row in rows(Device, device_of, ["pk", "user_id", "token", "platform"]):
-            kind, owner_id = owner.get(row["user_id"], (None, None))
-            add("devices", {**row, "id": device_of[row["pk"]], "owner": kind, "owner_id": owner_id})
-        session_fields = [
-            "pk",
-            "client_id",
-            "mitra_id",
-            "status",
-            "end_reason",
-            "price_idr",
-            "duration_seconds",
-        ]
-        for row in rows(ChatSession, session_of, [*session_fields, "created_at", "ended_at"]):
-            add(
-                "sessions",
-                {
-                    **row,
-                    "id": session_of[row["pk"]],
-                    "client_id": client_of.get(row["client_id"]),
-                    "bestie_id": mitra_of.get(row["mitra_id"]),
-                },
-            )
-        for chunk in _chunks(list(session_of), 1000):
-            clients = dict(ChatSession.objects.filter(pk__in=chunk).values_list("pk", "client_id"))
-            messages = Message.objects.filter(session_id__in=chunk).values_list(
-                "session_id", "seq", "sender_id", "kind", "body", "created_at"
-            )
-            for session_id, seq, sender_id, kind, body, created_at in messages.iterator(chunk_size=5000):
-                if kind == MessageKind.SYSTEM:
-                    sender = "system"
-                else:
-                    sender = "client" if sender_id == clients[session_id] else "bestie"
-                add(
-                    "messages",
-                    {
-                        "session_id": session_of[session_id],
-                        "seq": seq,
-                        "sender": sender,
-                        "body": body,
-                        "created_at": created_at,
-                    },
-                )
-        payment_fields = ["pk", "session_id", "kind", "amount_idr", "status", "external_id", "paid_at"]
-        for row in rows(Payment, payment_of, payment_fields):
-            add(
-                "payments",
-                {**row, "id": payment_of[row["pk"]], "session_id": session_of.get(row["session_id"])},
-            )
-        refund_of = {uuid.UUID(pk): lid for lid, pk in imported[LegacyEntity.REFUND].items()}
-        for row in rows(Refund, refund_of, ["pk", "payment_id", "amount_idr", "status"]):
-            add(
-                "refunds",
-                {**row, "id": refund_of[row["pk"]], "payment_id": payment_of.get(row["payment_id"])},
-            )
-        earning_of = {int(pk): lid for lid, pk in imported[LegacyEntity.EARNING].items()}
-        for row in rows(EarningsEntry, earning_of, ["pk", "session_id", "amount_idr", "share_percent"]):
-            add(
-                "earnings",
-                {**row, "id": earning_of[row["pk"]], "session_id": session_of.get(row["session_id"])},
-            )
-        rating_of = {int(pk): lid for lid, pk in imported[LegacyEntity.RATING].items()}
-        for row in rows(Rating, rating_of, ["pk", "session_id", "score", "comment"]):
-            add(
-                "ratings",
-                {**row, "id": rating_of[row["pk"]], "session_id": session_of.get(row["session_id"])},
-            )
-        report_of = {int(pk): lid for lid, pk in imported[LegacyEntity.REPORT].items()}
-        for row in rows(
-            Report, report_of, ["pk", "session_id", "reporter_id", "session__client_id", "reason", "status"]
-        ):
-            reporter = "client" if row["reporter_id"] == row["session__client_id"] else "bestie"
-            add(
-                "reports",
-                {
-                    **row,
-                    "id": report_of[row["pk"]],
-                    "session_id": session_of.get(row["session_id"]),
-                    "reporter": reporter,
-                },
-            )
 
     def _reseed_mirror(self) -> None:
         """The Valkey mirror learns the new Besties (offline) and the deactivated ones."""
