@@ -19,11 +19,12 @@ import uuid
 from pathlib import Path
 
 from django.contrib.auth.hashers import make_password
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from halobestie.accounts.models import Device, Role, User
+from halobestie.db.locks import advisory_xact_lock_text
 from halobestie.legacy.checksums import database_checksums, row_hash
 from halobestie.legacy.formats import ENTITIES, PARSERS, REFUND_COUNTING_STATUSES, Refused
 from halobestie.legacy.models import LegacyEntity, LegacyRecord
@@ -175,9 +176,7 @@ class LegacyImport:
             database_checksums(imported=self.imported, entities=self.report.entities)
         else:
             with transaction.atomic():
-                if connection.vendor == "postgresql":
-                    with connection.cursor() as cursor:
-                        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('legacy-import', 0))")
+                advisory_xact_lock_text("legacy-import")  # two runs never interleave
                 self._load_imported()
                 self._validate()
                 if self.strict and self.report.refused_total:
