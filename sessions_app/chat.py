@@ -35,7 +35,7 @@ from rest_framework import serializers
 
 from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
-from sessions_app import events, safety
+from sessions_app import events, observations, safety
 from sessions_app.models import ChatSession, Message, MessageKind, SessionEvent, Status
 
 logger = logging.getLogger(__name__)
@@ -161,6 +161,7 @@ async def message_send(
             session_id=session_id, sender=sender, body=masked.text, is_masked=masked.is_masked,
             client_msg_id=client_msg_id,
         )  # fmt: skip
+    observations.message_stored(stored)
     return replace(stored, crisis_words=() if stored.is_duplicate else crisis)
 
 

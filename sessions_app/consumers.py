@@ -31,7 +31,7 @@ from django.conf import settings
 
 from halobestie import drain
 from halobestie.errors import ServiceError
-from sessions_app import chat, events, realtime, safety
+from sessions_app import chat, events, observations, realtime, safety
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +196,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             session = frame.get("session") or {}
             self.participants.pop(str(session.get("id")), None)
         await self.send_json(frame)
+        observations.frame_delivered(frame, recipient_user_id=self.user_id)
 
     async def force_close(self, event):
         await self.send_error("account_deactivated", "Akun dinonaktifkan. Hubungi tim HaloBestie.")

@@ -17,12 +17,11 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from halobestie import metrics
 from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
-from sessions_app import events, notifications
+from sessions_app import events, notifications, observations
 from sessions_app.models import (
     ChatSession,
     EarningsEntry,
@@ -130,6 +129,7 @@ def _end_active(session, *, reason, actor=None, now):
 
 
 def _withdraw_pending_offer(session, *, outcome, now):
+    observations.offer_ended(session, outcome=outcome, now=now)
     SessionOffer.objects.filter(session=session, outcome=OfferOutcome.PENDING).update(
         outcome=outcome, responded_at=now
     )
@@ -138,6 +138,8 @@ def _withdraw_pending_offer(session, *, outcome, now):
 def _cancel(session, *, reason, actor=None, now, refund):
     """Precondition: `session` is locked and not yet active. Cancels it; refunds what was paid."""
     check_transition(session, Status.CANCELLED)
+    if session.status in (Status.MATCHING, Status.OFFERED):
+        observations.matching_ended(outcome="cancelled")
     previous_mitra_id = session.mitra_id if session.status == Status.OFFERED else None
     if session.status == Status.OFFERED:
         _withdraw_pending_offer(session, outcome=OfferOutcome.WITHDRAWN, now=now)
@@ -365,7 +367,7 @@ def _offer(session, mitra, *, now, timeout):
     mitra.last_assigned_at = now
     _record(session, "offered", mitra_id=mitra.id)
     _capacity_changed(mitra.id)
-    transaction.on_commit(metrics.ASSIGNMENTS.inc)
+    observations.offer_made(session, now=now)
     session_id, mitra_user_id = session.id, mitra.user_id
 
     def send_offer():
@@ -407,6 +409,7 @@ def session_accept(*, session_id, mitra) -> ChatSession:
         if session.offer_expires_at and session.offer_expires_at <= now:
             raise Conflict("Waktu menerima tawaran sudah habis.", code="offer_expired")
         check_transition(session, Status.ACTIVE)
+        observations.offer_ended(session, outcome=OfferOutcome.ACCEPTED, now=now)
         SessionOffer.objects.filter(session=session, mitra=mitra, outcome=OfferOutcome.PENDING).update(
             outcome=OfferOutcome.ACCEPTED, responded_at=now
         )
@@ -708,6 +711,7 @@ def matching_expire_due(*, now=None, limit=200) -> int:
         session.ended_at = now
         session.save()
         _record(session, "unmatched")
+        observations.matching_ended(outcome="unmatched")
         refund_create(session=session, reason=EndReason.NO_MITRA, allow_nothing=True)
         _notify_updated(session)
 

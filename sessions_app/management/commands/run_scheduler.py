@@ -1,5 +1,6 @@
 """`manage.py run_scheduler`: the long-running timer loop (see sessions_app/scheduler.py)."""
 
+import logging
 import signal
 
 from django.core.management.base import BaseCommand
@@ -29,10 +30,20 @@ class Command(BaseCommand):
         from mitras import mirror
 
         start_listener()
-        from halobestie import metrics
+        from django.conf import settings
 
-        # Each process has its own counters: the scheduler serves them on METRICS_PORT.
-        metrics.start_metrics_server()
+        from halobestie import scheduler_health
+
+        # Each process has its own counters: the scheduler serves them on METRICS_PORT, with
+        # its liveness probe (/healthz: the last tick is recent) beside them.
+        if settings.METRICS_PORT:
+            scheduler_health.start_server(
+                host=settings.METRICS_HOST,
+                port=settings.METRICS_PORT,
+                stale_after=settings.SCHEDULER_STALE_SECONDS,
+            )
+        else:
+            logging.getLogger(__name__).warning("METRICS_PORT is 0: no liveness probe, no metrics")
         # The scheduler has no ASGI start-up: reseed the Valkey mirror here and after outages.
         mirror.start_background_checker()
         scheduler.run_forever(interval=interval, should_stop=lambda: stopping["now"])
