@@ -73,7 +73,7 @@ def start_server(*, host: str, port: int, stale_after: float) -> ThreadingHTTPSe
     """Serve /healthz and /metrics on host:port from a daemon thread; returns the server."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (the http.server API)
+        def do_GET(self):
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
                 status, body = liveness(stale_after)
@@ -90,7 +90,7 @@ def start_server(*, host: str, port: int, stale_after: float) -> ThreadingHTTPSe
             self.end_headers()
             self.wfile.write(payload)
 
-        def log_message(self, format, *args):  # noqa: A002 (the http.server API)
+        def log_message(self, format, *args):
             pass  # probes every few seconds: no log line each
 
     server = ThreadingHTTPServer((host, port), Handler)
