@@ -25,11 +25,16 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     start_http_server,
 )
 
 logger = logging.getLogger(__name__)
+
+# No `*_created` series beside every counter and histogram: they double the series and nothing
+# here reads them (docs/metrics.md lists what is exported).
+disable_created_metrics()
 
 REQUESTS = Counter(
     "halobestie_http_requests_total",
@@ -150,7 +155,9 @@ def route_label(request):
     """The route pattern that answered (e.g. `api/v1/sessions/<uuid:session_id>/accept`), never
     the raw path: ids in paths would make the label unbounded."""
     match = getattr(request, "resolver_match", None)
-    return match.route if match is not None and match.route else "<unmatched>"
+    if match is None or not match.route or match.url_name == "not-found":  # the catch-all 404
+        return "<unmatched>"
+    return match.route
 
 
 def request_observed(*, listener, method, status, seconds, request):
