@@ -1,4 +1,5 @@
-"""Request id, one log line, the request counter and duration histogram per request; the same for WebSockets.
+"""Request id, one log line, the request counter and the duration histogram (by route pattern)
+per request; the same for WebSockets.
 
 The request id is taken from X-Request-ID when the proxy sets a sane one, else made up. The log
 line carries the path without its query string (a socket ticket or a payment token could be in
