@@ -125,7 +125,8 @@ PUSHES = Counter(
 # The scheduler (halobestie/scheduler_health.py serves these with its liveness probe).
 SCHEDULER_LAST_TICK = Gauge(
     "halobestie_scheduler_last_tick_timestamp_seconds",
-    "Unix time at which the scheduler last completed a tick (every job ran once).",
+    "Unix time at which the scheduler last completed a tick (every job ran once); 0 in a process "
+    "that never ran one.",
 )
 SCHEDULER_JOB_DURATION = Histogram(
     "halobestie_scheduler_job_duration_seconds",
