@@ -22,8 +22,9 @@ help:
 	@echo "              DATABASE_URL / VALKEY_URL are set)"
 	@echo "make test     the whole suite against real PostgreSQL and Valkey/Redis"
 	@echo "make soak     the slow reliability runs (long fuzzing; tests marked soak, see docs/RELIABILITY.md)"
-	@echo "make lint     ruff; hadolint, compose config, the Kubernetes overlays (kubectl kustomize +"
-	@echo "              schema + resources), alert rules (promtool), dashboard, lock file"
+	@echo "make lint     ruff, import-linter contracts (pyproject.toml); hadolint, compose config, the"
+	@echo "              Kubernetes overlays (kubectl kustomize + schema + resources), alert rules"
+	@echo "              (promtool), dashboard, lock file"
 	@echo "make lock     rewrite requirements.lock (hashes) from requirements.txt"
 	@echo "make openapi  write docs/openapi.yaml"
 	@echo "make bench    by hand, never in CI: the performance harness (bench/, docs/PERFORMANCE.md);"
@@ -56,6 +57,7 @@ soak: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint Dockerfile
 	sh -n docker/entrypoint.sh
 	@if command -v docker-compose >/dev/null; then \

@@ -8,7 +8,7 @@ small HTTP endpoint on METRICS_HOST:METRICS_PORT:
   the first tick the age counts from the start of the loop. Kubernetes' livenessProbe restarts
   the pod on it (deploy/k8s/scheduler.yaml), compose marks the container unhealthy.
 - `/metrics`: this process's Prometheus registry, including the last-tick timestamp and each
-  job's duration and failures (halobestie/metrics.py), which the `HalobestieSchedulerStalled`
+  job's duration and failures (halobestie/server/metrics.py), which the `HalobestieSchedulerStalled`
   alert reads (deploy/monitoring/).
 
 The loop reports through two calls: `job_observed(name)` around each job and `tick_completed()`
@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from halobestie import metrics
+from halobestie.server import metrics
 
 logger = logging.getLogger(__name__)
 

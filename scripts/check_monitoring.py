@@ -1,7 +1,7 @@
 """Check deploy/monitoring/ against the metrics the code exports (`make lint` runs it).
 
 - Every metric name in an alert rule (rules.yml) or a dashboard query (grafana-dashboard.json)
-  is one that halobestie/metrics.py exports (a histogram as `_bucket`, `_sum`, `_count`, a
+  is one that halobestie/server/metrics.py exports (a histogram as `_bucket`, `_sum`, `_count`, a
   counter with its `_total`).
 - prometheusrule.yaml (Prometheus Operator) holds exactly the groups of rules.yml.
   `--write` regenerates it from rules.yml.
@@ -37,7 +37,7 @@ def exported_series():
     sys.path.insert(0, str(ROOT))
     from prometheus_client import REGISTRY
 
-    import halobestie.metrics  # noqa: F401 (defines every metric of the project)
+    import halobestie.server.metrics  # noqa: F401 (defines every metric of the project)
 
     names = set()
     for family in REGISTRY.collect():

@@ -1,4 +1,4 @@
-"""What the session services measure (halobestie/metrics.py, docs/metrics.md): queue wait, offer
+"""What the session services measure (halobestie/server/metrics.py, docs/metrics.md): queue wait, offer
 outcomes and response time, matching outcomes, chat message counts and delivery time.
 
 The services call these at the point of the decision, with the session locked; counters move
@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from halobestie import metrics
+from halobestie.server import metrics
 
 
 def offer_made(session, *, now):

@@ -16,7 +16,7 @@ from django.db import connection
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from sessions_app import scheduler
+from halobestie import scheduler
 from sessions_app.models import ChatSession
 from tests.servers import free_port, server_env
 

@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY
 
 from payments import services
 from payments.models import Refund, RefundStatus
-from sessions_app import services as sessions
+from sessions_app import lifecycle
 from tests.payments import test_refunds
 
 paid = test_refunds.paid  # the fixture: a session paid through the webhook, waiting in matching
@@ -39,7 +39,7 @@ def test_it_counts_a_refund_created_its_failed_sends_and_the_gateways_refusal(
     before = counts()
     xendit.fail_status = 500
     with django_capture_on_commit_callbacks(execute=True):
-        sessions.session_end(session_id=session.id, actor=session.client)
+        lifecycle.session_end(session_id=session.id, actor=session.client)
     assert services.refunds_send_due(now=timezone.now() + timedelta(seconds=61)) == 0
     assert moved(before) == {"created": 1.0, "send_failed": 2.0}
 
@@ -57,7 +57,7 @@ def test_it_counts_a_refund_the_gateway_paid(xendit, paid, post_callback, django
     session, _ = paid()
     before = counts()
     with django_capture_on_commit_callbacks(execute=True):
-        sessions.session_end(session_id=session.id, actor=session.client)
+        lifecycle.session_end(session_id=session.id, actor=session.client)
     refund = Refund.objects.get()
     with django_capture_on_commit_callbacks(execute=True):
         post_callback(xendit.refund_callback(str(refund.pk)), path="/webhooks/xendit/refund")

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from halobestie.errors import Conflict
-from sessions_app import services
+from sessions_app import lifecycle, timers
 from sessions_app.models import OfferOutcome, SessionOffer, Status
 
 METRICS = (
@@ -52,7 +52,7 @@ def test_it_measures_the_queue_wait_and_the_answer_of_an_accepted_offer(online_m
     session = paid_session()  # dispatched after commit: offered to the only mitra online
     session.refresh_from_db()
     assert session.status == Status.OFFERED
-    services.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     offer = SessionOffer.objects.get(session=session)
 
     waited = (session.offered_at - session.matching_started_at).total_seconds()
@@ -73,11 +73,11 @@ def test_it_counts_declined_and_expired_offers_and_an_unmatched_session(online_m
     session = paid_session()
     session.refresh_from_db()
     offered_to = first if session.mitra_id == first.id else second
-    services.session_decline(session_id=session.id, mitra=offered_to)
+    lifecycle.session_decline(session_id=session.id, mitra=offered_to)
     session.refresh_from_db()
     assert session.status == Status.OFFERED  # the other mitra got it at once
-    services.offers_expire_due(now=session.offer_expires_at + timedelta(seconds=1))
-    services.matching_expire_due(now=session.matching_started_at + timedelta(days=1))
+    timers.offers_expire_due(now=session.offer_expires_at + timedelta(seconds=1))
+    timers.matching_expire_due(now=session.matching_started_at + timedelta(days=1))
     session.refresh_from_db()
     assert session.status == Status.UNMATCHED
 
@@ -107,7 +107,7 @@ def test_it_counts_a_session_cancelled_in_the_queue_and_its_withdrawn_offer(
 ):
     online_mitra()
     session = paid_session()
-    services.session_end(session_id=session.id, actor=session.client)
+    lifecycle.session_end(session_id=session.id, actor=session.client)
 
     changes = moved()
     assert changes.pop(("halobestie_queue_wait_seconds_sum", None), 0.0) >= 0
@@ -126,6 +126,6 @@ def test_it_counts_nothing_when_the_decision_is_refused(online_mitra, paid_sessi
     before = moved()
 
     with pytest.raises(Conflict, match="Tawaran ini sudah tidak berlaku"):
-        services.session_accept(session_id=session.id, mitra=stranger)
+        lifecycle.session_accept(session_id=session.id, mitra=stranger)
 
     assert moved() == before

@@ -27,9 +27,12 @@ import threading
 import warnings
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 
-from halobestie import metrics
+from halobestie.accounts.models import Device
+from halobestie.server import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -143,8 +146,6 @@ def configure_from_settings():
     """At start-up: the FCM sender when FIREBASE_SERVICE_ACCOUNT_PATH is set, else log-only.
     PUSH_ENABLED=false is log-only on purpose, said at start-up (settings refuse an empty path
     with DEBUG off unless pushes are disabled so)."""
-    from django.conf import settings
-
     if not settings.PUSH_ENABLED:
         logger.warning("pushes disabled (PUSH_ENABLED=false): pushes are only logged")
         configure_log_only()
@@ -187,6 +188,7 @@ _app_numbers = itertools.count(1)
 
 class _FcmSender:
     def __init__(self, *, service_account: dict, timeout_seconds: float, queue_size: int):
+        # firebase-admin is heavy and optional: imported only when FCM is configured.
         import firebase_admin
         from firebase_admin import credentials
 
@@ -269,10 +271,7 @@ class _FcmSender:
                 self._queue.task_done()
 
     def _deliver(self, job):
-        from django.db import connections
-        from firebase_admin import messaging
-
-        from halobestie.accounts.models import Device
+        from firebase_admin import messaging  # optional heavy dependency: only with FCM configured
 
         try:
             devices = list(Device.objects.filter(user_id=job["user_id"]).values_list("id", "token"))

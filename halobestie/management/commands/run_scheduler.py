@@ -1,11 +1,16 @@
-"""`manage.py run_scheduler`: the long-running timer loop (see sessions_app/scheduler.py)."""
+"""`manage.py run_scheduler`: the long-running timer loop (see halobestie/scheduler.py)."""
 
 import logging
 import signal
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from sessions_app import scheduler
+from halobestie import scheduler, scheduler_health
+from halobestie.runtime.broadcast import start_listener
+from mitras import mirror
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -26,14 +31,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        from halobestie.runtime.broadcast import start_listener
-        from mitras import mirror
-
         start_listener()
-        from django.conf import settings
-
-        from halobestie import scheduler_health
-
         # Each process has its own counters: the scheduler serves them on METRICS_PORT, with
         # its liveness probe (/healthz: the last tick is recent) beside them.
         if settings.METRICS_PORT:
@@ -43,7 +41,7 @@ class Command(BaseCommand):
                 stale_after=settings.SCHEDULER_STALE_SECONDS,
             )
         else:
-            logging.getLogger(__name__).warning("METRICS_PORT is 0: no liveness probe, no metrics")
+            logger.warning("METRICS_PORT is 0: no liveness probe, no metrics")
         # The scheduler has no ASGI start-up: reseed the Valkey mirror here and after outages.
         mirror.start_background_checker()
         scheduler.run_forever(interval=interval, should_stop=lambda: stopping["now"])
