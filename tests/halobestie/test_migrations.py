@@ -1,4 +1,4 @@
-"""Migrations follow the expand/contract rule (DEPLOY.md § 14): the previous release keeps
+"""Migrations follow the expand/contract rule (DEPLOY.md § 15): the previous release keeps
 working on the new schema during a rolling deploy and after an image rollback.
 
 A new column must be nullable or have a database default (`db_default=`): a plain `default=` is
@@ -11,7 +11,7 @@ from django.db import migrations
 from django.db.migrations.loader import MigrationLoader
 from django.db.models import NOT_PROVIDED
 
-PROJECT_APPS = {"accounts", "audit", "runtime", "mitras", "sessions_app", "payments"}
+PROJECT_APPS = {"accounts", "audit", "runtime", "legacy", "mitras", "sessions_app", "payments"}
 BEFORE_FIRST_RELEASE = {
     ("accounts", "0001_initial"),
     ("accounts", "0002_otp_challenge"),
@@ -24,6 +24,9 @@ BEFORE_FIRST_RELEASE = {
     ("sessions_app", "0002_extensions_and_refund_review"),
     ("sessions_app", "0003_staff_permissions"),
     ("sessions_app", "0004_realtime"),
+    ("mitras", "0002_mitra_load"),
+    ("sessions_app", "0005_backfill_mitra_load"),
+    ("legacy", "0001_legacy_records"),
 }
 
 
