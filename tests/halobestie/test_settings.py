@@ -61,9 +61,9 @@ def test_it_starts_without_pushes_only_when_told_and_says_so():
     assert result.returncode == 0, result.stderr
     output = (result.stdout + result.stderr).splitlines()
     lines = [json.loads(line) for line in output if line.startswith("{")]
-    assert [(line["level"], line["msg"]) for line in lines if line["logger"] == "halobestie.push"] == [
-        ("WARNING", "pushes disabled (PUSH_ENABLED=false): pushes are only logged")
-    ]
+    assert [
+        (line["level"], line["msg"]) for line in lines if line["logger"] == "halobestie.integrations.push"
+    ] == [("WARNING", "pushes disabled (PUSH_ENABLED=false): pushes are only logged")]
 
 
 def test_it_falls_back_to_sqlite_and_memory_layer_without_urls():
