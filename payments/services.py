@@ -55,6 +55,7 @@ XENDIT_REFUND_REASONS = {
     "no_mitra": "CANCELLATION",
     "staff_ended": "CANCELLATION",
     "paid_after_close": "CANCELLATION",
+    "unserved_minutes": "CANCELLATION",
 }
 # Headers worth keeping with a stored callback (never the token).
 KEPT_HEADERS = ("content-type", "user-agent", "webhook-id", "x-request-id", "x-forwarded-for")
@@ -436,7 +437,16 @@ def _refund_new(*, payment, session, amount_idr, reason, actor, retry_of=None) -
     if is_gateway:
         refund_id = refund.pk
         transaction.on_commit(lambda: _send_quietly(refund_id))
+    _ledger_follow(refund)
     return refund
+
+
+def _ledger_follow(refund):
+    """The client's net of the session changed: the earnings ledger books the difference when the
+    session is settled already (a reversal; a correction when a refund failed)."""
+    from sessions_app.settlement import ledger_follow
+
+    ledger_follow(session_id=refund.session_id, reason=f"refund_{refund.status}:{refund.reason}"[:60])
 
 
 def _send_quietly(refund_id):
@@ -543,6 +553,9 @@ def _refund_advance(refund, target, data):
         )
     if target == RefundStatus.SUCCEEDED:
         _refund_issued_after_commit(refund)
+    if target == RefundStatus.FAILED:
+        refund.save()
+        _ledger_follow(refund)
     return True
 
 
@@ -640,6 +653,9 @@ def refund_retry(*, refund, actor) -> Refund:
     idempotency key, the same refund is returned. `failed`: a new refund (a new key) for the same
     payment and amount, pointing back at it. Raises Conflict `refund_not_retryable`."""
     with transaction.atomic():
+        # The session first, the lock order of the session services (a new refund books into the
+        # session's ledger under its lock).
+        ChatSession.objects.select_for_update().filter(pk=refund.session_id).first()
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
         if refund.status == RefundStatus.REQUESTED and refund.is_gateway_refund:
             refund_id = refund.pk

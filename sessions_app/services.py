@@ -22,10 +22,9 @@ from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
-from sessions_app import events, notifications
+from sessions_app import events, notifications, settlement
 from sessions_app.models import (
     ChatSession,
-    EarningsEntry,
     EndReason,
     OfferOutcome,
     Rating,
@@ -107,22 +106,17 @@ def _advisory_lock(key):
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
-def _end_active(session, *, reason, actor=None, now):
-    """Precondition: `session` is locked and active. Ends it and books the mitra's earnings."""
+def _end_active(session, *, reason, actor=None, now, fault=settlement.FAULT_NONE):
+    """Precondition: `session` is locked and active. Ends it and settles the money (the Bestie's
+    earnings for the served minutes, the unserved ones back to the client: settlement.py)."""
     check_transition(session, Status.ENDED)
     session.status = Status.ENDED
     session.end_reason = reason
     session.ended_by = actor
     session.ended_at = now
     session.save()
-    share = get_config().mitra_share_percent
-    EarningsEntry.objects.create(
-        mitra_id=session.mitra_id,
-        session=session,
-        amount_idr=(session.price_idr + session.extensions_total_idr) * share // 100,
-        share_percent=share,
-    )
-    _record(session, "ended", actor=actor, reason=reason)
+    _record(session, "ended", actor=actor, reason=reason, **({"fault": fault} if fault else {}))
+    settlement.session_settle(session=session, fault=fault, now=now)
     _capacity_changed(session.mitra_id)
     _notify_updated(session)
     transaction.on_commit(lambda: notifications.session_ended(session=session))
@@ -331,7 +325,8 @@ def mitra_available_dispatch(mitra_id):
 
 def sessions_release_deactivated_mitra(mitra_id) -> int:
     """Hook for mitras.hooks.on_mitra_deactivated: pending offers of the mitra go back to the
-    queue; active sessions end (`staff_ended`) and wait for a staff refund decision."""
+    queue; active sessions end (`staff_ended`, the Bestie's fault: the client gets the unserved
+    minutes back at once)."""
     now = timezone.now()
     released = 0
     for session_id in ChatSession.objects.filter(
@@ -344,8 +339,7 @@ def sessions_release_deactivated_mitra(mitra_id) -> int:
             if session.status == Status.OFFERED:
                 _back_to_matching(session, outcome=OfferOutcome.WITHDRAWN, now=now)
             elif session.status == Status.ACTIVE:
-                session.needs_refund_review = True
-                _end_active(session, reason=EndReason.STAFF_ENDED, now=now)
+                _end_active(session, reason=EndReason.STAFF_ENDED, now=now, fault=settlement.FAULT_MITRA)
             released += 1
     return released
 
@@ -460,15 +454,18 @@ def session_decline(*, session_id, mitra) -> ChatSession:
 # Ending ----------------------------------------------------------------------------------------
 
 
-def session_end(*, session_id, actor) -> ChatSession:
+def session_end(*, session_id, actor, fault: str = settlement.FAULT_NONE, now=None) -> ChatSession:
     """End or cancel early, by the client, the mitra or staff; the reason follows from who and when.
 
     - before payment (client or staff): cancelled, the invoice is left to expire;
     - paid but not yet active (client or staff): cancelled and refunded;
-    - active (either participant or staff): ended, the mitra's earnings booked.
+    - active (either participant or staff): ended and settled (settlement.py); staff say whose
+      fault it was (`fault`: "mitra", "client" or "" for no one's).
     A mitra with a pending offer declines instead (POST …/decline).
     """
-    now = timezone.now()
+    if fault not in settlement.FAULTS:
+        raise ValueError(f"unknown fault {fault!r}")
+    now = now or timezone.now()
     with transaction.atomic():
         session = _lock_session(session_id)
         role = actor.role
@@ -481,7 +478,7 @@ def session_end(*, session_id, actor) -> ChatSession:
             reason = {"client": EndReason.CLIENT_ENDED, "mitra": EndReason.MITRA_ENDED}.get(
                 role, EndReason.STAFF_ENDED
             )
-            _end_active(session, reason=reason, actor=actor, now=now)
+            _end_active(session, reason=reason, actor=actor, now=now, fault=fault if is_staff else "")
         elif session.status in (Status.PENDING_PAYMENT, Status.MATCHING, Status.OFFERED):
             if role == "mitra":
                 raise Conflict("Tolak tawaran dengan /decline.", code="use_decline")
@@ -757,8 +754,8 @@ def sessions_end_due(*, now=None, limit=200) -> int:
 def sessions_check_mitra_presence(*, now=None, limit=200) -> int:
     """Active sessions whose mitra's presence lapsed (no fresh heartbeat: the app is gone, not
     merely switched to "no new offers"): both sides are told at once; back within the grace
-    period, the session goes on; else it ends `mitra_lost` and waits for a staff refund decision
-    (`needs_refund_review`)."""
+    period, the session goes on; else it ends `mitra_lost`: the Bestie earns the minutes served
+    until the presence lapsed, the client gets the rest back at once (settlement.py)."""
     now = now or timezone.now()
     config = get_config()
     grace = timedelta(seconds=config.mitra_lost_grace_seconds)
@@ -787,7 +784,6 @@ def sessions_check_mitra_presence(*, now=None, limit=200) -> int:
         _notify_updated(session)
 
     def give_up(session):
-        session.needs_refund_review = True
         _end_active(session, reason=EndReason.MITRA_LOST, now=now)
 
     lapsed = [sid for sid, mitra_id, lost_at in active if lost_at is None and mitra_id not in present]
