@@ -194,10 +194,10 @@ class ChatSessionAdmin(admin.ModelAdmin):
                     request=request,
                 )
             except ServiceError as error:
+                form.add_error(None, error.detail)
                 for field, errors in (error.fields or {}).items():
-                    form.add_error(field if field in form.fields else None, errors)
-                if not error.fields:
-                    form.add_error(None, error.detail)
+                    if field in form.fields:
+                        form.add_error(field, errors)
             else:
                 self.message_user(request, f"Refund Rp{refund.amount_idr} dibuat.")
                 return HttpResponseRedirect(
