@@ -10,9 +10,9 @@ The rule (docs/payments.md, "Fair money"):
 - The Bestie ended early, the Bestie was lost (no heartbeats past the grace), staff ended the
   session for the Bestie's fault (deactivation) or for no one's fault (plain force end): rule
   `served`. The client automatically gets the unserved minutes back,
-  `ceil(price × unserved / paid minutes)` (rounded up: in the client's favour), through the refund
-  service (Xendit's refund API with an idempotency key, or the local path); the Bestie earns the
-  share of what is left.
+  `ceil(price × unserved / paid minutes)` (rounded up: in the client's favour), less what staff
+  refunded while the session ran, through the refund service (Xendit's refund API with an
+  idempotency key, or the local path); the Bestie earns the share of what is left.
 - Staff ended the session for the client's fault (a report against the client upheld): runtime
   config `client_fault_end_policy`, `full` (default) or `served`.
 - The Bestie's part is `floor(client net × share / 100)` (whole rupiah; the platform carries the
@@ -148,7 +148,10 @@ def session_settle(*, session, fault: str = FAULT_NONE, now) -> EarningsEntry:
         accepted_at=session.accepted_at,
         served_until=_served_until(session),
     )
-    refund_idr = min(decision.refund_idr, session_money(session=session).client_net_idr)
+    # What staff gave back while the session ran counts towards the unserved minutes: the client
+    # gets the unserved part back once, in whichever order the two happened.
+    money = session_money(session=session)
+    refund_idr = max(0, min(decision.refund_idr - money.refunded_idr, money.client_net_idr))
     if refund_idr > 0:
         refund_create(session=session, reason=REFUND_UNSERVED, amount_idr=refund_idr, allow_nothing=True)
     share = config.share_percent_for(session.package_code)

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 
+from halobestie.errors import ServiceError
 from mitras.services import mitra_deactivate, mitra_heartbeat, mitra_set_online
 from payments.models import Payment, Refund, RefundStatus
 from sessions_app import services as sessions
@@ -240,3 +241,45 @@ def test_it_follows_the_runtime_config_for_a_client_fault_end_and_a_package_shar
     assert refunds(served) == [(12000, "unserved_minutes")]
     assert ledger(served) == [("earning", 2400, 600, 80, 3, 15)]
     assert_balanced(served, paid=15000, refunded=12000, mitra=2400, platform=600)
+
+
+def test_it_settles_the_same_whichever_of_a_staff_refund_and_a_mitra_end_comes_first(
+    active, xendit, make_staff
+):
+    import threading
+
+    from django.db import connection
+
+    finance = make_staff("finance")
+    for _ in range(3):
+        session, mitra = active("curhat-15")
+        barrier, outcomes = threading.Barrier(2), []
+
+        def end(session=session, mitra=mitra):
+            barrier.wait()
+            sessions.session_end(
+                session_id=session.id, actor=mitra.user, now=session.accepted_at + timedelta(minutes=3)
+            )
+            outcomes.append("ended")
+
+        def refund(session=session):
+            barrier.wait()
+            try:
+                settlement.session_refund_by_staff(
+                    session_id=session.id, actor=finance, amount_idr=5000, note="x"
+                )
+                outcomes.append("refunded")
+            except ServiceError as error:
+                outcomes.append(error.code)
+
+        threads = [threading.Thread(target=lambda f=f: (f(), connection.close())) for f in (end, refund)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) in (["ended", "refunded"], ["ended", "invalid_refund_amount"])
+        # either the refund came first (5000 + 7000 unserved back) or the end (12000; 5000 > the 3000 left)
+        assert sum(amount for amount, _ in refunds(session)) == 12000
+        assert ledger(session) == [("earning", 2100, 900, 70, 3, 15)]
+        assert_balanced(session, paid=15000, refunded=12000, mitra=2100, platform=900)
+        mitra_set_online(mitra=mitra, is_online=False)
