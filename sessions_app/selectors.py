@@ -6,6 +6,7 @@ from django.db.models import Count, F, Max, Q, Sum
 from django.db.models.functions import Coalesce
 
 from halobestie.errors import NotFound
+from payments.models import REFUND_COUNTING_STATUSES, Payment, PaymentKind, PaymentStatus, Refund
 from sessions_app.models import (
     OCCUPYING_STATUSES,
     OPEN_STATUSES,
@@ -111,8 +112,6 @@ def session_money(*, session) -> SessionMoney:
     """What the client paid (paid payments; a session marked paid without a paid payment on record
     counts its session payment, as refund_create does), what went back (refunds that count: asked,
     pending, succeeded, settled by hand), and the ledger's split of the rest."""
-    from payments.models import REFUND_COUNTING_STATUSES, Payment, PaymentKind, PaymentStatus, Refund
-
     payments = list(Payment.objects.filter(session_id=session.pk).values_list("kind", "status", "amount_idr"))
     paid = sum(amount for _, status, amount in payments if status == PaymentStatus.PAID)
     if session.paid_at is not None and not any(

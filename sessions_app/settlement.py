@@ -37,6 +37,7 @@ from django.utils import timezone
 from halobestie.audit.services import audit_record
 from halobestie.errors import Conflict, ServiceError
 from halobestie.runtime.selectors import get_config
+from payments.services import refund_create
 from sessions_app import payouts
 from sessions_app.models import ChatSession, EarningsEntry, EndReason, EntryKind, SessionEvent
 from sessions_app.selectors import session_money
@@ -135,8 +136,6 @@ def session_settle(*, session, fault: str = FAULT_NONE, now) -> EarningsEntry:
     """Settle a session that just ended: refund the unserved minutes when the rule says so, then
     book the `earning` row. Precondition: inside the transaction of `_end_active`, the session
     row locked and already `ended` (end_reason, ended_at set)."""
-    from payments.services import refund_create
-
     config = get_config()
     decision = settle(
         reason=session.end_reason,
@@ -235,8 +234,6 @@ def session_refund_by_staff(*, session_id, actor, amount_idr: int, note: str, re
     idempotency key, or the local path), the ledger books the reversal, the action is audited.
     Raises ServiceError `validation_error` (no reason), `invalid_refund_amount`; Conflict
     `nothing_to_refund`, `session_not_paid`."""
-    from payments.services import refund_create
-
     note = (note or "").strip()
     if not note:
         raise ServiceError(
