@@ -16,7 +16,7 @@ from django.utils.html import format_html
 from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
 from payments.models import Payment, Refund
-from sessions_app import payouts, services, settlement
+from sessions_app import lifecycle, payouts, settlement
 from sessions_app.models import ChatSession, EarningsEntry, Message, PayoutBatch, Rating, Report, SessionEvent
 from sessions_app.selectors import session_money
 
@@ -148,7 +148,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
             try:
                 with transaction.atomic():
                     before = {"status": session.status}
-                    ended = services.session_end(session_id=session.pk, actor=request.user, fault=fault)
+                    ended = lifecycle.session_end(session_id=session.pk, actor=request.user, fault=fault)
                     audit_record(
                         actor=request.user, action="force_end", obj=ended, before=before,
                         after={"status": ended.status, "end_reason": ended.end_reason, "fault": fault},
@@ -373,7 +373,7 @@ class ReportAdmin(admin.ModelAdmin):
             return
         try:
             with transaction.atomic():
-                report = services.report_resolve(report_id=obj.pk, actor=request.user, note=note)
+                report = lifecycle.report_resolve(report_id=obj.pk, actor=request.user, note=note)
                 audit_record(
                     actor=request.user, action="resolve_report", obj=report,
                     before={"status": "open"}, after={"status": "resolved", "note": note}, request=request,

@@ -12,15 +12,15 @@ import csv
 import io
 from datetime import date
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from halobestie.audit.services import audit_record
+from halobestie.db.locks import PAYOUT_LOCK_KEY, advisory_xact_lock, advisory_xact_lock_shared
 from halobestie.errors import Conflict, ServiceError
 from sessions_app.models import EarningsEntry, EntryKind, PayoutBatch
 
-PAYOUT_LOCK_KEY = 0x4842_5059  # "HBPY": booking (shared) against recording a payout (exclusive)
 CSV_COLUMNS = (
     "period", "mitra_id", "display_name", "phone", "sessions", "entries_idr", "reversals_idr", "total_idr",
 )  # fmt: skip
@@ -45,16 +45,9 @@ def parse_period(text) -> date:
         )
 
 
-def _lock(shared: bool):
-    if connection.vendor == "postgresql":
-        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {function}(%s)", [PAYOUT_LOCK_KEY])
-
-
 def period_for_booking(*, now) -> date:
     """The period a row booked now counts in. Precondition: inside the booking's transaction."""
-    _lock(shared=True)
+    advisory_xact_lock_shared(PAYOUT_LOCK_KEY)
     period = period_of(now)
     paid = set(PayoutBatch.objects.filter(period__gte=period).values_list("period", flat=True))
     while period in paid:
@@ -110,7 +103,7 @@ def payout_batch_record(*, period: date, actor, reference: str, now=None, reques
             "Referensi transfer wajib diisi.", code="validation_error", fields={"reference": ["Wajib diisi."]}
         )
     with transaction.atomic():
-        _lock(shared=False)
+        advisory_xact_lock(PAYOUT_LOCK_KEY)
         if period > period_of(now):
             raise Conflict("Periode ini belum dimulai.", code="period_not_started")
         if PayoutBatch.objects.filter(period=period).exists():

@@ -214,6 +214,11 @@ def ledger_follow(*, session_id, reason: str, now=None):
         )
 
 
+def ledger_follow_refund(refund):
+    """payments.hooks.on_refund_counted_changed: a refund was made or failed."""
+    ledger_follow(session_id=refund.session_id, reason=f"refund_{refund.status}:{refund.reason}"[:60])
+
+
 def _book(session, *, kind, amount_idr, platform_idr, share_percent, reason, now, **fields):
     return EarningsEntry.objects.create(
         mitra_id=session.mitra_id,

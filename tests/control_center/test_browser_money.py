@@ -8,7 +8,7 @@ from playwright.sync_api import sync_playwright
 
 from mitras.services import mitra_set_online
 from payments.models import Refund
-from sessions_app import payouts, services
+from sessions_app import lifecycle, payouts
 from sessions_app.models import EarningsEntry
 from tests.control_center.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.servers import uvicorn_process
@@ -32,10 +32,10 @@ def test_it_lets_finance_refund_part_and_export_the_payout_and_not_support(
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs a loop
     mitra = make_mitra(display_name="Bestie Satu")
     mitra_set_online(mitra=mitra, is_online=True)
-    session = services.session_create(client=make_client_user(), package_code="curhat-30")
-    services.session_mark_paid(session_id=session.id)
-    services.session_accept(session_id=session.id, mitra=mitra)
-    services.session_end(session_id=session.id, actor=session.client)
+    session = lifecycle.session_create(client=make_client_user(), package_code="curhat-30")
+    lifecycle.session_mark_paid(session_id=session.id)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_end(session_id=session.id, actor=session.client)
     finance, support = make_staff("finance"), make_staff("support")
     month = f"{payouts.period_of(timezone.now()):%Y-%m}"
     refund_path = f"/admin/sessions_app/chatsession/{session.id}/refund/"

@@ -3,7 +3,7 @@
 from halobestie.audit.models import AuditEntry
 from halobestie.runtime.models import RuntimeConfig
 from mitras.models import Mitra
-from sessions_app import services
+from sessions_app import lifecycle
 from sessions_app.models import Message
 
 
@@ -12,9 +12,9 @@ def make_session_with_messages(make_client_user, make_mitra):
 
     mitra = make_mitra()
     mitra_set_online(mitra=mitra, is_online=True)
-    session = services.session_create(client=make_client_user(), package_code="curhat-15")
-    services.session_mark_paid(session_id=session.id)
-    services.session_accept(session_id=session.id, mitra=mitra)
+    session = lifecycle.session_create(client=make_client_user(), package_code="curhat-15")
+    lifecycle.session_mark_paid(session_id=session.id)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     session.refresh_from_db()
     Message.objects.create(
         session=session, seq=1, sender=session.client, body="rahasia curhat", created_at=session.accepted_at
@@ -130,7 +130,7 @@ def test_it_lets_finance_refund_part_of_a_session_with_a_reason(
     from sessions_app.models import EarningsEntry, SessionEvent
 
     session = make_session_with_messages(make_client_user, make_mitra)
-    services.session_end(session_id=session.id, actor=session.client)
+    lifecycle.session_end(session_id=session.id, actor=session.client)
     finance = make_staff("finance")
     internal_client.force_login(finance)
     url = f"/admin/sessions_app/chatsession/{session.pk}/refund/"
@@ -175,8 +175,8 @@ def test_it_shows_the_ledger_and_payouts_to_finance_and_ratings_to_support(
     from sessions_app.models import PayoutBatch
 
     session = make_session_with_messages(make_client_user, make_mitra)
-    services.session_end(session_id=session.id, actor=session.client)
-    services.session_rate(session_id=session.id, client=session.client, score=5, comment="Makasih banyak")
+    lifecycle.session_end(session_id=session.id, actor=session.client)
+    lifecycle.session_rate(session_id=session.id, client=session.client, score=5, comment="Makasih banyak")
     month = f"{payouts.period_of(timezone.now()):%Y-%m}"
     csv_url = f"/admin/sessions_app/payoutbatch/csv/{month}/"
     record_url = "/admin/sessions_app/payoutbatch/record/"

@@ -15,8 +15,7 @@ from mitras.models import Mitra
 from mitras.services import mitra_set_online
 from payments.models import REFUND_COUNTING_STATUSES, Payment, PaymentStatus, Refund, RefundStatus
 from payments.services import refund_retry
-from sessions_app import services as sessions
-from sessions_app import settlement
+from sessions_app import lifecycle, settlement, timers
 from sessions_app.models import ChatSession, EarningsEntry, Status
 from sessions_app.selectors import session_money
 
@@ -52,13 +51,13 @@ class History:
 
     def __init__(self, xendit, post_callback, client, mitra, staff, package):
         self.xendit, self.post, self.staff = xendit, post_callback, staff
-        session = sessions.session_create(client=client, package_code=package)
+        session = lifecycle.session_create(client=client, package_code=package)
         payment = Payment.objects.get(session=session)
         assert post_callback(xendit.paid_callback(payment.invoice_id)).json()["outcome"] == "applied"
         session.refresh_from_db()
         assert session.status == Status.OFFERED, session.status
         offered = Mitra.objects.select_related("user").get(pk=session.mitra_id)
-        sessions.session_accept(session_id=session.id, mitra=offered)
+        lifecycle.session_accept(session_id=session.id, mitra=offered)
         self.mitra = offered
         self.session_id = session.id
 
@@ -69,7 +68,7 @@ class History:
     def step(self, action, number, end):
         session = self.session
         if action == "extend" and session.status == Status.ACTIVE:
-            sessions.session_extension_request(
+            lifecycle.session_extension_request(
                 session_id=session.id,
                 client=session.client,
                 package_code=("curhat-15", "curhat-30")[number % 2],
@@ -115,14 +114,14 @@ class History:
         paid_minutes = (session.duration_seconds + session.extended_seconds) // 60
         at = session.accepted_at + timedelta(minutes=number % (paid_minutes + 1))
         if end == "time_up":
-            assert sessions.sessions_end_due(now=session.ends_at) == 1
+            assert timers.sessions_end_due(now=session.ends_at) == 1
         elif end == "client":
-            sessions.session_end(session_id=session.id, actor=session.client, now=at)
+            lifecycle.session_end(session_id=session.id, actor=session.client, now=at)
         elif end == "mitra":
-            sessions.session_end(session_id=session.id, actor=self.mitra.user, now=at)
+            lifecycle.session_end(session_id=session.id, actor=self.mitra.user, now=at)
         else:
             fault = {"staff": "", "staff_mitra_fault": "mitra", "staff_client_fault": "client"}[end]
-            sessions.session_end(session_id=session.id, actor=self.staff, fault=fault, now=at)
+            lifecycle.session_end(session_id=session.id, actor=self.staff, fault=fault, now=at)
 
     def check(self):
         session = self.session

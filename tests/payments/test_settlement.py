@@ -8,8 +8,7 @@ import pytest
 from halobestie.errors import ServiceError
 from mitras.services import mitra_deactivate, mitra_heartbeat, mitra_set_online
 from payments.models import Payment, Refund, RefundStatus
-from sessions_app import services as sessions
-from sessions_app import settlement
+from sessions_app import lifecycle, settlement, timers
 from sessions_app.models import EarningsEntry, Status
 from sessions_app.selectors import SessionMoney, session_money
 
@@ -36,12 +35,12 @@ def active(xendit, post_callback, make_client_user, online_mitra):
 
     def make(package):
         mitra = online_mitra()
-        session = sessions.session_create(client=make_client_user(), package_code=package)
+        session = lifecycle.session_create(client=make_client_user(), package_code=package)
         payment = Payment.objects.get(session=session)
         assert post_callback(xendit.paid_callback(payment.invoice_id)).json()["outcome"] == "applied"
         session.refresh_from_db()
         assert (session.status, session.mitra_id) == (Status.OFFERED, mitra.id)
-        sessions.session_accept(session_id=session.id, mitra=mitra)
+        lifecycle.session_accept(session_id=session.id, mitra=mitra)
         session.refresh_from_db()
         return session, mitra
 
@@ -83,7 +82,7 @@ def assert_balanced(session, *, paid, refunded, mitra, platform):
 
 def test_it_pays_the_full_share_when_the_client_ends_early(active, xendit):
     session, mitra = active("curhat-30")
-    sessions.session_end(
+    lifecycle.session_end(
         session_id=session.id, actor=session.client, now=session.accepted_at + timedelta(minutes=10)
     )
     session.refresh_from_db()
@@ -95,7 +94,7 @@ def test_it_pays_the_full_share_when_the_client_ends_early(active, xendit):
 
 def test_it_pays_the_full_share_when_the_time_is_up(active, xendit):
     session, mitra = active("curhat-30")
-    assert sessions.sessions_end_due(now=session.ends_at) == 1
+    assert timers.sessions_end_due(now=session.ends_at) == 1
     session.refresh_from_db()
     assert session.end_reason == "expired"
     assert ledger(session) == [("earning", 17500, 7500, 70, 30, 30)]
@@ -105,7 +104,7 @@ def test_it_pays_the_full_share_when_the_time_is_up(active, xendit):
 
 def test_it_refunds_the_unserved_minutes_when_the_mitra_ends_at_minute_3_of_15(active, xendit):
     session, mitra = active("curhat-15")
-    sessions.session_end(
+    lifecycle.session_end(
         session_id=session.id, actor=mitra.user, now=session.accepted_at + timedelta(minutes=3)
     )
     session.refresh_from_db()
@@ -125,8 +124,8 @@ def test_it_pays_only_the_minutes_before_a_lost_mitra_vanished(active, xendit):
     start = session.accepted_at
     mitra_heartbeat(mitra=mitra, now=start + timedelta(minutes=5))
     lapsed_at = start + timedelta(minutes=5, seconds=31)
-    assert sessions.sessions_check_mitra_presence(now=lapsed_at) == 1
-    assert sessions.sessions_check_mitra_presence(now=lapsed_at + timedelta(seconds=121)) == 1
+    assert timers.sessions_check_mitra_presence(now=lapsed_at) == 1
+    assert timers.sessions_check_mitra_presence(now=lapsed_at + timedelta(seconds=121)) == 1
     session.refresh_from_db()
     assert (session.end_reason, session.mitra_lost_at, session.needs_refund_review) == (
         "mitra_lost",
@@ -158,7 +157,7 @@ def test_it_refunds_everything_unserved_when_staff_deactivate_the_mitra(active, 
 
 def test_it_reverses_earnings_when_finance_refunds_after_the_end(active, xendit, post_callback, make_staff):
     session, mitra = active("curhat-30")
-    sessions.session_end(
+    lifecycle.session_end(
         session_id=session.id, actor=session.client, now=session.accepted_at + timedelta(minutes=20)
     )
     assert ledger(session) == [("earning", 17500, 7500, 70, 20, 30)]
@@ -192,14 +191,14 @@ def test_it_reverses_earnings_when_finance_refunds_after_the_end(active, xendit,
 
 def test_it_refunds_unserved_extension_minutes_when_the_mitra_ends_early(active, xendit, post_callback):
     session, mitra = active("curhat-15")
-    extension = sessions.session_extension_request(
+    extension = lifecycle.session_extension_request(
         session_id=session.id, client=session.client, package_code="curhat-30"
     )
     assert post_callback(xendit.paid_callback(extension.invoice_id)).json()["outcome"] == "applied"
     session.refresh_from_db()
     assert (session.extended_seconds, session.extensions_total_idr) == (1800, 25000)
 
-    sessions.session_end(
+    lifecycle.session_end(
         session_id=session.id, actor=mitra.user, now=session.accepted_at + timedelta(minutes=20)
     )
     # 45 minutes paid for 40000, 20 served: ceil(40000 × 25/45) = 22223 back, oldest payment first
@@ -219,7 +218,7 @@ def test_it_follows_the_runtime_config_for_a_client_fault_end_and_a_package_shar
 
     staff = make_staff("admin")
     full, _ = active("curhat-15")
-    sessions.session_end(
+    lifecycle.session_end(
         session_id=full.id, actor=staff, fault="client", now=full.accepted_at + timedelta(minutes=3)
     )
     assert ledger(full) == [("earning", 10500, 4500, 70, 3, 15)] and refunds(full) == []
@@ -235,7 +234,7 @@ def test_it_follows_the_runtime_config_for_a_client_fault_end_and_a_package_shar
         actor=staff,
     )  # fmt: skip
     served, _ = active("curhat-15")
-    sessions.session_end(
+    lifecycle.session_end(
         session_id=served.id, actor=staff, fault="client", now=served.accepted_at + timedelta(minutes=3)
     )
     assert refunds(served) == [(12000, "unserved_minutes")]
@@ -257,7 +256,7 @@ def test_it_settles_the_same_whichever_of_a_staff_refund_and_a_mitra_end_comes_f
 
         def end(session=session, mitra=mitra):
             barrier.wait()
-            sessions.session_end(
+            lifecycle.session_end(
                 session_id=session.id, actor=mitra.user, now=session.accepted_at + timedelta(minutes=3)
             )
             outcomes.append("ended")

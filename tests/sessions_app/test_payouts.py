@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from halobestie.audit.models import AuditEntry
 from halobestie.errors import Conflict, ServiceError
-from sessions_app import payouts, services, settlement
+from sessions_app import lifecycle, payouts, settlement
 from sessions_app.models import EarningsEntry, PayoutBatch
 
 
@@ -22,10 +22,10 @@ def ended(paid_session, online_mitra):
         mitra = online_mitra(display_name=name)
         session = paid_session(package=package)
         assert session.mitra_id == mitra.id
-        services.session_accept(session_id=session.id, mitra=mitra)
+        lifecycle.session_accept(session_id=session.id, mitra=mitra)
         session.refresh_from_db()
         actor = session.client if who == "client" else mitra.user
-        services.session_end(
+        lifecycle.session_end(
             session_id=session.id, actor=actor, now=session.accepted_at + timedelta(minutes=minutes)
         )
         return session, mitra
