@@ -27,6 +27,7 @@ BEFORE_FIRST_RELEASE = {
     ("mitras", "0002_mitra_load"),
     ("sessions_app", "0005_backfill_mitra_load"),
     ("legacy", "0001_legacy_records"),
+    ("sessions_app", "0006_fair_money_ledger_and_payouts"),
 }
 
 
