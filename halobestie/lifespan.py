@@ -2,9 +2,20 @@
 
 Apps register hooks with `on_startup` / `on_shutdown` (async callables taking the listener name);
 the ASGI servers (uvicorn, daphne) drive them through the lifespan protocol.
+
+With SCHEDULER_IN_PROCESS (the embedded default: no VALKEY_URL) the public listener also runs
+the timers (`InProcessScheduler`): one event loop and one in-memory channel layer, so the events
+the scheduler sends (offers, re-offers, queue positions, ending soon, ended at time) reach the
+sockets of this process, the only process there is.
 """
 
+import asyncio
+import contextlib
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import sync_to_async
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +33,69 @@ def on_shutdown(hook):
     return hook
 
 
+def _scheduler_tick():
+    """One scheduler tick on the scheduler's own thread, with fresh connections as a request has."""
+    from django.db import close_old_connections
+
+    from sessions_app import scheduler
+
+    close_old_connections()
+    try:
+        scheduler.run_tick()
+    finally:
+        close_old_connections()
+
+
+class InProcessScheduler:
+    """The scheduler loop as an asyncio task: each tick runs the synchronous jobs on one
+    dedicated thread (so the event loop keeps serving), then the task sleeps out the interval.
+    Events the jobs send go through `sessions_app.events` to this loop's channel layer."""
+
+    def __init__(self, *, interval: float = 1.0):
+        self.interval = interval
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scheduler")
+        self._tick = sync_to_async(_scheduler_tick, thread_sensitive=False, executor=self._executor)
+        self._stopping = asyncio.Event()
+        self._task = None
+
+    def start(self):
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="scheduler")
+        logger.info("scheduler started in process", extra={"interval": self.interval})
+
+    async def _run(self):
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                await self._tick()
+            except Exception:  # run_tick logs its jobs' failures; this is the tick itself
+                logger.exception("scheduler tick failed")
+            remaining = self.interval - (time.monotonic() - started)
+            if remaining > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=remaining)
+
+    async def stop(self, *, timeout: float = 30.0):
+        """Let the running tick finish (a job is never cut off mid-transaction), then stop."""
+        self._stopping.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout)
+            except TimeoutError:
+                logger.warning("scheduler tick still running at shutdown")
+        self._executor.shutdown(wait=False)
+        logger.info("scheduler stopped")
+
+
 class LifespanApp:
     def __init__(self, app, *, listener):
         self.app = app
         self.listener = listener
+        self.scheduler = None
+
+    def _runs_scheduler(self):
+        from django.conf import settings
+
+        return self.listener == "public" and settings.SCHEDULER_IN_PROCESS
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "lifespan":
@@ -40,8 +110,14 @@ class LifespanApp:
                     logger.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                if self._runs_scheduler():
+                    self.scheduler = InProcessScheduler()
+                    self.scheduler.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.scheduler is not None:
+                    await self.scheduler.stop()
+                    self.scheduler = None
                 for hook in _shutdown_hooks:
                     try:
                         await hook(self.listener)

@@ -16,6 +16,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from halobestie.accounts.models import Role, User
+from halobestie.db import delete_if_any
 from halobestie.errors import ServiceError
 from sessions_app.models import RealtimeTicket
 
@@ -59,8 +60,7 @@ def ticket_consume(*, ticket: str, now=None) -> int | None:
 def tickets_purge_expired(*, now=None) -> int:
     """Delete tickets expired for more than a day (kept that long for forensics)."""
     now = now or timezone.now()
-    deleted, _ = RealtimeTicket.objects.filter(expires_at__lt=now - timedelta(days=1)).delete()
-    return deleted
+    return delete_if_any(RealtimeTicket.objects.filter(expires_at__lt=now - timedelta(days=1)))
 
 
 def socket_user(*, authorization: str | None, ticket: str | None):

@@ -1,6 +1,7 @@
 """`manage.py seed [--demo]`: idempotent defaults for a fresh or existing database."""
 
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -50,14 +51,17 @@ class Command(BaseCommand):
         if not email or not password:
             self.stdout.write("Admin: ADMIN_EMAIL/ADMIN_PASSWORD not set, no admin created.")
             return
+        hashed = make_password(password)  # slow on purpose: before the transaction
         with transaction.atomic():
             user = User.objects.filter(email__iexact=email).first()
             if user is None:
-                User.objects.create_superuser(email=email, password=password)
+                user = User.objects.create_superuser(email=email, password=None)
+                user.password = hashed
+                user.save(update_fields=["password"])
                 self.stdout.write(f"Admin: created {email}.")
                 return
             user.role, user.is_staff, user.is_superuser, user.is_active = Role.STAFF, True, True, True
-            user.set_password(password)
+            user.password = hashed
             user.save()
             self.stdout.write(f"Admin: updated {email}.")
 
