@@ -15,7 +15,7 @@ RUN_ENV := DEBUG=$${DEBUG:-true} \
 	ADMIN_PASSWORD=$${ADMIN_PASSWORD:-halobestie-admin} \
 	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PUBLIC_PORT)}
 
-.PHONY: help venv run test soak lint format openapi migrate seed clean demo bench
+.PHONY: help venv venv-dev run test soak lint format openapi migrate seed clean demo bench
 
 help:
 	@echo "make run      serve both listeners with demo data (SQLite and in-memory layer unless"
@@ -28,13 +28,26 @@ help:
 	@echo "              ~20 min, BENCH_QUICK=1 for ~3 min; its own database halobestie_bench"
 	@echo "make demo     against a running \`make run\`: a scripted client and mitra pay, chat, end, rate"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+# One stamp per requirement file: `make run` installs only what serving needs; `make test` and
+# `make lint` add the test and lint tools, `make bench` the bench tools.
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+
+$(VENV)/.installed-run: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $@
 
-venv: $(VENV)/.installed
+$(VENV)/.installed-dev: requirements-dev.txt requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@ $(VENV)/.installed-run
+
+$(VENV)/.installed-bench: requirements-bench.txt requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	@touch $@ $(VENV)/.installed-run
+
+venv: $(VENV)/.installed-run
+venv-dev: $(VENV)/.installed-dev
 
 run: venv
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
@@ -45,13 +58,13 @@ run: venv
 	@echo ""
 	$(RUN_ENV) $(PY) scripts/run_all.py --public-port $(PUBLIC_PORT) --internal-port $(INTERNAL_PORT)
 
-test: venv
+test: venv-dev
 	$(PY) scripts/with_services.py -- $(PY) -m pytest $(PYTEST_ARGS)
 
-soak: venv
+soak: venv-dev
 	$(PY) scripts/with_services.py -- $(PY) -m pytest -m soak tests/reliability $(PYTEST_ARGS)
 
-lint: venv
+lint: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint Dockerfile
@@ -64,11 +77,11 @@ lint: venv
 	else echo "docker-compose not installed: compose files not checked"; fi
 	$(VENV)/bin/kubernetes-validate --strict --quiet deploy/k8s/*.yaml
 
-format: venv
+format: venv-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-openapi: venv
+openapi: venv-dev
 	$(PY) scripts/with_services.py -- env TESTING=true $(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
 demo: venv
@@ -76,7 +89,7 @@ demo: venv
 
 # By hand only (not in CI, not in `make test`): needs PostgreSQL and Valkey/Redis like `make test`,
 # and wrk (apt-get install wrk). Results: bench/results/*.json and chat_latency.png.
-bench: venv
+bench: $(VENV)/.installed-bench
 	$(PY) scripts/with_services.py -- $(PY) -m bench
 
 migrate: venv
