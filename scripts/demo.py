@@ -1,8 +1,10 @@
 """`make demo`: a scripted client and mitra, against a running `make run` (public :3000).
 
-Client logs in by OTP (test bypass), mitra by password; the mitra goes online; the client creates
-a session and pays on the local checkout page; the mitra accepts; both chat over the WebSocket
-(/ws/v1/); the client ends the session and rates it. Each step is printed.
+Client logs in by OTP (test bypass), mitra by password; the client creates a session and pays on
+the local checkout page while no Bestie is online, and hears its place in the queue live (from the
+payment, then from the scheduler's next tick); the mitra goes online and gets the offer live; the
+mitra accepts; both chat over the WebSocket (/ws/v1/); the client ends the session and rates it.
+Each step is printed; any failure (an HTTP error, a live event that does not come) exits non-zero.
 
     python scripts/demo.py [--base-url http://127.0.0.1:3000]
 """
@@ -44,6 +46,20 @@ def call(http, method, url, token=None, **kwargs):
     return body
 
 
+def request_otp(http, api):
+    """Ask for an OTP; a run right after another meets the resend cooldown: wait it out."""
+    while True:
+        response = http.post(f"{api}/auth/otp/request", json={"phone": CLIENT_PHONE}, timeout=15)
+        wait = int(response.headers.get("Retry-After") or 0)
+        if response.status_code != 429 or not 0 < wait <= 120:
+            break
+        print(f"   POST /auth/otp/request → 429 (an OTP went to {CLIENT_PHONE} just now): waiting {wait} s")
+        time.sleep(wait)
+    print(f"   POST /auth/otp/request → {response.status_code}", flush=True)
+    if response.status_code >= 400:
+        sys.exit(f"   failed: {response.text[:500]}")
+
+
 def pay(http, invoice_url):
     """Submit the local checkout's "Bayar" form (whatever its fields are)."""
     page = http.get(invoice_url, timeout=15)
@@ -83,7 +99,12 @@ class Socket:
                 return self.pending.pop(index)
         deadline = time.monotonic() + timeout
         while True:
-            frame = json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            try:
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+                frame = json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            except TimeoutError:
+                sys.exit(f"   failed: no {frame_type} frame on the {self.name}'s socket within {timeout} s")
             if frame.get("type") == frame_type and all(frame.get(k) == v for k, v in fields.items()):
                 return frame
             self.pending.append(frame)
@@ -97,7 +118,7 @@ def main():
     client_http, mitra_http = requests.Session(), requests.Session()
 
     step(f"client logs in by OTP ({CLIENT_PHONE}, test code)")
-    call(client_http, "POST", f"{api}/auth/otp/request", json={"phone": CLIENT_PHONE})
+    request_otp(client_http, api)
     client = call(
         client_http, "POST", f"{api}/auth/otp/verify", json={"phone": CLIENT_PHONE, "code": OTP_CODE}
     )
@@ -116,8 +137,8 @@ def main():
     print(f"   mitra: {mitra_socket.expect('hello')}")
     print(f"   client: {client_socket.expect('hello')}")
 
-    step("mitra goes online")
-    call(mitra_http, "POST", f"{api}/mitra/status", mitra_token, json={"online": True})
+    # Offline first: a mitra left online by an earlier run would take the session at once.
+    call(mitra_http, "POST", f"{api}/mitra/status", mitra_token, json={"online": False})
 
     step("client creates a session (curhat-15)")
     session = call(client_http, "POST", f"{api}/sessions", client_token, json={"package": "curhat-15"})
@@ -127,6 +148,14 @@ def main():
 
     step("client pays on the local checkout page")
     pay(client_http, invoice_url)
+
+    step("no Bestie online yet: the client hears its place in the queue live")
+    for source in ("after the payment", "from the scheduler"):
+        position = client_socket.expect("queue.position", timeout=30, session_id=session_id)
+        print(f"   position {position['position']} ({source})")
+
+    step("mitra goes online")
+    call(mitra_http, "POST", f"{api}/mitra/status", mitra_token, json={"online": True})
 
     step("mitra gets the offer and accepts")
     offer = mitra_socket.expect("session.offer", timeout=30)
@@ -169,6 +198,9 @@ def main():
         client_token,
         json={"score": 5, "comment": "Makasih kak!"},
     )
+
+    step("mitra goes offline")
+    call(mitra_http, "POST", f"{api}/mitra/status", mitra_token, json={"online": False})
 
     client_socket.ws.close()
     mitra_socket.ws.close()
