@@ -13,7 +13,8 @@ RUN_ENV := DEBUG=$${DEBUG:-true} \
 	OTP_TEST_PHONES=$${OTP_TEST_PHONES:-+6281200000001} \
 	ADMIN_EMAIL=$${ADMIN_EMAIL:-admin@halobestie.local} \
 	ADMIN_PASSWORD=$${ADMIN_PASSWORD:-halobestie-admin} \
-	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PUBLIC_PORT)}
+	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PUBLIC_PORT)} \
+	PUBLIC_PORT=$(PUBLIC_PORT) INTERNAL_PORT=$(INTERNAL_PORT)
 
 .PHONY: help venv venv-dev run test soak lint format openapi migrate seed clean demo bench
 

@@ -86,15 +86,18 @@ class Command(BaseCommand):
                 )
         if not User.objects.filter(phone=DEMO_CLIENT_PHONE).exists():
             User.objects.create_user(phone=DEMO_CLIENT_PHONE, role=Role.CLIENT, display_name="Klien Demo")
+        public = f"http://127.0.0.1:{settings.PUBLIC_PORT}"
+        internal = f"http://127.0.0.1:{settings.INTERNAL_PORT}"
         self.stdout.write(
-            "Demo data in place. Log in as:\n"
-            f'  client: POST /api/v1/auth/otp/request {{"phone": "{DEMO_CLIENT_PHONE}"}}, then\n'
-            f"          POST /api/v1/auth/otp/verify with code {settings.OTP_TEST_CODE}"
+            f"Demo data in place. Public listener {public} (PUBLIC_PORT), internal {internal}"
+            " (INTERNAL_PORT). Log in as:\n"
+            f'  client: POST {public}/api/v1/auth/otp/request {{"phone": "{DEMO_CLIENT_PHONE}"}}, then\n'
+            f"          POST {public}/api/v1/auth/otp/verify with code {settings.OTP_TEST_CODE}"
             " (the test bypass, FAZPASS_ENABLED=false)\n"
             + "".join(
-                f'  mitra:  POST /api/v1/auth/mitra/login {{"phone": "{phone}", '
+                f'  mitra:  POST {public}/api/v1/auth/mitra/login {{"phone": "{phone}", '
                 f'"password": "{DEMO_MITRA_PASSWORD}"}} ({name})\n'
                 for phone, name, _, _ in DEMO_MITRAS
             )
-            + f"  staff:  http://127.0.0.1:3001/admin/ as {settings.ADMIN_EMAIL or '(ADMIN_EMAIL)'}"
+            + f"  staff:  {internal}/admin/ as {settings.ADMIN_EMAIL or '(ADMIN_EMAIL)'}"
         )
