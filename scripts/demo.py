@@ -6,7 +6,10 @@ payment, then from the scheduler's next tick); the mitra goes online and gets th
 mitra accepts; both chat over the WebSocket (/ws/v1/); the client ends the session and rates it.
 Each step is printed; any failure (an HTTP error, a live event that does not come) exits non-zero.
 
-    python scripts/demo.py [--base-url http://127.0.0.1:3000]
+    python scripts/demo.py [--base-url http://127.0.0.1:3000] [--mitra-base-url URL]
+
+--mitra-base-url puts the mitra on another public process than the client (with VALKEY_URL, the
+events cross processes through Valkey; CI runs it so, scripts/ci_newcomer.py).
 """
 
 import argparse
@@ -113,8 +116,11 @@ class Socket:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--base-url", default="http://127.0.0.1:3000")
-    base = parser.parse_args().base_url.rstrip("/")
-    api = f"{base}/api/v1"
+    parser.add_argument("--mitra-base-url", default=None, help="the mitra's public process (default: same)")
+    args = parser.parse_args()
+    base = args.base_url.rstrip("/")
+    mitra_base = (args.mitra_base_url or base).rstrip("/")
+    api, mitra_api = f"{base}/api/v1", f"{mitra_base}/api/v1"
     client_http, mitra_http = requests.Session(), requests.Session()
 
     step(f"client logs in by OTP ({CLIENT_PHONE}, test code)")
@@ -126,19 +132,18 @@ def main():
     print(f"   client user {client['user'].get('id')}")
 
     step(f"mitra logs in ({MITRA_PHONE})")
-    mitra = call(
-        mitra_http, "POST", f"{api}/auth/mitra/login", json={"phone": MITRA_PHONE, "password": MITRA_PASSWORD}
-    )
+    login = {"phone": MITRA_PHONE, "password": MITRA_PASSWORD}
+    mitra = call(mitra_http, "POST", f"{mitra_api}/auth/mitra/login", json=login)
     mitra_token = mitra["access"]
 
     step("both open the chat socket (/ws/v1/)")
-    mitra_socket = Socket(base, mitra_token, "mitra")
+    mitra_socket = Socket(mitra_base, mitra_token, "mitra")
     client_socket = Socket(base, client_token, "client")
     print(f"   mitra: {mitra_socket.expect('hello')}")
     print(f"   client: {client_socket.expect('hello')}")
 
     # Offline first: a mitra left online by an earlier run would take the session at once.
-    call(mitra_http, "POST", f"{api}/mitra/status", mitra_token, json={"online": False})
+    call(mitra_http, "POST", f"{mitra_api}/mitra/status", mitra_token, json={"online": False})
 
     step("client creates a session (curhat-15)")
     session = call(client_http, "POST", f"{api}/sessions", client_token, json={"package": "curhat-15"})
@@ -155,12 +160,12 @@ def main():
         print(f"   position {position['position']} ({source})")
 
     step("mitra goes online")
-    call(mitra_http, "POST", f"{api}/mitra/status", mitra_token, json={"online": True})
+    call(mitra_http, "POST", f"{mitra_api}/mitra/status", mitra_token, json={"online": True})
 
     step("mitra gets the offer and accepts")
     offer = mitra_socket.expect("session.offer", timeout=30)
     print(f"   offer for session {offer['session']['id']}")
-    accepted = call(mitra_http, "POST", f"{api}/sessions/{session_id}/accept", mitra_token)
+    accepted = call(mitra_http, "POST", f"{mitra_api}/sessions/{session_id}/accept", mitra_token)
     print(f"   status {accepted['status']}, ends at {accepted.get('ends_at')}")
 
     step("they chat over the WebSocket")
@@ -200,7 +205,7 @@ def main():
     )
 
     step("mitra goes offline")
-    call(mitra_http, "POST", f"{api}/mitra/status", mitra_token, json={"online": False})
+    call(mitra_http, "POST", f"{mitra_api}/mitra/status", mitra_token, json={"online": False})
 
     client_socket.ws.close()
     mitra_socket.ws.close()
