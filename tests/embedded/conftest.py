@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from websockets.sync.client import connect
 
+from tests.realtime.conftest import Socket as RealtimeSocket
+from tests.realtime.conftest import ws_url
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,3 +200,14 @@ def heartbeats(server, tokens, every=5.0):
         stop.set()
         thread.join(30)
     assert not errors, errors
+
+
+class Socket(RealtimeSocket):
+    """The realtime tests' protocol client, with a patient handshake: forty sockets open at once
+    on one process of a busy machine."""
+
+    def __init__(self, base_url, *, token):
+        self.ws = connect(
+            ws_url(base_url), additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=60
+        ).__enter__()
+        self.pending = []

@@ -11,6 +11,7 @@ import requests
 
 from tests.embedded.conftest import (
     ApiError,
+    Socket,
     call,
     client_login,
     embedded_server,
@@ -18,7 +19,6 @@ from tests.embedded.conftest import (
     mitra_login,
     pay,
 )
-from tests.realtime.conftest import Socket
 
 DEMO_CLIENT = "+6281200000001"
 DEMO_MITRAS = ("+6281100000001", "+6281100000002", "+6281100000003")

@@ -6,8 +6,9 @@ import re
 
 from django.db import connection
 
+from halobestie import scheduler
 from mitras.services import mitra_set_online
-from sessions_app import scheduler, services
+from sessions_app import lifecycle
 
 WRITES = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b|FOR UPDATE|pg_advisory", re.I)
 
@@ -19,9 +20,9 @@ def test_it_writes_and_locks_nothing_on_a_tick_with_nothing_due(
     mitra = make_mitra()
     mitra_set_online(mitra=mitra, is_online=True)
     mitra.refresh_from_db()
-    session = services.session_create(client=make_client_user(), package_code="curhat-30")
-    services.session_mark_paid(session_id=session.id)
-    services.session_accept(session_id=session.id, mitra=mitra)
+    session = lifecycle.session_create(client=make_client_user(), package_code="curhat-30")
+    lifecycle.session_mark_paid(session_id=session.id)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     scheduler.run_tick()  # whatever was due after the set-up (a heartbeat flush) is done now
     statements = []
 

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from asgiref.sync import sync_to_async
 
@@ -33,15 +34,22 @@ def on_shutdown(hook):
     return hook
 
 
-def _scheduler_tick():
+_scheduler_tick = {"run": None}
+
+
+def register_scheduler_tick(run_tick):
+    """The project scheduler's `run_tick` (registered by the halobestie app: this plumbing must
+    not import the apps the scheduler runs)."""
+    _scheduler_tick["run"] = run_tick
+
+
+def _tick_with_fresh_connections(run_tick):
     """One scheduler tick on the scheduler's own thread, with fresh connections as a request has."""
     from django.db import close_old_connections
 
-    from sessions_app import scheduler
-
     close_old_connections()
     try:
-        scheduler.run_tick()
+        run_tick()
     finally:
         close_old_connections()
 
@@ -51,10 +59,12 @@ class InProcessScheduler:
     dedicated thread (so the event loop keeps serving), then the task sleeps out the interval.
     Events the jobs send go through `sessions_app.events` to this loop's channel layer."""
 
-    def __init__(self, *, interval: float = 1.0):
+    def __init__(self, run_tick, *, interval: float = 1.0):
         self.interval = interval
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scheduler")
-        self._tick = sync_to_async(_scheduler_tick, thread_sensitive=False, executor=self._executor)
+        self._tick = sync_to_async(
+            partial(_tick_with_fresh_connections, run_tick), thread_sensitive=False, executor=self._executor
+        )
         self._stopping = asyncio.Event()
         self._task = None
 
@@ -95,7 +105,8 @@ class LifespanApp:
     def _runs_scheduler(self):
         from django.conf import settings
 
-        return self.listener == "public" and settings.SCHEDULER_IN_PROCESS
+        registered = _scheduler_tick["run"] is not None
+        return self.listener == "public" and settings.SCHEDULER_IN_PROCESS and registered
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "lifespan":
@@ -111,7 +122,7 @@ class LifespanApp:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 if self._runs_scheduler():
-                    self.scheduler = InProcessScheduler()
+                    self.scheduler = InProcessScheduler(_scheduler_tick["run"])
                     self.scheduler.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
