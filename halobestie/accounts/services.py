@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -318,6 +319,7 @@ def auth_mitra_login(
     again and a failure recorded under the phone's and the IP's advisory locks, so concurrent
     guesses never learn more than the cap allows. A successful login clears the phone's failures."""
     now = now or timezone.now()
+    outdated_hash = []  # the right password under a hasher that is no longer the preferred one
     _login_caps(phone=phone, ip_address=ip_address, now=now)
     user = User.objects.select_related("mitra").filter(phone=phone, role=Role.MITRA).first()
     if user is None or not hasattr(user, "mitra"):
@@ -325,7 +327,7 @@ def auth_mitra_login(
         User().set_password(password)
         is_right = False
     else:
-        is_right = user.check_password(password)
+        is_right = check_password(password, user.password, setter=lambda raw: outdated_hash.append(True))
     with transaction.atomic():
         # Always phone before IP, as for OTP: no two requests wait on each other in opposite orders.
         advisory_xact_lock_text(f"login:phone:{phone}")
@@ -345,8 +347,17 @@ def auth_mitra_login(
     if not user.is_active or user.deleted_at is not None:
         raise AccountInactive()
     User.objects.filter(pk=user.pk).update(last_login=now)
+    if outdated_hash:
+        _password_upgrade(user=user, password=password)
     logger.info("mitra logged in", extra={"user_id": user.pk, "mitra_id": user.mitra.pk})
     return user
+
+
+def _password_upgrade(*, user: User, password: str) -> None:
+    """Re-hash a right password with the preferred hasher (a bcrypt hash imported from the Node
+    backend, or PBKDF2 with fewer iterations than today's). Outside any transaction and lock:
+    hashing is slow. Compare-and-set on the old hash, so a password changed meanwhile stays."""
+    User.objects.filter(pk=user.pk, password=user.password).update(password=make_password(password))
 
 
 def login_failures_purge(*, before: datetime) -> int:
