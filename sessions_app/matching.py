@@ -72,6 +72,8 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
     online, and every scheduler tick): dispatchers are serialised by an advisory lock.
     """
     now = now or timezone.now()
+    if not ChatSession.objects.filter(status=Status.MATCHING).exists():
+        return []  # checked before locking: most scheduler ticks find nobody waiting
     config = get_config()
     offered = []
     with transaction.atomic():
