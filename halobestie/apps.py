@@ -14,3 +14,14 @@ class HalobestieConfig(AppConfig):
         # Here rather than in a system check: every process (manage.py, uvicorn, the scheduler)
         # must refuse a service account of another Firebase project, not only `manage.py check`.
         push.configure_from_settings()
+
+        from halobestie.server.lifespan import register_scheduler_tick
+
+        # With SCHEDULER_IN_PROCESS the public listener runs the timers itself (lifespan.py).
+        register_scheduler_tick(_run_scheduler_tick)
+
+
+def _run_scheduler_tick():
+    from halobestie import scheduler
+
+    return scheduler.run_tick()

@@ -11,7 +11,7 @@ from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
 from payments.services import refund_create
 from promotions import services as promotions
-from sessions_app import events, notifications
+from sessions_app import events, notifications, observations
 from sessions_app.chat_store import messages_purge_expired
 from sessions_app.effects import notify_updated, participant_user_ids, record
 from sessions_app.lifecycle import end_active
@@ -74,6 +74,7 @@ def matching_expire_due(*, now=None, limit=200) -> int:
         session.ended_at = now
         session.save()
         record(session, "unmatched")
+        observations.matching_ended(outcome="unmatched")
         refund_create(session=session, reason=EndReason.NO_MITRA, allow_nothing=True)
         promotions.redemptions_release_for_session(session=session, reason=EndReason.NO_MITRA, now=now)
         notify_updated(session)
@@ -122,8 +123,8 @@ def sessions_end_due(*, now=None, limit=200) -> int:
 def sessions_check_mitra_presence(*, now=None, limit=200) -> int:
     """Active sessions whose mitra's presence lapsed (no fresh heartbeat: the app is gone, not
     merely switched to "no new offers"): both sides are told at once; back within the grace
-    period, the session goes on; else it ends `mitra_lost` and waits for a staff refund decision
-    (`needs_refund_review`)."""
+    period, the session goes on; else it ends `mitra_lost`: the Bestie earns the minutes served
+    until the presence lapsed, the client gets the rest back at once (settlement.py)."""
     now = now or timezone.now()
     config = get_config()
     grace = timedelta(seconds=config.mitra_lost_grace_seconds)
@@ -152,7 +153,6 @@ def sessions_check_mitra_presence(*, now=None, limit=200) -> int:
         notify_updated(session)
 
     def give_up(session):
-        session.needs_refund_review = True
         end_active(session, reason=EndReason.MITRA_LOST, now=now)
 
     lapsed = [sid for sid, mitra_id, lost_at in active if lost_at is None and mitra_id not in present]

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('payments', '0001_initial'),
-        ('sessions_app', '0006_voucher_discount_and_earnings_basis'),
+        ('sessions_app', '0007_voucher_discount_and_earnings_basis'),
     ]
 
     operations = [
