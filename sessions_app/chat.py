@@ -1,5 +1,5 @@
-"""Chat messages: storing a sent message (the hot path), read receipts, replay, crisis flagging,
-retention.
+"""Chat messages: storing a sent message (the hot path, with its crisis flag), read receipts,
+replay, retention.
 
 Why storing a message has two implementations:
 
@@ -14,8 +14,10 @@ Why storing a message has two implementations:
   in `database_sync_to_async`: `SELECT … FOR UPDATE`, `last_seq + 1`, insert. It is also the
   reference implementation: tests/realtime/test_chat_store.py checks both give the same results.
 
-Everything that is not the per-message hot path (read receipts, sync, crisis flags, retention)
-uses the ORM. Message bodies never go to logs.
+A message that signals crisis flags its session in the same statement / transaction
+(sessions_app/flagging.py); the follow-up (hotline, free minutes, staff alert) is
+sessions_app/handoff.py. Everything that is not the per-message hot path (read receipts, sync,
+retention) uses the ORM. Message bodies never go to logs.
 """
 
 import asyncio
@@ -35,14 +37,13 @@ from rest_framework import serializers
 
 from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
-from sessions_app import events, safety
-from sessions_app.models import ChatSession, Message, MessageKind, SessionEvent, Status
+from sessions_app import flagging, safety
+from sessions_app.models import ChatSession, Message, MessageKind, Status
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_LENGTH = 4000
 MAX_CLIENT_MSG_ID_LENGTH = 64
-HOTLINE_REPEAT_AFTER = timedelta(minutes=10)
 
 
 class SessionNotActive(Conflict):
@@ -86,6 +87,8 @@ class StoredMessage:
     is_duplicate: bool = False
     # Crisis phrases found in what the sender wrote (before masking); [] if none.
     crisis_words: tuple = ()
+    # "client" / "mitra" when this message flagged the session (in its own transaction), else "".
+    crisis_source: str = ""
 
 
 def _timestamp(value: datetime) -> str:
@@ -149,19 +152,23 @@ async def message_send(
     SessionNotActive. Precondition: `client_msg_id` is 1–64 characters (the consumer checks)."""
     config = config or await database_sync_to_async(get_config)()
     check_body(body, max_length=config.max_message_length)
-    crisis = tuple(safety.crisis_words_found(body, config.crisis_words))
+    # Flagged in the same statement as the message is stored (issue 20): a crash after the ack
+    # never loses the flag; sessions_app/handoff.py does the rest (hotline, free minutes, alert).
+    crisis = flagging.crisis_scan(body=body, is_client=sender.mitra_id is None, config=config)
     masked = safety.mask_contacts(body)
     if connection.vendor == "postgresql":
         stored = await _store_postgres(
             session_id=str(session_id), sender=sender, body=masked.text, is_masked=masked.is_masked,
-            client_msg_id=client_msg_id,
+            client_msg_id=client_msg_id, crisis_source=crisis.source,
         )  # fmt: skip
     else:
         stored = await database_sync_to_async(_store_orm)(
             session_id=session_id, sender=sender, body=masked.text, is_masked=masked.is_masked,
-            client_msg_id=client_msg_id,
+            client_msg_id=client_msg_id, crisis_source=crisis.source,
         )  # fmt: skip
-    return replace(stored, crisis_words=() if stored.is_duplicate else crisis)
+    if stored.is_duplicate:
+        return stored
+    return replace(stored, crisis_words=crisis.words, crisis_source=crisis.source)
 
 
 # The ORM implementation (SQLite, and the reference for the Postgres one) -----------------------
@@ -213,7 +220,9 @@ def _refusal(session, sender):
     return None
 
 
-def _store_orm(*, session_id, sender: Sender, body, is_masked, client_msg_id) -> StoredMessage:
+def _store_orm(
+    *, session_id, sender: Sender, body, is_masked, client_msg_id, crisis_source=""
+) -> StoredMessage:
     try:
         with transaction.atomic():
             session = ChatSession.objects.select_for_update(of=("self",)).filter(pk=session_id).first()
@@ -237,6 +246,8 @@ def _store_orm(*, session_id, sender: Sender, body, is_masked, client_msg_id) ->
                 is_masked=is_masked,
                 created_at=timezone.now(),
             )
+            if crisis_source:
+                flagging.flag_with_message(session=session, message_id=message.id, source=crisis_source)
             return _stored(message, session)
     except IntegrityError:
         # A concurrent resend with the same client_msg_id won the race: answer with its row.
@@ -249,18 +260,34 @@ def _store_orm(*, session_id, sender: Sender, body, is_masked, client_msg_id) ->
 
 # The PostgreSQL implementation: one statement on an async psycopg pool -------------------------
 
+# With a crisis signal (%(crisis)s true) the same statement flags the session for staff
+# (is_flagged, flagged_at once, needs_staff_attention, crisis_followup_pending) and records the
+# `crisis_flagged` event naming the message: all or nothing with the message (issue 20). The ORM
+# twin is flagging.flag_with_message.
 _INSERT_SQL = """
 WITH s AS (
-    UPDATE sessions_app_chatsession SET last_seq = last_seq + 1
+    UPDATE sessions_app_chatsession SET last_seq = last_seq + 1,
+        is_flagged = is_flagged OR %(crisis)s,
+        flagged_at = CASE WHEN %(crisis)s AND flagged_at IS NULL THEN now() ELSE flagged_at END,
+        needs_staff_attention = needs_staff_attention OR %(crisis)s,
+        crisis_followup_pending = crisis_followup_pending OR %(crisis)s
     WHERE id = %(sid)s AND status = 'active' AND (client_id = %(uid)s OR mitra_id = %(mid)s)
     RETURNING id, last_seq, client_id, mitra_id
+), m AS (
+    INSERT INTO sessions_app_message
+        (session_id, seq, sender_id, kind, body, client_msg_id, is_masked, created_at)
+    SELECT s.id, s.last_seq, %(uid)s, 'text', %(body)s, %(cmid)s, %(masked)s, now() FROM s
+    RETURNING id, seq, created_at, session_id
+), e AS (
+    INSERT INTO sessions_app_sessionevent (session_id, kind, actor_id, data, created_at)
+    SELECT m.session_id, 'crisis_flagged', NULL,
+        jsonb_build_object('message_id', m.id, 'source', %(source)s::text), now()
+    FROM m WHERE %(crisis)s
 )
-INSERT INTO sessions_app_message
-    (session_id, seq, sender_id, kind, body, client_msg_id, is_masked, created_at)
-SELECT s.id, s.last_seq, %(uid)s, 'text', %(body)s, %(cmid)s, %(masked)s, now() FROM s
-RETURNING id, seq, created_at,
+SELECT m.id, m.seq, m.created_at,
     (SELECT client_id FROM s),
-    (SELECT m.user_id FROM s JOIN mitras_mitra m ON m.id = s.mitra_id)
+    (SELECT mm.user_id FROM s JOIN mitras_mitra mm ON mm.id = s.mitra_id)
+FROM m
 """
 
 _DIAGNOSE_SQL = """
@@ -331,7 +358,9 @@ async def close_pools():
         await entry[0].close()
 
 
-async def _store_postgres(*, session_id, sender: Sender, body, is_masked, client_msg_id) -> StoredMessage:
+async def _store_postgres(
+    *, session_id, sender: Sender, body, is_masked, client_msg_id, crisis_source=""
+) -> StoredMessage:
     from psycopg import errors as pg_errors
 
     params = {
@@ -341,6 +370,8 @@ async def _store_postgres(*, session_id, sender: Sender, body, is_masked, client
         "body": body,
         "cmid": client_msg_id,
         "masked": is_masked,
+        "crisis": bool(crisis_source),
+        "source": crisis_source,
     }
     pool = await _pool()
     async with pool.connection() as conn:
@@ -462,46 +493,6 @@ def messages_replay(*, session_id, user_id, after_seq: int, limit: int = 200) ->
     ]
     last_seq = ChatSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).get()
     return messages, len(rows) > limit, last_seq
-
-
-# Safety ----------------------------------------------------------------------------------------
-
-
-def session_flag_crisis(*, session_id, message_id: int, now=None) -> bool:
-    """A message of the client's signalled crisis: the session is flagged for staff (once; a
-    SessionEvent per message, with no text) and the hotline goes to the session as a system
-    message with its own seq (not more often than every HOTLINE_REPEAT_AFTER). Both sides get
-    it live after commit. Returns True when a hotline message was stored."""
-    now = now or timezone.now()
-    config = get_config()
-    with transaction.atomic():
-        session = ChatSession.objects.select_for_update(of=("self",)).filter(pk=session_id).first()
-        if session is None:
-            return False
-        if not session.is_flagged:
-            session.is_flagged = True
-            session.flagged_at = now
-            ChatSession.objects.filter(pk=session.pk).update(is_flagged=True, flagged_at=now)
-        SessionEvent.objects.create(session=session, kind="crisis_flagged", data={"message_id": message_id})
-        recent = Message.objects.filter(
-            session=session, kind=MessageKind.SYSTEM, created_at__gte=now - HOTLINE_REPEAT_AFTER
-        ).exists()
-        if recent:
-            return False
-        ChatSession.objects.filter(pk=session.pk).update(last_seq=F("last_seq") + 1)
-        seq = ChatSession.objects.filter(pk=session.pk).values_list("last_seq", flat=True).get()
-        message = Message.objects.create(
-            session=session,
-            seq=seq,
-            sender=None,
-            kind=MessageKind.SYSTEM,
-            body=config.hotline_text,
-            created_at=now,
-        )
-        stored = _stored(message, session)
-        events.send_on_commit([stored.client_user_id, stored.mitra_user_id], message_frame(stored))
-    logger.warning("session flagged for crisis", extra={"session_id": str(session_id)})
-    return True
 
 
 # Retention -------------------------------------------------------------------------------------

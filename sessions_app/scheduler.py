@@ -48,9 +48,11 @@ def _extra_jobs():
     from halobestie.accounts.services import login_failures_purge, otp_challenges_purge
     from mitras.services import mitras_sweep_stale
     from payments.services import scheduler_jobs as payment_jobs
-    from sessions_app import chat, tickets
+    from sessions_app import chat, handoff, tickets
 
     return [
+        # First: a crisis follow-up a dead process left pending (hotline, free minutes).
+        ("crisis_followups", lambda now: handoff.crisis_followups_due(now=now)),
         ("mitras_sweep_stale", lambda now: mitras_sweep_stale(now=now)),
         ("heartbeat_flush", _flush_heartbeats),
         ("messages_purge_expired", lambda now: chat.messages_purge_expired(now=now)),

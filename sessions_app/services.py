@@ -22,7 +22,7 @@ from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
-from sessions_app import events, notifications
+from sessions_app import blocking, events, notifications
 from sessions_app.models import (
     ChatSession,
     EarningsEntry,
@@ -184,7 +184,7 @@ def session_create(*, client, package_code: str, mitra_id: int | None = None, al
     requested = None
     if mitra_id is not None:
         requested = Mitra.objects.filter(pk=mitra_id, deactivated_at__isnull=True).first()
-        if requested is None:
+        if requested is None or blocking.is_blocked(client_id=client.id, mitra_id=mitra_id):
             raise NotFound("Bestie tidak ditemukan.", code="mitra_not_found")
     if session_open_for_client(client=client) is not None:
         raise Conflict("Kamu masih punya sesi yang berjalan.", code="session_already_open")
@@ -308,6 +308,7 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
             .exclude(outcome__in=[OfferOutcome.PENDING, OfferOutcome.ACCEPTED])
             .values_list("session_id", "mitra_id")
         )
+        refused |= blocking.blocked_pairs(waiting)  # a blocked pair is never offered (issue 20)
         for session in waiting:
             if not candidates:
                 break
@@ -579,15 +580,22 @@ def session_extension_paid(*, session_id, payment) -> ChatSession:
         )
         package = get_config().package(payment.package_code)
         seconds = (requested or {}).get("duration_seconds") or (package.duration_seconds if package else 0)
-        session.ends_at = session.ends_at + timedelta(seconds=seconds)
-        session.extended_seconds += seconds
-        session.extensions_total_idr += payment.amount_idr
-        if session.ends_at - timezone.now() > timedelta(seconds=get_config().ending_soon_lead_seconds):
-            session.ending_soon_sent_at = None
-        session.save()
-        _record(session, "extended", seconds=seconds, amount_idr=payment.amount_idr)
-        _notify_updated(session)
+        session_extend_locked(session, seconds=seconds, amount_idr=payment.amount_idr)
     return session
+
+
+def session_extend_locked(session, *, seconds: int, amount_idr: int, **event_data) -> None:
+    """Precondition: `session` locked and active. `ends_at` moves by `seconds`; `amount_idr` is
+    what the client paid for them (0 for the free minutes of a crisis flag, sessions_app/handoff.py:
+    then the mitra's earnings stay as they were)."""
+    session.ends_at = session.ends_at + timedelta(seconds=seconds)
+    session.extended_seconds += seconds
+    session.extensions_total_idr += amount_idr
+    if session.ends_at - timezone.now() > timedelta(seconds=get_config().ending_soon_lead_seconds):
+        session.ending_soon_sent_at = None
+    session.save()
+    _record(session, "extended", seconds=seconds, amount_idr=amount_idr, **event_data)
+    _notify_updated(session)
 
 
 # After the session -----------------------------------------------------------------------------
