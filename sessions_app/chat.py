@@ -247,7 +247,7 @@ def _store_orm(
                 created_at=timezone.now(),
             )
             if crisis_source:
-                flagging.flag_with_message(session=session, message_id=message.id, source=crisis_source)
+                flagging.flag_with_message(session=session, message=message, source=crisis_source)
             return _stored(message, session)
     except IntegrityError:
         # A concurrent resend with the same client_msg_id won the race: answer with its row.

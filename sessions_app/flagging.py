@@ -12,8 +12,7 @@ follows a flag (the hotline, free minutes, live events) is sessions_app/handoff.
 
 from dataclasses import dataclass
 
-from django.db.models import Case, F, Q, When
-from django.db.models.functions import Now
+from django.db.models import Case, F, Q, Value, When
 
 from sessions_app.models import ChatSession, SessionEvent
 from sessions_app.safety import crisis_words_found
@@ -35,15 +34,17 @@ def crisis_scan(*, body: str, is_client: bool, config) -> CrisisScan:
     return CrisisScan(words=words, source=(CLIENT if is_client else MITRA) if words else "")
 
 
-def flag_with_message(*, session, message_id: int, source: str) -> None:
+def flag_with_message(*, session, message, source: str) -> None:
     """The ORM twin of the flagging part of chat._INSERT_SQL. Precondition: inside the
-    transaction that stores message `message_id`, with the session row locked."""
+    transaction that stores `message`, with the session row locked."""
     ChatSession.objects.filter(pk=session.pk).update(
         is_flagged=True,
-        flagged_at=Case(When(Q(flagged_at__isnull=True), then=Now()), default=F("flagged_at")),
+        flagged_at=Case(
+            When(Q(flagged_at__isnull=True), then=Value(message.created_at)), default=F("flagged_at")
+        ),
         needs_staff_attention=True,
         crisis_followup_pending=True,
     )
     SessionEvent.objects.create(
-        session=session, kind="crisis_flagged", data={"message_id": message_id, "source": source}
+        session=session, kind="crisis_flagged", data={"message_id": message.id, "source": source}
     )
