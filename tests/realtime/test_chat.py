@@ -255,3 +255,24 @@ def test_it_closes_a_deactivated_mitras_socket_with_4003(public_server, active_s
         mitra_deactivate(mitra=mitra, actor=staff)
         assert m.wait_closed() == 4003
     assert [f["code"] for f in m.pending if f["type"] == "error"] == ["account_deactivated"]
+
+
+def test_it_delivers_a_staff_message_live_to_both_sides_with_its_seq(
+    public_server, active_session, make_staff
+):
+    from sessions_app import handoff
+
+    session, client, mitra = active_session()
+    with Socket(public_server, client) as c, Socket(public_server, mitra.user) as m:
+        c.expect_type("hello")
+        m.expect_type("hello")
+        cmid = c.send_message(session.id, "halo kak")
+        c.expect_type("message.ack", client_msg_id=cmid)
+        handoff.staff_message_post(session_id=session.id, actor=make_staff("support"), text="Kami di sini.")
+        for socket in (c, m):
+            frame = socket.expect(lambda f: f["type"] == "message.new" and f["kind"] == "system")
+            assert (frame["seq"], frame["body"], frame["sender_id"]) == (
+                2,
+                "Tim HaloBestie: Kami di sini.",
+                None,
+            )
