@@ -248,7 +248,9 @@ class SessionMessagesApi(APIView):
             "body. 409 `session_not_ended` while the session is open. A repeat erases 0."
         ),
         request=None,
-        responses=inline_serializer("TranscriptErased", {"erased_messages": serializers.IntegerField()}),
+        responses={
+            200: inline_serializer("TranscriptErased", {"erased_messages": serializers.IntegerField()})
+        },
     )
     def delete(self, request, session_id):
         erased = erasure.transcript_erase(session_id=session_id, client=request.user)
