@@ -94,8 +94,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "halobestie.middleware.RequestIdMiddleware",
-    "halobestie.listeners.ListenerUrlconfMiddleware",
+    "halobestie.server.middleware.RequestIdMiddleware",
+    "halobestie.server.listeners.ListenerUrlconfMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -185,7 +185,7 @@ if VALKEY_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# Realtime chat: the async psycopg pool that stores messages (sessions_app/chat.py), one per
+# Realtime chat: the async psycopg pool that stores messages (sessions_app/chat_store.py), one per
 # server process, and the per-socket limits (sessions_app/consumers.py).
 REALTIME_DB_POOL_MIN = env("REALTIME_DB_POOL_MIN", int, 1)
 REALTIME_DB_POOL_MAX = env("REALTIME_DB_POOL_MAX", int, 10)
@@ -348,7 +348,7 @@ _PROTOCOL_LOG_LEVEL = LOG_LEVEL if LOG_LEVEL.upper() in {"WARNING", "ERROR", "CR
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "halobestie.logging.JsonFormatter"}},
+    "formatters": {"json": {"()": "halobestie.server.logging.JsonFormatter"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
@@ -367,6 +367,7 @@ LOGGING = {
 }
 
 if SENTRY_DSN:
-    from halobestie.sentry import init_sentry
+    # Only when Sentry is configured (sentry-sdk is loaded for nothing otherwise).
+    from halobestie.integrations.sentry import init_sentry
 
     init_sentry(SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)

@@ -26,9 +26,11 @@ from django.utils import timezone
 from halobestie.audit.services import audit_record
 from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
-from sessions_app import chat, events, services
+from sessions_app import events, lifecycle
+from sessions_app.chat_store import stored_message
 from sessions_app.flagging import CLIENT
 from sessions_app.models import ChatSession, Message, MessageKind, SessionEvent, Status
+from sessions_app.stored_message import message_frame
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +58,8 @@ def _system_message(session, body: str, *, now) -> Message:
     message = Message.objects.create(
         session=session, seq=seq, sender=None, kind=MessageKind.SYSTEM, body=body, created_at=now
     )
-    stored = chat._stored(message, session)
-    events.send_on_commit([stored.client_user_id, stored.mitra_user_id], chat.message_frame(stored))
+    stored = stored_message(message, session)
+    events.send_on_commit([stored.client_user_id, stored.mitra_user_id], message_frame(stored))
     return message
 
 
@@ -79,7 +81,7 @@ def crisis_followup(*, session_id, now=None) -> bool:
         if session.status == Status.ACTIVE and is_first and config.crisis_free_minutes:
             seconds = config.crisis_free_minutes * 60
             session.crisis_extension_seconds = seconds
-            services.session_extend_locked(session, seconds=seconds, amount_idr=0, reason="crisis")
+            lifecycle.session_extend_locked(session, seconds=seconds, amount_idr=0, reason="crisis")
         latest = (
             SessionEvent.objects.filter(session=session, kind="crisis_flagged")
             .order_by("-id")

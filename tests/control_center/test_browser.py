@@ -13,7 +13,7 @@ from playwright.sync_api import sync_playwright
 from halobestie.accounts.models import Role, User
 from halobestie.audit.models import AuditEntry
 from mitras.services import mitra_set_online
-from sessions_app import chat, handoff, services
+from sessions_app import chat_store, handoff, lifecycle, stored_message
 from sessions_app.models import ChatSession, Message
 from tests.servers import uvicorn_process
 
@@ -84,18 +84,18 @@ def test_it_shows_a_crisis_alert_live_on_any_open_page_until_staff_acknowledge(
     mitra = make_mitra()
     mitra_set_online(mitra=mitra, is_online=True)
     client = make_client_user()
-    session = services.session_create(client=client, package_code="curhat-15", mitra_id=mitra.id)
-    services.session_mark_paid(session_id=session.id)
-    services.session_accept(session_id=session.id, mitra=mitra)
+    session = lifecycle.session_create(client=client, package_code="curhat-15", mitra_id=mitra.id)
+    lifecycle.session_mark_paid(session_id=session.id)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
 
     async def send_crisis():
         try:
-            return await chat.message_send(
-                session_id=session.id, sender=chat.Sender(user_id=client.id),
+            return await chat_store.message_send(
+                session_id=session.id, sender=stored_message.Sender(user_id=client.id),
                 body="aku gak kuat lagi, pengen mati", client_msg_id=uuid.uuid4().hex,
             )  # fmt: skip
         finally:
-            await chat.close_pools()
+            await chat_store.close_pools()
 
     with uvicorn_process("internal") as (_, internal), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

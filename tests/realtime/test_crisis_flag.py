@@ -3,8 +3,8 @@ right after the ack leaves the flag behind, and the scheduler does the follow-up
 
 import pytest
 
+from halobestie import scheduler as halobestie_scheduler
 from halobestie.runtime.selectors import get_config
-from sessions_app import scheduler
 from sessions_app.models import ChatSession, Message
 from tests.realtime.conftest import Socket
 from tests.servers import uvicorn_process
@@ -29,8 +29,8 @@ def test_it_keeps_the_flag_when_the_server_is_killed_right_after_the_ack(active_
     ]
 
     # Whatever the dead process did not get to, the next scheduler tick does, once.
-    scheduler.run_tick()
-    scheduler.run_tick()
+    halobestie_scheduler.run_tick()
+    halobestie_scheduler.run_tick()
     stored.refresh_from_db()
     assert (stored.crisis_followup_pending, stored.crisis_extension_seconds, stored.extended_seconds) == (
         False, 600, 600,

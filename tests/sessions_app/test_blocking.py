@@ -4,7 +4,7 @@ pair again (real PostgreSQL, the real dispatcher)."""
 import pytest
 
 from halobestie.errors import Conflict
-from sessions_app import blocking, services
+from sessions_app import blocking, lifecycle, matching
 from sessions_app.models import Block, ChatSession, SessionEvent, SessionOffer, Status
 from tests.conftest import auth_client
 
@@ -12,8 +12,8 @@ from tests.conftest import auth_client
 def _ended_session(paid_session, online_mitra, client=None):
     mitra = online_mitra()
     session = paid_session(client=client, mitra=mitra, allow_any_mitra=False)
-    services.session_accept(session_id=session.id, mitra=mitra)
-    services.session_end(session_id=session.id, actor=session.client)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_end(session_id=session.id, actor=session.client)
     return ChatSession.objects.get(pk=session.id), mitra
 
 
@@ -41,7 +41,7 @@ def test_it_lets_the_bestie_block_the_client(paid_session, online_mitra):
 def test_it_refuses_to_block_before_the_end_and_for_strangers(paid_session, online_mitra, make_client_user):
     mitra = online_mitra()
     session = paid_session(mitra=mitra, allow_any_mitra=False)
-    services.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     response = auth_client(session.client).post(f"/api/v1/sessions/{session.id}/block")
     assert (response.status_code, response.json()["error"]["code"]) == (409, "session_not_ended")
     response = auth_client(make_client_user()).post(f"/api/v1/sessions/{session.id}/block")
@@ -55,7 +55,7 @@ def test_it_never_offers_a_blocked_pair_again(paid_session, online_mitra):
     blocking.block_after_session(session_id=session.id, user=blocked_mitra.user)
     # The blocked Bestie is the only one free, and the least loaded: still never offered.
     waiting = paid_session(client=client)
-    assert services.queue_dispatch() == []
+    assert matching.queue_dispatch() == []
     waiting.refresh_from_db()
     assert (waiting.status, waiting.mitra_id) == (Status.MATCHING, None)
     assert not SessionOffer.objects.filter(session=waiting).exists()
@@ -80,7 +80,7 @@ def test_it_answers_a_request_for_a_blocked_bestie_as_not_found(paid_session, on
 
 def test_it_refuses_a_session_nobody_took(paid_session):
     session = paid_session()
-    services.session_end(session_id=session.id, actor=session.client)
+    lifecycle.session_end(session_id=session.id, actor=session.client)
     with pytest.raises(Conflict) as refused:
         blocking.block_after_session(session_id=session.id, user=session.client)
     assert refused.value.code == "session_not_started"

@@ -13,7 +13,7 @@ from halobestie.accounts.models import Device
 from halobestie.accounts.services import device_register, user_update_profile
 from payments.models import Payment
 from payments.services import invoice_callback_receive
-from sessions_app import chat, handoff, services, tickets
+from sessions_app import chat_store, handoff, lifecycle, matching, stored_message, tickets
 from sessions_app.models import ChatSession, Message, SessionEvent
 from tests.conftest import auth_client
 
@@ -21,14 +21,14 @@ from tests.conftest import auth_client
 def _send(session, user, body, mitra=None):
     async def run():
         try:
-            return await chat.message_send(
+            return await chat_store.message_send(
                 session_id=session.id,
-                sender=chat.Sender(user_id=user.id, mitra_id=mitra.id if mitra else None),
+                sender=stored_message.Sender(user_id=user.id, mitra_id=mitra.id if mitra else None),
                 body=body,
                 client_msg_id=uuid.uuid4().hex,
             )
         finally:
-            await chat.close_pools()
+            await chat_store.close_pools()
 
     stored = async_to_sync(run)()
     if stored.crisis_source:  # what the socket does right after the ack
@@ -39,7 +39,7 @@ def _send(session, user, body, mitra=None):
 def _chat(paid_session, online_mitra, client=None):
     mitra = online_mitra()
     session = paid_session(client=client, mitra=mitra, allow_any_mitra=False)
-    services.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     _send(session, session.client, "rahasiaku: aku bertengkar dengan ibuku")
     _send(session, mitra.user, "terima kasih sudah cerita", mitra=mitra)
     _send(session, session.client, "aku pengen mati rasanya")  # and the hotline, a system message
@@ -53,7 +53,7 @@ def test_it_erases_one_ended_transcript_and_keeps_the_seqs(paid_session, online_
     assert (response.status_code, response.json()["error"]["code"]) == (409, "session_not_ended")
     assert Message.objects.filter(session=session, body="").count() == 0
 
-    services.session_end(session_id=session.id, actor=session.client)
+    lifecycle.session_end(session_id=session.id, actor=session.client)
     assert auth_client(mitra.user).delete(f"/api/v1/sessions/{session.id}/messages").status_code == 403
     response = client.delete(f"/api/v1/sessions/{session.id}/messages")
     assert (response.status_code, response.json()) == (200, {"erased_messages": 4})
@@ -70,7 +70,7 @@ def test_it_erases_one_ended_transcript_and_keeps_the_seqs(paid_session, online_
 
 def test_it_refuses_another_clients_transcript(paid_session, online_mitra, make_client_user):
     session, _ = _chat(paid_session, online_mitra)
-    services.session_end(session_id=session.id, actor=session.client)
+    lifecycle.session_end(session_id=session.id, actor=session.client)
     response = auth_client(make_client_user()).delete(f"/api/v1/sessions/{session.id}/messages")
     assert (response.status_code, response.json()["error"]["code"]) == (404, "session_not_found")
     assert Message.objects.filter(session=session, body="").count() == 0
@@ -103,7 +103,7 @@ def test_it_leaves_nothing_of_the_client_behind_after_account_deletion(online_mi
 
     # A session paid through the gateway callback, whose body carries the payer's data.
     mitra = online_mitra()
-    session = services.session_create(client=client, package_code="curhat-15", mitra_id=mitra.id)
+    session = lifecycle.session_create(client=client, package_code="curhat-15", mitra_id=mitra.id)
     payment = Payment.objects.get(session=session)
     invoice_callback_receive(
         token=settings.XENDIT_WEBHOOK_TOKEN,
@@ -114,18 +114,18 @@ def test_it_leaves_nothing_of_the_client_behind_after_account_deletion(online_mi
             "payment_destination": "6281377001122", "customer": {"given_names": "Sekar Ayuningtyas"},
         },
     )  # fmt: skip
-    services.queue_dispatch()
-    services.session_accept(session_id=session.id, mitra=mitra)
+    matching.queue_dispatch()
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     _send(session, client, "Namaku Sekar, aku kerja di toko roti Melati dan capek hidup")
     _send(session, mitra.user, "Sekar, toko roti Melati pasti berat ya", mitra=mitra)
-    services.session_end(session_id=session.id, actor=client)
-    services.session_rate(
+    lifecycle.session_end(session_id=session.id, actor=client)
+    lifecycle.session_rate(
         session_id=session.id, client=client, score=4, comment="Kak Bestie sabar, toko roti Melati"
     )
-    services.session_report(
+    lifecycle.session_report(
         session_id=session.id, reporter=client, reason="other", detail="laporan Sekar: jam 3"
     )
-    services.session_report(
+    lifecycle.session_report(
         session_id=session.id,
         reporter=mitra.user,
         reason="safety",

@@ -11,7 +11,7 @@ from asgiref.sync import async_to_sync
 from halobestie.audit.models import AuditEntry
 from halobestie.errors import Forbidden
 from halobestie.runtime.selectors import get_config
-from sessions_app import chat, handoff, services
+from sessions_app import chat_store, handoff, lifecycle, stored_message
 from sessions_app.models import ChatSession, EarningsEntry, Message, SessionEvent
 
 
@@ -20,7 +20,7 @@ def active(paid_session, online_mitra):
     def make():
         mitra = online_mitra()
         session = paid_session(mitra=mitra, allow_any_mitra=False)
-        services.session_accept(session_id=session.id, mitra=mitra)
+        lifecycle.session_accept(session_id=session.id, mitra=mitra)
         return ChatSession.objects.get(pk=session.id), mitra
 
     return make
@@ -31,14 +31,14 @@ def send(session, user, body, mitra=None):
 
     async def run():
         try:
-            return await chat.message_send(
+            return await chat_store.message_send(
                 session_id=session.id,
-                sender=chat.Sender(user_id=user.id, mitra_id=mitra.id if mitra else None),
+                sender=stored_message.Sender(user_id=user.id, mitra_id=mitra.id if mitra else None),
                 body=body,
                 client_msg_id=uuid.uuid4().hex,
             )
         finally:
-            await chat.close_pools()
+            await chat_store.close_pools()
 
     stored = async_to_sync(run)()
     if stored.crisis_source:
@@ -128,7 +128,7 @@ def test_it_gives_free_minutes_once_and_leaves_the_earnings_unchanged(active):
     assert list(
         SessionEvent.objects.filter(session=session, kind="extended").values_list("data", flat=True)
     ) == [{"seconds": 600, "amount_idr": 0, "reason": "crisis"}]
-    services.session_end(session_id=session.id, actor=session.client)
+    lifecycle.session_end(session_id=session.id, actor=session.client)
     assert EarningsEntry.objects.get(session=session).amount_idr == session.price_idr * 70 // 100
 
 

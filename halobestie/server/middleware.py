@@ -10,9 +10,9 @@ import re
 import time
 import uuid
 
-from halobestie import metrics
-from halobestie.listeners import request_listener
-from halobestie.request_context import reset_request_id, set_request_id
+from halobestie.server import metrics
+from halobestie.server.listeners import request_listener
+from halobestie.server.request_context import reset_request_id, set_request_id
 
 logger = logging.getLogger("halobestie.request")
 
