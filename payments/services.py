@@ -56,6 +56,7 @@ XENDIT_REFUND_REASONS = {
     "no_mitra": "CANCELLATION",
     "staff_ended": "CANCELLATION",
     "paid_after_close": "CANCELLATION",
+    "unserved_minutes": "CANCELLATION",
 }
 # Headers worth keeping with a stored callback (never the token).
 KEPT_HEADERS = ("content-type", "user-agent", "webhook-id", "x-request-id", "x-forwarded-for")
@@ -435,6 +436,7 @@ def _refund_new(*, payment, session, amount_idr, reason, actor, retry_of=None) -
     if is_gateway:
         refund_id = refund.pk
         transaction.on_commit(lambda: _send_quietly(refund_id))
+    hooks.refund_counted_changed(refund)
     return refund
 
 
@@ -542,6 +544,9 @@ def _refund_advance(refund, target, data):
         )
     if target == RefundStatus.SUCCEEDED:
         hooks.refund_issued(refund)
+    if target == RefundStatus.FAILED:
+        refund.save()
+        hooks.refund_counted_changed(refund)
     return True
 
 
@@ -625,6 +630,9 @@ def refund_retry(*, refund, actor) -> Refund:
     idempotency key, the same refund is returned. `failed`: a new refund (a new key) for the same
     payment and amount, pointing back at it. Raises Conflict `refund_not_retryable`."""
     with transaction.atomic():
+        # The session first, the lock order of the session services (a new refund books into the
+        # session's ledger under its lock).
+        _lock_session_row(refund.session_id)
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
         if refund.status == RefundStatus.REQUESTED and refund.is_gateway_refund:
             refund_id = refund.pk

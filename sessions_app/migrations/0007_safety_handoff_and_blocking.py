@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('mitras', '0001_initial'),
-        ('sessions_app', '0005_backfill_mitra_load'),
+        ('sessions_app', '0006_fair_money_ledger_and_payouts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
