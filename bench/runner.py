@@ -90,6 +90,7 @@ def server_env(**overrides):
         AUTH_ACCESS_TOKEN_SECONDS="86400",
         XENDIT_ENABLED="false",
         FAZPASS_ENABLED="false",
+        PUSH_ENABLED="false",
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
         DRAIN_SECONDS="0",

@@ -342,6 +342,15 @@ MITRA_LOGIN_MAX_FAILURES_PER_IP = env("MITRA_LOGIN_MAX_FAILURES_PER_IP", int, 20
 
 FIREBASE_SERVICE_ACCOUNT_PATH = env("FIREBASE_SERVICE_ACCOUNT_PATH", str, "")
 FIREBASE_PROJECT_ID = env("FIREBASE_PROJECT_ID", str, "")
+# The runbook's trap: without a service account pushes go nowhere, silently. With DEBUG off that
+# must be a decision (PUSH_ENABLED=false), never a forgotten mount.
+PUSH_ENABLED = env("PUSH_ENABLED", bool, True)
+if PUSH_ENABLED and not FIREBASE_SERVICE_ACCOUNT_PATH and not (DEBUG or TESTING):
+    raise ImproperlyConfigured(
+        "FIREBASE_SERVICE_ACCOUNT_PATH is empty and DEBUG is off: pushes would silently go nowhere. "
+        "Mount the Firebase service account and set its path, or set PUSH_ENABLED=false to run "
+        "without pushes on purpose."
+    )
 
 ADMIN_EMAIL = env("ADMIN_EMAIL", str, "")
 ADMIN_PASSWORD = env("ADMIN_PASSWORD", str, "")
@@ -365,6 +374,8 @@ FORWARDED_ALLOW_IPS = env("FORWARDED_ALLOW_IPS", str, "127.0.0.1")
 # /metrics), bound to METRICS_HOST. Never publish it.
 METRICS_PORT = env("METRICS_PORT", int, 0)
 METRICS_HOST = env("METRICS_HOST", str, "127.0.0.1")
+# The scheduler's /healthz (on METRICS_PORT) fails when its last completed tick is older than this.
+SCHEDULER_STALE_SECONDS = env("SCHEDULER_STALE_SECONDS", float, 60.0)
 
 # Production hardening, all on when DEBUG is off (TLS terminates at the reverse proxy).
 if not DEBUG:

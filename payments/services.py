@@ -95,6 +95,10 @@ def _count(status):
     transaction.on_commit(lambda: metrics.PAYMENTS.labels(status=status).inc())
 
 
+def _count_refund(outcome):
+    transaction.on_commit(lambda: metrics.REFUNDS.labels(outcome=outcome).inc())
+
+
 def _session_event(session_id, event_kind, *, actor=None, **data):
     """The session's timeline shows payment facts too (the control center reads it): written by
     whoever listens on `hooks.on_payment_event`, inside this transaction."""
@@ -425,6 +429,7 @@ def _refund_new(*, payment, session, amount_idr, reason, actor, retry_of=None) -
         retry_of=retry_of,
     )
     refund.save()
+    _count_refund("created")
     _session_event(
         session.pk,
         "refund_created",
@@ -445,6 +450,7 @@ def _send_quietly(refund_id):
         refund_send(refund_id=refund_id)
     except Exception:
         # The refund stays `requested`; the scheduler (refunds_send_due) or staff retry it.
+        metrics.REFUNDS.labels(outcome="send_failed").inc()
         logger.exception("refund send after commit failed", extra={"refund_id": str(refund_id)})
 
 
@@ -536,6 +542,7 @@ def _refund_advance(refund, target, data):
         refund.failure_code = str(data.get("failure_code") or "")[:100]
     if target in (RefundStatus.SUCCEEDED, RefundStatus.FAILED):
         refund.settled_at = timezone.now()
+        _count_refund(RefundStatus(target).value)
         _session_event(
             refund.session_id,
             f"refund_{RefundStatus(target).value}",
@@ -664,6 +671,7 @@ def refunds_send_due(*, now=None, min_age_seconds: int = 60, limit: int = 50) ->
             refund_send(refund_id=refund_id)
             sent += 1
         except xendit.XenditError:
+            metrics.REFUNDS.labels(outcome="send_failed").inc()
             continue
     return sent
 

@@ -40,7 +40,7 @@ from psycopg_pool import AsyncConnectionPool
 from halobestie.errors import ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
-from sessions_app import flagging, safety
+from sessions_app import flagging, observations, safety
 from sessions_app.errors import NotParticipant, SessionNotActive, SessionNotFound
 from sessions_app.models import ChatSession, Message, MessageKind, Status
 from sessions_app.selectors import session_participants
@@ -95,6 +95,7 @@ async def message_send(
             session_id=session_id, sender=sender, body=masked.text, is_masked=masked.is_masked,
             client_msg_id=client_msg_id, crisis_source=crisis.source,
         )  # fmt: skip
+    observations.message_stored(stored)
     if stored.is_duplicate:
         return stored
     return replace(stored, crisis_words=crisis.words, crisis_source=crisis.source)

@@ -19,7 +19,7 @@ from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
 from payments.services import invoice_cancel_quietly, invoice_open, payment_record, refund_create
-from sessions_app import blocking, notifications, settlement
+from sessions_app import blocking, notifications, observations, settlement
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.errors import SessionNotFound
 from sessions_app.matching import back_to_matching, dispatch_after_commit, withdraw_pending_offer
@@ -69,6 +69,8 @@ def end_active(session, *, reason, actor=None, now, fault=settlement.FAULT_NONE)
 def _cancel(session, *, reason, actor=None, now, refund):
     """Precondition: `session` is locked and not yet active. Cancels it; refunds what was paid."""
     check_transition(session, Status.CANCELLED)
+    if session.status in (Status.MATCHING, Status.OFFERED):
+        observations.matching_ended(outcome="cancelled")
     previous_mitra_id = session.mitra_id if session.status == Status.OFFERED else None
     if session.status == Status.OFFERED:
         withdraw_pending_offer(session, outcome=OfferOutcome.WITHDRAWN, now=now)
@@ -239,6 +241,7 @@ def session_accept(*, session_id, mitra) -> ChatSession:
         if session.offer_expires_at and session.offer_expires_at <= now:
             raise Conflict("Waktu menerima tawaran sudah habis.", code="offer_expired")
         check_transition(session, Status.ACTIVE)
+        observations.offer_ended(session, outcome=OfferOutcome.ACCEPTED, now=now)
         SessionOffer.objects.filter(session=session, mitra=mitra, outcome=OfferOutcome.PENDING).update(
             outcome=OfferOutcome.ACCEPTED, responded_at=now
         )

@@ -10,7 +10,7 @@ from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
 from payments.services import refund_create
-from sessions_app import events, handoff, notifications
+from sessions_app import events, handoff, notifications, observations
 from sessions_app.chat_store import messages_purge_expired
 from sessions_app.effects import notify_updated, participant_user_ids, record
 from sessions_app.lifecycle import end_active
@@ -73,6 +73,7 @@ def matching_expire_due(*, now=None, limit=200) -> int:
         session.ended_at = now
         session.save()
         record(session, "unmatched")
+        observations.matching_ended(outcome="unmatched")
         refund_create(session=session, reason=EndReason.NO_MITRA, allow_nothing=True)
         notify_updated(session)
 

@@ -2,7 +2,7 @@
 
 from tests.halobestie.test_settings import run_settings
 
-REAL = {"DEBUG": "false", "DJANGO_SECRET_KEY": "s" * 40, "AUTH_JWT_SECRET": "j" * 40}
+REAL = {"DEBUG": "false", "DJANGO_SECRET_KEY": "s" * 40, "AUTH_JWT_SECRET": "j" * 40, "PUSH_ENABLED": "false"}
 
 
 def test_it_refuses_a_legacy_secret_without_the_end_of_the_window():
