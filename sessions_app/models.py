@@ -79,12 +79,12 @@ class ChatSession(models.Model):
     flagged_at = models.DateTimeField(null=True, blank=True)
     # Warm handoff (sessions_app/handoff.py). Set with the message that signalled crisis, in its
     # statement; cleared when a staff member acknowledges (audited, with a note).
-    needs_staff_attention = models.BooleanField("perlu perhatian staf", default=False)
+    needs_staff_attention = models.BooleanField("perlu perhatian staf", default=False, db_default=False)
     # Set with such a message too; cleared once the hotline, the free minutes and the live
     # events went out (right after the ack, or by the scheduler if the process died first).
-    crisis_followup_pending = models.BooleanField(default=False)
+    crisis_followup_pending = models.BooleanField(default=False, db_default=False)
     # The free minutes granted on the first crisis flag (part of extended_seconds; no price).
-    crisis_extension_seconds = models.PositiveIntegerField(default=0)
+    crisis_extension_seconds = models.PositiveIntegerField(default=0, db_default=0)
     # The last message seq handed out; the next message gets last_seq + 1 (under the row lock).
     last_seq = models.PositiveIntegerField(default=0)
     # Read receipts: the highest seq each side has read (realtime `read` frames).
