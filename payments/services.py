@@ -36,6 +36,7 @@ from payments.models import (
     Refund,
     RefundStatus,
 )
+from payments.privacy import callbacks_purge_payer_data
 
 logger = logging.getLogger(__name__)
 
@@ -680,4 +681,5 @@ def scheduler_jobs():
     return [
         ("payments_expire_due", lambda now: payments_expire_due(now=now)),
         ("refunds_send_due", lambda now: refunds_send_due(now=now)),
+        ("callbacks_purge_payer_data", lambda now: callbacks_purge_payer_data(now=now)),
     ]

@@ -37,7 +37,7 @@ from mitras.services import mitra_heartbeat
 from sessions_app import (
     chat_store,
     events,
-    lifecycle,
+    handoff,
     notifications,
     observations,
     realtime,
@@ -307,8 +307,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         other = stored.mitra_user_id if self.user_id == stored.client_user_id else stored.client_user_id
         if not stored.is_duplicate:
             self._background(self._push_if_offline(stored, other))
-            if stored.crisis_words and self.user_id == stored.client_user_id:
-                self._background(self._flag_crisis(stored))
+            if stored.crisis_source:
+                # The flag is stored already (with the message); this is the follow-up.
+                self._background(self._crisis_followup(stored))
 
     async def _group_send(self, user_id, frame):
         try:
@@ -340,13 +341,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.warning("new-message push failed", exc_info=True)
 
-    async def _flag_crisis(self, stored):
+    async def _crisis_followup(self, stored):
         try:
-            await database_sync_to_async(lifecycle.session_flag_crisis)(
-                session_id=stored.session_id, message_id=stored.id
-            )
+            await database_sync_to_async(handoff.crisis_followup)(session_id=stored.session_id)
         except Exception:
-            logger.exception("crisis flag failed", extra={"session_id": stored.session_id})
+            # The scheduler's crisis_followups job picks it up (crisis_followup_pending).
+            logger.exception("crisis follow-up failed", extra={"session_id": stored.session_id})
 
     async def on_typing(self, frame):
         session_id = _session_id(frame, "typing")

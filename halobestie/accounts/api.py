@@ -241,6 +241,12 @@ class MeApi(APIView):
 
     @extend_schema(
         operation_id="me_delete",
+        description=(
+            "The client erases their account: personal data, devices, tokens, and in the same "
+            "transaction every transcript of their sessions (tombstones keep seq), rating comments, "
+            "report texts and the payer fields of their payment callbacks. What stays and why: "
+            "docs/privacy.md."
+        ),
         responses={204: OpenApiResponse(description="Data pribadi dihapus; semua token dicabut.")},
     )
     def delete(self, request):

@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -27,6 +29,7 @@ from halobestie.accounts import hooks
 from halobestie.accounts.authentication import check_may_authenticate
 from halobestie.accounts.models import Device, LoginFailure, OtpChallenge, OtpStatus, Role, User
 from halobestie.accounts.tokens import tokens_for
+from halobestie.audit.models import AuditEntry
 from halobestie.db.locks import advisory_xact_lock_text
 from halobestie.db.purge import delete_if_any
 from halobestie.errors import Forbidden, NotFound, ServiceError, TooManyRequests
@@ -455,10 +458,25 @@ def user_erase(*, user: User) -> User:
         Device.objects.filter(user=locked).delete()
         if phone:
             OtpChallenge.objects.filter(phone=phone).delete()
+        _admin_log_pseudonymise(locked.pk)
         _revoke_refresh_tokens(locked.pk)
+        # The other apps' copies (transcripts, comments, report texts, payer data): same transaction.
+        hooks.notify_client_erasing(locked.pk)
         transaction.on_commit(partial(hooks.notify_client_deleted, locked.pk))
     logger.info("client account erased", extra={"user_id": locked.pk})
     return locked
+
+
+def _admin_log_pseudonymise(user_id) -> None:
+    """The control center's own records name the user by str(user) (phone or nickname): the
+    admin log and the audit entries about this user keep what happened, not who."""
+    user_type = ContentType.objects.get_for_model(User)
+    LogEntry.objects.filter(content_type=user_type, object_id=str(user_id)).update(
+        object_repr=f"user {user_id}", change_message=""
+    )
+    AuditEntry.objects.filter(object_type="accounts.user", object_id=str(user_id)).update(
+        before=None, after={"erased": True}
+    )
 
 
 # Devices ------------------------------------------------------------------------------------
