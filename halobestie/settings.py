@@ -266,13 +266,36 @@ XENDIT_FAILURE_REDIRECT_URL = env(
     "XENDIT_FAILURE_REDIRECT_URL", str, f"{PUBLIC_BASE_URL}/payment/return/failure"
 )
 XENDIT_TIMEOUT_SECONDS = env("XENDIT_TIMEOUT_SECONDS", float, 10.0)
-if XENDIT_ENABLED and not (DEBUG or TESTING) and not (XENDIT_SECRET_KEY and XENDIT_WEBHOOK_TOKEN):
+# The local checkout (a stand-in for Xendit's invoice page: "Bayar" marks the session paid) exists
+# only with XENDIT_ENABLED off, which DEBUG off refuses unless this escape hatch is set on purpose
+# (a staging without Xendit test keys); it is logged as a warning at every start, and the page only
+# opens with the signed key in the invoice_url its session's client received.
+PAYMENTS_LOCAL_CHECKOUT_UNSAFE = env("PAYMENTS_LOCAL_CHECKOUT_UNSAFE", bool, False)
+if not (DEBUG or TESTING):
+    if PAYMENTS_LOCAL_CHECKOUT_UNSAFE and XENDIT_ENABLED:
+        raise ImproperlyConfigured(
+            "PAYMENTS_LOCAL_CHECKOUT_UNSAFE and XENDIT_ENABLED are both on: choose one."
+        )
+    if not PAYMENTS_LOCAL_CHECKOUT_UNSAFE:
+        if not XENDIT_ENABLED:
+            raise ImproperlyConfigured(
+                "Environment variable XENDIT_ENABLED must be true when DEBUG is off (payments go "
+                "through Xendit; a staging without Xendit sets PAYMENTS_LOCAL_CHECKOUT_UNSAFE=true)."
+            )
+        for _name, _value in (
+            ("XENDIT_SECRET_KEY", XENDIT_SECRET_KEY),
+            ("XENDIT_WEBHOOK_TOKEN", XENDIT_WEBHOOK_TOKEN),
+        ):
+            if not _value:
+                raise ImproperlyConfigured(
+                    f"Environment variable {_name} must be set when DEBUG is off (Xendit payments)."
+                )
+elif XENDIT_ENABLED and not TESTING and not (XENDIT_SECRET_KEY and XENDIT_WEBHOOK_TOKEN):
     raise ImproperlyConfigured(
         "XENDIT_ENABLED is on: XENDIT_SECRET_KEY and XENDIT_WEBHOOK_TOKEN must be set."
     )
-if not XENDIT_WEBHOOK_TOKEN and (DEBUG or TESTING or not XENDIT_ENABLED):
-    # The local checkout signs its own callbacks with this token.
-    XENDIT_WEBHOOK_TOKEN = "local-checkout-token"
+# There is no default webhook token: with XENDIT_WEBHOOK_TOKEN empty every callback is refused
+# (the local checkout and the reconciler feed the handler in process, without a token).
 APP_DEEP_LINK_SCHEME = env("APP_DEEP_LINK_SCHEME", str, "mybestie")
 
 FAZPASS_ENABLED = env("FAZPASS_ENABLED", bool, False)
@@ -284,8 +307,13 @@ if FAZPASS_ENABLED and not (FAZPASS_MERCHANT_KEY and FAZPASS_GATEWAY_KEY):
     raise ImproperlyConfigured(
         "FAZPASS_ENABLED is on: FAZPASS_MERCHANT_KEY and FAZPASS_GATEWAY_KEY must be set."
     )
+# The OTP test bypass (FAZPASS_ENABLED off; app-store review accounts): the phones in
+# OTP_TEST_PHONES accept OTP_TEST_CODE. DEBUG off: no default code, so a bypass needs both set
+# on purpose (logged as a warning at every start); DEBUG on: any phone, code 123456 by default.
 OTP_TEST_PHONES = env("OTP_TEST_PHONES", list, [])
-OTP_TEST_CODE = env("OTP_TEST_CODE", str, "123456")
+OTP_TEST_CODE = env("OTP_TEST_CODE", str, "") or ("123456" if DEBUG or TESTING else "")
+if OTP_TEST_CODE and (len(OTP_TEST_CODE) < 6 or not OTP_TEST_CODE.isdigit()) and not (DEBUG or TESTING):
+    raise ImproperlyConfigured("Environment variable OTP_TEST_CODE must be at least 6 digits.")
 OTP_TTL_SECONDS = env("OTP_TTL_SECONDS", int, 300)
 OTP_RESEND_COOLDOWN_SECONDS = env("OTP_RESEND_COOLDOWN_SECONDS", int, 60)
 OTP_MAX_ATTEMPTS = env("OTP_MAX_ATTEMPTS", int, 5)
