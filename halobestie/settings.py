@@ -95,6 +95,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "halobestie.middleware.RequestIdMiddleware",
+    # NUL bytes and lone surrogates in the path or the query string: 400 before any view.
+    "halobestie.middleware.HostileInputMiddleware",
     "halobestie.listeners.ListenerUrlconfMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -154,6 +156,15 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
         # connection in the pool is dead, and without the check each would fail one request.
         _database["CONN_HEALTH_CHECKS"] = True
     _database["OPTIONS"].setdefault("connect_timeout", env("DATABASE_CONNECT_TIMEOUT", int, 3))
+    # A request waiting on a row lock (or a statement running) longer than this fails with its own
+    # answer (503 database_timeout, halobestie/errors.py) instead of holding a worker; 0: no limit.
+    _server_options = {
+        "lock_timeout": env("DATABASE_LOCK_TIMEOUT_MS", int, 10_000),
+        "statement_timeout": env("DATABASE_STATEMENT_TIMEOUT_MS", int, 0),
+    }
+    _database["OPTIONS"]["options"] = " ".join(
+        f"-c {name}={value}" for name, value in _server_options.items()
+    )
 _test_database_name = env("TEST_DATABASE_NAME", str, "test_halobestie")
 if _test_database_name:
     _database["TEST"] = {"NAME": _test_database_name}
@@ -214,7 +225,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["halobestie.accounts.authentication.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON with a depth limit and no NUL or lone surrogate in any string (halobestie/safe_input.py).
+    "DEFAULT_PARSER_CLASSES": ["halobestie.safe_input.SafeJSONParser"],
     "EXCEPTION_HANDLER": "halobestie.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "halobestie.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,

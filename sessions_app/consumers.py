@@ -29,7 +29,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from halobestie import drain
+from halobestie import drain, safe_input
 from halobestie.errors import ServiceError
 from sessions_app import chat, events, realtime, safety
 
@@ -93,6 +93,14 @@ def _session_id(frame, ref):
 
 def _invalid(field, ref, detail="Nilai tidak valid."):
     raise FrameError("validation_error", f"{field}: {detail}", ref)
+
+
+def _unrevealing(code, detail):
+    """No existence oracle: a session the user takes no part in is answered exactly like one that
+    does not exist (`session_not_found`), so a socket cannot probe which session ids are real."""
+    if code == chat.NotParticipant.code:
+        return chat.SessionNotFound.code, chat.SessionNotFound.detail
+    return code, detail
 
 
 def _int_field(frame, field, ref, *, minimum=0):
@@ -215,7 +223,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if not self.frame_bucket.take():
                 raise FrameError("rate_limited", "Terlalu banyak frame. Pelan-pelan ya.")
             try:
-                frame = json.loads(text_data)
+                frame = safe_input.loads(text_data)
+            except safe_input.HostileInput as exc:
+                # Too deep, or a NUL / lone surrogate in some string (body, client_msg_id, …).
+                raise FrameError("validation_error", str(exc)) from None
             except ValueError:
                 raise FrameError("bad_frame", "Frame bukan JSON yang valid.") from None
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
@@ -228,9 +239,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._refresh_presence()
             await handler(self, frame)
         except FrameError as exc:
-            await self.send_error(exc.code, exc.detail, exc.ref if exc.ref is not None else ref)
+            await self.send_error(
+                *_unrevealing(exc.code, exc.detail), exc.ref if exc.ref is not None else ref
+            )
         except ServiceError as exc:
-            await self.send_error(exc.code, exc.detail, ref)
+            await self.send_error(*_unrevealing(exc.code, exc.detail), ref)
         except Exception:
             logger.exception("chat frame failed", extra={"user_id": self.user_id, "frame_type": ref})
             await self.send_error("server_error", "Terjadi kesalahan di server. Coba lagi.", ref)
@@ -285,16 +298,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 {"type": "message.masked", "session_id": session_id, "client_msg_id": client_msg_id,
                  "detail": safety.MASKED_NOTICE}
             )  # fmt: skip
+        if stored.is_duplicate:
+            # A resend (same client_msg_id): the same ack, and nothing else. The first send
+            # broadcast the message; if that broadcast was lost, `sync` brings it.
+            return
         frame_out = chat.message_frame(stored)
         recipients = [stored.client_user_id, stored.mitra_user_id]
         for user_id in recipients:
             if user_id is not None:
                 await self._group_send(user_id, frame_out)
         other = stored.mitra_user_id if self.user_id == stored.client_user_id else stored.client_user_id
-        if not stored.is_duplicate:
-            self._background(self._push_if_offline(stored, other))
-            if stored.crisis_words and self.user_id == stored.client_user_id:
-                self._background(self._flag_crisis(stored))
+        self._background(self._push_if_offline(stored, other))
+        if stored.crisis_words and self.user_id == stored.client_user_id:
+            self._background(self._flag_crisis(stored))
 
     async def _group_send(self, user_id, frame):
         try:

@@ -100,10 +100,14 @@ def test_it_serves_no_checkout_and_refuses_webhooks_without_the_token(
         assert _snapshot(session) == before
 
 
-def test_it_binds_the_unsafe_local_checkout_to_the_sessions_client(transactional_db, make_client_user, tmp_path):
+def test_it_binds_the_unsafe_local_checkout_to_the_sessions_client(
+    transactional_db, make_client_user, tmp_path
+):
     session, payment = _pending_payment(make_client_user)
     other_session, other_payment = _pending_payment(make_client_user)
-    env = production_env(XENDIT_ENABLED="false", PAYMENTS_LOCAL_CHECKOUT_UNSAFE="true", SECURE_COOKIES="false")
+    env = production_env(
+        XENDIT_ENABLED="false", PAYMENTS_LOCAL_CHECKOUT_UNSAFE="true", SECURE_COOKIES="false"
+    )
     log_path = tmp_path / "public.log"
     with serve_process("public", env=env, log_path=log_path) as (_, base):
         page = f"{base}/payment/checkout/{payment.external_id}"
