@@ -18,6 +18,8 @@ after running.
 """
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import time
@@ -26,7 +28,10 @@ from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 
 from halobestie import drain, safe_input
@@ -41,6 +46,7 @@ CLOSE_FORCED = 4003
 SYNC_PAGE = 200
 CONFIG_CACHE_SECONDS = 5.0
 PARTICIPANTS_CACHE = 64
+NEW_CHANNEL_TIMEOUT_SECONDS = 3.0
 
 
 class TokenBucket:
@@ -110,6 +116,15 @@ def _int_field(frame, field, ref, *, minimum=0):
     return value
 
 
+async def _accept_and_close(receive, send, code):
+    """Speak just enough ASGI to accept the handshake and close it with `code`."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": code})
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     user_id = None
     mitra_id = None
@@ -122,6 +137,26 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     # Connection ------------------------------------------------------------------------------
+
+    async def __call__(self, scope, receive, send):
+        """Channels' AsyncConsumer.__call__, except that a channel layer that cannot give this
+        socket its channel (Valkey down) no longer fails the upgrade with an HTTP 500: the socket
+        is accepted and closed with 1012 (service restart), as docs/realtime.md promises, and
+        the outage is logged once (sessions_app.realtime.layer_unavailable_at_upgrade)."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        try:
+            async with asyncio.timeout(NEW_CHANNEL_TIMEOUT_SECONDS):
+                self.channel_name = await self.channel_layer.new_channel()
+        except Exception as exc:
+            realtime.layer_unavailable_at_upgrade(exc)
+            await _accept_and_close(receive, send, realtime.CLOSE_SERVICE_RESTART)
+            return
+        realtime.layer_available_at_upgrade()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            await await_many_dispatch([receive, self.channel_receive], self.dispatch)
 
     async def connect(self):
         await self.accept()
@@ -154,8 +189,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.tasks = set()
         try:
             await self.channel_layer.group_add(events.user_group(user.id), self.channel_name)
-        except Exception:
-            logger.warning("channel layer unavailable at connect", exc_info=True)
+        except Exception as exc:
+            realtime.layer_unavailable_at_upgrade(exc)
             await self.close_with(realtime.CLOSE_SERVICE_RESTART)
             return
         self.joined = True

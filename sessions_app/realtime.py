@@ -54,6 +54,28 @@ def local_consumers():
     return list(_consumers)
 
 
+# Layer outages seen by new sockets -------------------------------------------------------------
+
+_upgrade_outage = {"is_down": False}
+
+
+def layer_unavailable_at_upgrade(exc):
+    """A socket could not get its channel (Valkey down): it is accepted and closed with 1012.
+    Logged once per outage, not once per socket (apps retry every few seconds)."""
+    if not _upgrade_outage["is_down"]:
+        _upgrade_outage["is_down"] = True
+        logger.warning(
+            "channel layer unavailable: new sockets are closed with 1012 until it is back",
+            extra={"error": type(exc).__name__},
+        )
+
+
+def layer_available_at_upgrade():
+    if _upgrade_outage["is_down"]:
+        _upgrade_outage["is_down"] = False
+        logger.info("channel layer available again for new sockets")
+
+
 # Sockets per user ------------------------------------------------------------------------------
 
 

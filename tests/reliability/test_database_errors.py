@@ -34,14 +34,16 @@ def test_it_answers_a_lock_timeout_with_its_own_code_and_logs_no_parameters(make
     log_path = tmp_path / "public.log"
     access = tokens_for(user)["access"]
     env = server_env(DATABASE_LOCK_TIMEOUT_MS="300")
-    with serve_process("public", env=env, log_path=log_path) as (_, base):
-        with psycopg.connect(_dsn(), autocommit=False) as holder:
-            holder.execute("SELECT id FROM accounts_user WHERE id = %s FOR UPDATE", [user.pk])
-            answer = requests.patch(
-                f"{base}/api/v1/me", json={"display_name": secret_name},
-                headers={"Authorization": f"Bearer {access}"}, timeout=20,
-            )  # fmt: skip
-            holder.rollback()
+    with (
+        serve_process("public", env=env, log_path=log_path) as (_, base),
+        psycopg.connect(_dsn(), autocommit=False) as holder,
+    ):
+        holder.execute("SELECT id FROM accounts_user WHERE id = %s FOR UPDATE", [user.pk])
+        answer = requests.patch(
+            f"{base}/api/v1/me", json={"display_name": secret_name},
+            headers={"Authorization": f"Bearer {access}"}, timeout=20,
+        )  # fmt: skip
+        holder.rollback()
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["code"] == "database_timeout"
     assert answer.headers["Retry-After"] == "1"
