@@ -234,6 +234,10 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 20,
 }
 
+# A rotated refresh token sent again within this many seconds gets the same successor pair (an
+# app's foreground and background refreshing at once); later, it revokes its whole family.
+AUTH_REFRESH_REUSE_LEEWAY_SECONDS = env("AUTH_REFRESH_REUSE_LEEWAY_SECONDS", int, 10)
+
 SIMPLE_JWT = {
     "ALGORITHM": "HS256",
     "SIGNING_KEY": AUTH_JWT_SECRET,

@@ -16,6 +16,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from halobestie.accounts.models import Role, User
+from halobestie.accounts.tokens import access_is_revoked
 from halobestie.errors import ServiceError
 from sessions_app.models import RealtimeTicket
 
@@ -69,6 +70,7 @@ def socket_user(*, authorization: str | None, ticket: str | None):
     SocketUnauthenticated with code `unauthenticated`, `token_not_valid`, `ticket_not_valid`,
     `account_deleted`, `mitra_deactivated` or `role_not_allowed`."""
     claimed_role = None
+    token_jti = None
     if authorization:
         scheme, _, raw = authorization.partition(" ")
         if scheme != "Bearer" or not raw.strip():
@@ -79,8 +81,11 @@ def socket_user(*, authorization: str | None, ticket: str | None):
             raise SocketUnauthenticated(
                 "Token tidak valid atau kedaluwarsa.", code="token_not_valid"
             ) from None
+        if access_is_revoked(token.get("jti")):
+            raise SocketUnauthenticated("Token sudah dicabut. Masuk lagi.", code="token_revoked")
         user_id = token.get("user_id")
         claimed_role = token.get("role")
+        token_jti = token.get("jti")
     elif ticket:
         user_id = ticket_consume(ticket=ticket)
         if user_id is None:
@@ -100,4 +105,6 @@ def socket_user(*, authorization: str | None, ticket: str | None):
         raise SocketUnauthenticated("Hanya untuk akun klien atau mitra.", code="role_not_allowed")
     if user.role == Role.MITRA and user.mitra.deactivated_at is not None:
         raise SocketUnauthenticated("Akun mitra dinonaktifkan.", code="mitra_deactivated")
+    # The consumer re-checks the token (revoked?) and the account periodically.
+    user.socket_token_jti = token_jti
     return user

@@ -8,6 +8,8 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken
 
 from halobestie.accounts import services
 from halobestie.accounts.permissions import IsClient, IsClientOrMitra
@@ -175,10 +177,24 @@ class RefreshIn(serializers.Serializer):
     refresh = serializers.CharField(max_length=2048)
 
 
+def _bearer_payload(request):
+    """The claims of a valid access token in the Authorization header, or None."""
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "Bearer" or not raw.strip():
+        return None
+    try:
+        return dict(AccessToken(raw.strip()).payload)
+    except TokenError:
+        return None
+
+
 class TokenRefreshApi(PublicApi):
-    """Exchange a refresh token for a new pair. The old refresh token is revoked (rotation); a
-    revoked, expired or foreign token is 401 `token_not_valid`, and so is the token of a deleted
-    account (`account_deleted`) or a deactivated mitra (`mitra_deactivated`)."""
+    """Exchange a refresh token for a new pair. The old refresh token is revoked (rotation). The
+    same refresh token sent again within AUTH_REFRESH_REUSE_LEEWAY_SECONDS (an app refreshing
+    from foreground and background at once) gets the same new pair; sent again later it is a
+    reuse: 401 `token_reused`, and every token of that login (refresh and access) is revoked.
+    A revoked, expired or foreign token is 401 `token_not_valid`, and so is the token of a
+    deleted account (`account_deleted`) or a deactivated mitra (`mitra_deactivated`)."""
 
     @extend_schema(operation_id="auth_token_refresh", request=RefreshIn, responses=TokenPairOut)
     def post(self, request):
@@ -189,13 +205,17 @@ class TokenRefreshApi(PublicApi):
 
 
 class LogoutApi(PublicApi):
-    """Revoke the refresh token. The access token stays valid until it expires (minutes)."""
+    """Log out: the refresh token's whole family is revoked (every refresh token rotated from the
+    same login is blacklisted, every access token issued with them refused from now on with 401
+    `token_revoked`, on REST and at socket connect), and so is the access token in the
+    Authorization header, if one is sent. The deny list is in PostgreSQL: it holds while Valkey
+    is down."""
 
     @extend_schema(operation_id="auth_logout", request=RefreshIn, responses={204: OpenApiResponse()})
     def post(self, request):
         body = RefreshIn(data=request.data)
         body.is_valid(raise_exception=True)
-        services.auth_logout(refresh=body.validated_data["refresh"])
+        services.auth_logout(refresh=body.validated_data["refresh"], access_payload=_bearer_payload(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
