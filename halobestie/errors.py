@@ -215,6 +215,8 @@ def api_exception_handler(exc, context):
     if isinstance(exc, DATABASE_ERRORS):
         answer = database_error_as_service_error(exc)
         return service_error_response(answer, Response) if answer is not None else None
+    if isinstance(exc, exceptions.Throttled):
+        return service_error_response(TooManyRequests(retry_after=exc.wait or 1), Response)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -205,6 +205,10 @@ REALTIME_MESSAGES_PER_SECOND = env("REALTIME_MESSAGES_PER_SECOND", float, 5.0)
 REALTIME_MESSAGES_BURST = env("REALTIME_MESSAGES_BURST", int, 20)
 REALTIME_FRAMES_PER_SECOND = env("REALTIME_FRAMES_PER_SECOND", float, 20.0)
 REALTIME_FRAMES_BURST = env("REALTIME_FRAMES_BURST", int, 60)
+# Per user, across every process: open sockets (more: closed with 4029 `too_many_sockets`), and
+# how often an open socket re-checks its account and token (deactivated, deleted, revoked).
+REALTIME_MAX_SOCKETS_PER_USER = env("REALTIME_MAX_SOCKETS_PER_USER", int, 5)
+REALTIME_USER_RECHECK_SECONDS = env("REALTIME_USER_RECHECK_SECONDS", float, 60.0)
 
 LANGUAGE_CODE = "id"
 TIME_ZONE = "Asia/Jakarta"
@@ -228,11 +232,19 @@ REST_FRAMEWORK = {
     # JSON with a depth limit and no NUL or lone surrogate in any string (halobestie/safe_input.py).
     "DEFAULT_PARSER_CLASSES": ["halobestie.safe_input.SafeJSONParser"],
     "EXCEPTION_HANDLER": "halobestie.errors.api_exception_handler",
+    # Reads and writes per person per minute (halobestie/throttles.py), except where a view has
+    # a limit of its own (OTP, mitra login) or another authentication (Xendit's webhooks).
+    "DEFAULT_THROTTLE_CLASSES": ["halobestie.throttles.PersonRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "halobestie.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 20,
 }
+
+# Per-person API limits (halobestie/throttles.py); 0: off. Off by default only under tests (the
+# suite shares one client address); the throttle tests set them.
+API_THROTTLE_READS_PER_MINUTE = env("API_THROTTLE_READS_PER_MINUTE", int, 0 if TESTING else 300)
+API_THROTTLE_WRITES_PER_MINUTE = env("API_THROTTLE_WRITES_PER_MINUTE", int, 0 if TESTING else 60)
 
 # A rotated refresh token sent again within this many seconds gets the same successor pair (an
 # app's foreground and background refreshing at once); later, it revokes its whole family.

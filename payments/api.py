@@ -39,6 +39,7 @@ class _CallbackApi(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
     parser_classes = [SafeJSONParser]
+    throttle_classes = []  # Xendit's retries come from few addresses; the token authenticates
     handler = None
 
     def post(self, request):

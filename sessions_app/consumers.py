@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 MAX_FRAME_CHARACTERS = 20_000
 CLOSE_UNAUTHENTICATED = 4001
 CLOSE_FORCED = 4003
+CLOSE_TOO_MANY = 4029
 SYNC_PAGE = 200
 CONFIG_CACHE_SECONDS = 5.0
 PARTICIPANTS_CACHE = 64
@@ -175,7 +176,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_error(exc.code, exc.detail)
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        if not await self._within_socket_cap(user.id):
+            return
         self.user_id = user.id
+        self.token_jti = getattr(user, "socket_token_jti", None)
         self.role = user.role
         self.mitra = getattr(user, "mitra", None) if user.role == "mitra" else None
         self.mitra_id = self.mitra.id if self.mitra else None
@@ -196,8 +200,46 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.joined = True
         realtime.register(self)
         realtime.ensure_watchdog()
-        await realtime.socket_opened(self.user_id, self.channel_name)
         await self.send_json({"type": "hello", "user_id": user.id, "role": user.role})
+        self._background(self._recheck_user_periodically())
+
+    async def _within_socket_cap(self, user_id) -> bool:
+        """At most REALTIME_MAX_SOCKETS_PER_USER sockets per user on all processes (this
+        process's only while Valkey is down); past it: `too_many_sockets`, closed with 4029."""
+        count = await realtime.socket_open_count(user_id, self.channel_name)
+        if count is None:
+            count = 1 + sum(1 for c in realtime.local_consumers() if c.user_id == user_id)
+        if count <= settings.REALTIME_MAX_SOCKETS_PER_USER:
+            return True
+        await realtime.socket_closed(user_id, self.channel_name)
+        await self.send_error("too_many_sockets", "Terlalu banyak koneksi terbuka untuk akun ini.")
+        await self.close_with(CLOSE_TOO_MANY)
+        return False
+
+    async def _recheck_user_periodically(self):
+        """Every REALTIME_USER_RECHECK_SECONDS: is the account still allowed (not deactivated
+        or deleted) and the socket's access token not revoked? A missed force-close (a process
+        that died before sending it) closes the socket here at the latest."""
+        from sessions_app.tickets import socket_user_recheck
+
+        interval = settings.REALTIME_USER_RECHECK_SECONDS
+        if interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                refusal = await database_sync_to_async(socket_user_recheck)(
+                    user_id=self.user_id, token_jti=self.token_jti
+                )
+            except Exception:
+                logger.warning("socket user re-check failed", exc_info=True)
+                continue
+            if refusal is not None:
+                await self.send_error(refusal.code, refusal.detail)
+                await self.close_with(
+                    CLOSE_FORCED if refusal.code == "mitra_deactivated" else CLOSE_UNAUTHENTICATED
+                )
+                return
 
     async def disconnect(self, code):
         if self.user_id is None:
@@ -314,7 +356,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         body = frame.get("body")
         if not isinstance(body, str):
             _invalid("body", ref, "wajib berupa teks.")
-        if not self.message_bucket.take():
+        # One bucket per user across all sockets (Valkey); the socket's own while Valkey is down.
+        allowed = await realtime.user_message_allowed(self.user_id)
+        if not (allowed if allowed is not None else self.message_bucket.take()):
             raise FrameError("rate_limited", "Terlalu banyak pesan. Tunggu sebentar.", ref)
         config = await _runtime_config()
         try:

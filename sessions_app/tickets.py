@@ -95,6 +95,25 @@ def socket_user(*, authorization: str | None, ticket: str | None):
     else:
         raise SocketUnauthenticated()
     user = User.objects.select_related("mitra").filter(pk=user_id).first()
+    _check_socket_user(user, claimed_role=claimed_role)
+    # The consumer re-checks the token (revoked?) and the account periodically.
+    user.socket_token_jti = token_jti
+    return user
+
+
+def socket_user_recheck(*, user_id, token_jti) -> ServiceError | None:
+    """For an open socket, every REALTIME_USER_RECHECK_SECONDS: the refusal the socket would get
+    if it connected now (account deactivated, deleted, its access token revoked), or None."""
+    if access_is_revoked(token_jti):
+        return SocketUnauthenticated("Token sudah dicabut. Masuk lagi.", code="token_revoked")
+    try:
+        _check_socket_user(User.objects.select_related("mitra").filter(pk=user_id).first(), claimed_role=None)
+    except SocketUnauthenticated as refusal:
+        return refusal
+    return None
+
+
+def _check_socket_user(user, *, claimed_role):
     if user is None or not user.is_active:
         raise SocketUnauthenticated("Akun tidak aktif.", code="token_not_valid")
     if user.deleted_at is not None:
@@ -105,6 +124,3 @@ def socket_user(*, authorization: str | None, ticket: str | None):
         raise SocketUnauthenticated("Hanya untuk akun klien atau mitra.", code="role_not_allowed")
     if user.role == Role.MITRA and user.mitra.deactivated_at is not None:
         raise SocketUnauthenticated("Akun mitra dinonaktifkan.", code="mitra_deactivated")
-    # The consumer re-checks the token (revoked?) and the account periodically.
-    user.socket_token_jti = token_jti
-    return user

@@ -105,6 +105,8 @@ class OtpRequestApi(PublicApi):
     (`otp_resend_too_soon`) or past the hourly caps (`otp_phone_limit`, `otp_ip_limit`); 503
     `otp_unavailable` when the OTP provider is down."""
 
+    throttle_classes = []  # a limit of its own (accounts.services), with its own codes
+
     @extend_schema(operation_id="auth_otp_request", request=OtpRequestIn, responses={201: OtpChallengeOut})
     def post(self, request):
         body = OtpRequestIn(data=request.data)
@@ -135,6 +137,8 @@ class OtpVerifyApi(PublicApi):
     `otp_invalid`; after OTP_MAX_ATTEMPTS codes every further one is 429 `otp_attempts_exceeded`
     (ask for a new code)."""
 
+    throttle_classes = []  # a limit of its own (accounts.services), with its own codes
+
     @extend_schema(operation_id="auth_otp_verify", request=OtpVerifyIn, responses=LoginOut)
     def post(self, request):
         body = OtpVerifyIn(data=request.data)
@@ -160,6 +164,8 @@ class MitraLoginApi(PublicApi):
     `invalid_credentials`; 403 `mitra_deactivated` for a deactivated mitra; 429 with
     `Retry-After` after too many wrong passwords for the phone (`login_phone_limit`) or from the
     address (`login_ip_limit`)."""
+
+    throttle_classes = []  # a limit of its own (accounts.services), with its own codes
 
     @extend_schema(operation_id="auth_mitra_login", request=MitraLoginIn, responses=LoginOut)
     def post(self, request):
