@@ -14,6 +14,9 @@ late callback writes today's truth, not the value it was handed); sessions call
 after commit (SET, never INCR/DECR, so the key cannot drift). `seed_from_postgres()` rebuilds
 everything on start and after Valkey comes back.
 
+A restart that no failed call saw (Valkey back empty before anyone asked) is noticed by the
+background checker from Valkey's `run_id`, which it compares every CHECK_INTERVAL_SECONDS.
+
 Failure handling: a Valkey error never fails a request. It is logged (once per outage), counted
 in `valkey_fallbacks`, the mirror is marked dirty, and for `RETRY_SECONDS` no call goes to Valkey
 at all (so a dead Valkey costs requests nothing). Readers then use Postgres. The next call after
@@ -260,13 +263,34 @@ def start_background_checker():
     threading.Thread(target=_check_forever, name="valkey-mirror-checker", daemon=True).start()
 
 
+_last_run_id = {"value": None}
+
+
+def notice_restart() -> bool:
+    """Compare Valkey's `run_id` with the one seen last (as the realtime watchdog does): a
+    restart that no failed call saw (quicker than the next mirror call, or with no call at all)
+    leaves an empty mirror that nobody marked dirty. Marks it dirty and returns True then."""
+    global _dirty
+    try:
+        run_id = valkey.get_client().info("server").get("run_id")
+    except (redis.RedisError, OSError):
+        return False  # down: the next call (or the checker's ping) handles it
+    previous, _last_run_id["value"] = _last_run_id["value"], run_id
+    if previous is None or previous == run_id:
+        return False
+    with _state_lock:
+        _dirty = True
+    logger.warning("valkey restarted (run_id changed): reseeding the mirror")
+    return True
+
+
 def _check_forever():
     while True:
         time.sleep(CHECK_INTERVAL_SECONDS)
-        if not _dirty:
-            continue
         try:
-            check_and_reseed()
+            notice_restart()
+            if _dirty:
+                check_and_reseed()
         except Exception:
             logger.exception("valkey mirror reseed failed")
         finally:
