@@ -1,8 +1,8 @@
 """The Valkey mirror of mitra availability: the hot read path, never the source of truth.
 
 Keys (names from the runbook; each goes through `halobestie.valkey.key()` for the prefix):
-- `mitras:online`        set of ids toggled online and not deactivated
-- `mitras:deactivated`   set of deactivated ids
+- `mitras:online`        set of ids toggled online and not deactivated (read by the heartbeat
+                         flush: whose heartbeats matter)
 - `mitra:capacity:<id>`  sessions occupying the mitra now ("load"; every mitra has one)
 - `mitra:heartbeat:<id>` last heartbeat, epoch seconds, with a TTL (transient liveness: Postgres
                          holds it only as `last_heartbeat_at`, flushed periodically)
@@ -65,7 +65,9 @@ def online_key():
     return valkey.key("mitras:online")
 
 
-def deactivated_key():
+def legacy_deactivated_key():
+    """A set of deactivated ids that nothing ever read (Postgres answers that): no longer
+    written, deleted at every seed."""
     return valkey.key("mitras:deactivated")
 
 
@@ -145,7 +147,6 @@ class MirrorState:
     """The mirror's keys as ids and values (heartbeats: the ids that have one)."""
 
     online: set = field(default_factory=set)
-    deactivated: set = field(default_factory=set)
     capacity: dict = field(default_factory=dict)
     heartbeats: set = field(default_factory=set)
 
@@ -159,7 +160,6 @@ def build_from_postgres() -> MirrorState:
     }
     return MirrorState(
         online=online,
-        deactivated={mitra_id for mitra_id, _, deactivated_at in rows if deactivated_at is not None},
         capacity={mitra_id: loads[mitra_id] for mitra_id, _, _ in rows},
         heartbeats=set(online),
     )
@@ -178,7 +178,6 @@ def read_state() -> MirrorState:
         values = client.mget([capacity_key(i) for i in capacity_ids]) if capacity_ids else []
         return MirrorState(
             online={int(i) for i in client.smembers(online_key())},
-            deactivated={int(i) for i in client.smembers(deactivated_key())},
             capacity={i: int(v) for i, v in zip(capacity_ids, values, strict=True) if v is not None},
             heartbeats=_ids_of(client, "mitra:heartbeat:*"),
         )
@@ -208,13 +207,11 @@ def seed_from_postgres(*, heartbeat_ttl_seconds=None) -> bool:
         stale_capacity = _ids_of(client, "mitra:capacity:*") - set(state.capacity)
         now = str(round(time.time(), 3))
         pipe = client.pipeline(transaction=True)
-        pipe.delete(online_key(), deactivated_key(), snapshot_key())
+        pipe.delete(online_key(), legacy_deactivated_key(), snapshot_key())
         if stale_capacity:
             pipe.delete(*[capacity_key(i) for i in stale_capacity])
         if state.online:
             pipe.sadd(online_key(), *state.online)
-        if state.deactivated:
-            pipe.sadd(deactivated_key(), *state.deactivated)
         for mitra_id, load in state.capacity.items():
             pipe.set(capacity_key(mitra_id), load)
         for mitra_id in state.online:
@@ -343,7 +340,6 @@ def sync_mitra(mitra_id):
         pipe = client.pipeline(transaction=True)
         if row is None:
             pipe.srem(online_key(), mitra_id)
-            pipe.srem(deactivated_key(), mitra_id)
             pipe.delete(capacity_key(mitra_id), heartbeat_key(mitra_id))
         else:
             is_deactivated = row["deactivated_at"] is not None
@@ -351,10 +347,6 @@ def sync_mitra(mitra_id):
                 pipe.sadd(online_key(), mitra_id)
             else:
                 pipe.srem(online_key(), mitra_id)
-            if is_deactivated:
-                pipe.sadd(deactivated_key(), mitra_id)
-            else:
-                pipe.srem(deactivated_key(), mitra_id)
             pipe.set(capacity_key(mitra_id), load)
         pipe.delete(snapshot_key())
         pipe.execute()
@@ -417,10 +409,11 @@ def read_live(mitra_ids):
 
 
 def read_all_heartbeats() -> dict:
-    """{mitra_id: last heartbeat epoch} for every heartbeat key. Raises Unavailable."""
+    """{mitra_id: last heartbeat epoch} of the online mitras (`mitras:online`: theirs are the
+    heartbeats that matter, and a set read beats a SCAN of the keyspace). Raises Unavailable."""
 
     def read(client):
-        ids = sorted(_ids_of(client, "mitra:heartbeat:*"))
+        ids = sorted(int(i) for i in client.smembers(online_key()))
         values = client.mget([heartbeat_key(i) for i in ids]) if ids else []
         return {i: float(v) for i, v in zip(ids, values, strict=True) if v is not None}
 

@@ -9,8 +9,10 @@ import requests
 
 from halobestie.accounts.tokens import tokens_for
 from sessions_app.models import Message, RealtimeTicket
-from tests.realtime.conftest import Socket
-from tests.realtime.conftest import active_session  # noqa: F401 (fixture)
+from tests.realtime.conftest import (
+    Socket,
+    active_session,  # noqa: F401 (fixture)
+)
 from tests.servers import serve_process, server_env
 
 pytestmark = pytest.mark.django_db(transaction=True)

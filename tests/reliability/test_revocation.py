@@ -53,13 +53,15 @@ def test_it_closes_a_mitras_sockets_when_deactivated_from_a_one_off_process(
 def test_it_closes_a_socket_on_its_periodic_recheck_when_the_close_was_lost(make_mitra, make_staff, tmp_path):
     mitra = make_mitra()
     env = server_env(REALTIME_USER_RECHECK_SECONDS="1")
-    with serve_process("public", env=env, log_path=tmp_path / "public.log") as (_, base):
-        with Socket(base, mitra.user) as socket:
-            socket.expect_type("hello")
-            # A process on another channel-layer prefix: its force-close reaches nobody.
-            _deactivate_in_a_one_off_process(mitra, make_staff("admin"), CHANNEL_LAYER_PREFIX="elsewhere")
-            assert socket.wait_closed(timeout=15) == 4003
-            assert [f["code"] for f in socket.pending if f["type"] == "error"] == ["mitra_deactivated"]
+    with (
+        serve_process("public", env=env, log_path=tmp_path / "public.log") as (_, base),
+        Socket(base, mitra.user) as socket,
+    ):
+        socket.expect_type("hello")
+        # A process on another channel-layer prefix: its force-close reaches nobody.
+        _deactivate_in_a_one_off_process(mitra, make_staff("admin"), CHANNEL_LAYER_PREFIX="elsewhere")
+        assert socket.wait_closed(timeout=15) == 4003
+        assert [f["code"] for f in socket.pending if f["type"] == "error"] == ["mitra_deactivated"]
 
 
 def test_it_refuses_a_logged_out_access_token_on_rest_and_socket(make_client_user, tmp_path):
