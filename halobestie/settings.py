@@ -371,7 +371,8 @@ INTERNAL_PORT = env("INTERNAL_PORT", int, 3001)
 # at most this many seconds for in-flight requests before they are cancelled.
 DRAIN_SECONDS = env("DRAIN_SECONDS", float, 5.0)
 GRACEFUL_SHUTDOWN_SECONDS = env("GRACEFUL_SHUTDOWN_SECONDS", int, 20)
-# Proxies whose X-Forwarded-For / -Proto are trusted (comma-separated addresses, or *).
+# Proxies whose X-Forwarded-For / -Proto are trusted (comma-separated addresses or CIDRs; never
+# "*", which lets any client choose its IP for the per-IP limits: DEPLOY.md § 10).
 FORWARDED_ALLOW_IPS = env("FORWARDED_ALLOW_IPS", str, "127.0.0.1")
 # Prometheus: each process's own registry on this port (0: off; the internal listener always has
 # /metrics), bound to METRICS_HOST. Never publish it.
