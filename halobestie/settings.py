@@ -267,7 +267,21 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "HaloBestie API",
     "DESCRIPTION": (
         "REST API of the HaloBestie apps. Every error has the shape "
-        '`{"error": {"code", "detail", "fields"?}}`. The WebSocket protocol is in docs/realtime.md.'
+        '`{"error": {"code", "detail", "fields"?}}`. The WebSocket protocol is in docs/realtime.md.\n\n'
+        "**Tokens.** Access tokens are short-lived; `POST /api/v1/auth/token/refresh` rotates the "
+        "refresh token. The same refresh token again within AUTH_REFRESH_REUSE_LEEWAY_SECONDS gets "
+        "the same new pair; later it is a reuse: 401 `token_reused` and every token of that login "
+        "is revoked. Logout revokes the login's refresh and access tokens. A revoked access token "
+        "is 401 `token_revoked` on every endpoint (and at socket connect). The deny list is in "
+        "PostgreSQL: revocation holds while Valkey is down. Deactivating a mitra refuses its "
+        "tokens at once (401 `mitra_deactivated`) and closes its sockets.\n\n"
+        "**Limits.** Every endpoint without a limit of its own is limited per person (the user, "
+        "else the client address): API_THROTTLE_READS_PER_MINUTE and "
+        "API_THROTTLE_WRITES_PER_MINUTE; past them 429 `rate_limited` with `Retry-After`.\n\n"
+        "**Input.** JSON nested deeper than 20 levels, or with a NUL or a lone surrogate in any "
+        "string, is 400 `parse_error`; such a character in a path or query is 400 `bad_request`. "
+        "Database trouble: 503 `database_unavailable` (unreachable), 503 `database_timeout` (a "
+        "row busy past the lock timeout), 409 `database_conflict` (a deadlock: send again)."
     ),
     "VERSION": "1.0.0",
     "SERVE_URLCONF": "halobestie.urls_public",
