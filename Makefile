@@ -22,7 +22,7 @@ help:
 	@echo "              DATABASE_URL / VALKEY_URL are set)"
 	@echo "make test     the whole suite against real PostgreSQL and Valkey/Redis"
 	@echo "make soak     the slow reliability runs (long fuzzing; tests marked soak, see docs/RELIABILITY.md)"
-	@echo "make lint     ruff; hadolint, compose config, Kubernetes schema check of the packaging"
+	@echo "make lint     ruff, import-linter contracts (pyproject.toml); hadolint, compose config, Kubernetes schema check of the packaging"
 	@echo "make openapi  write docs/openapi.yaml"
 	@echo "make bench    by hand, never in CI: the performance harness (bench/, docs/PERFORMANCE.md);"
 	@echo "              ~20 min, BENCH_QUICK=1 for ~3 min; its own database halobestie_bench"
@@ -54,6 +54,7 @@ soak: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint Dockerfile
 	sh -n docker/entrypoint.sh
 	@if command -v docker-compose >/dev/null; then \

@@ -453,7 +453,7 @@ def assignment():
     from mitras import mirror
     from mitras.models import Mitra
     from mitras.services import mitra_create, mitra_set_online
-    from sessions_app import services
+    from sessions_app import lifecycle, matching
     from sessions_app.models import ChatSession
 
     # The chat mitras go offline (and the mirror is rebuilt): only the 100 take part.
@@ -475,7 +475,7 @@ def assignment():
             client = User.objects.create_user(
                 phone=f"+62814{number:08d}", role=Role.CLIENT, display_name=f"Klien A{number}"
             )
-            sessions.append(services.session_create(client=client, package_code="curhat-15"))
+            sessions.append(lifecycle.session_create(client=client, package_code="curhat-15"))
     ids = [s.id for s in sessions]
     say(f"assignment: {len(ids)} sessions paid at once from {ASSIGN_THREADS} threads")
     barrier = threading.Barrier(ASSIGN_THREADS)
@@ -485,8 +485,8 @@ def assignment():
         try:
             barrier.wait()
             for session_id in chunk:
-                services.session_mark_paid(session_id=session_id)
-                services.queue_dispatch()
+                lifecycle.session_mark_paid(session_id=session_id)
+                matching.queue_dispatch()
         except Exception as exc:
             errors.append(repr(exc))
         finally:

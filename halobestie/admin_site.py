@@ -25,6 +25,8 @@ class ControlCenterSite(admin.AdminSite):
         return TemplateResponse(request, "admin/control_center/dashboard.html", context)
 
     def dashboard_data(self, request):
+        # The admin site is loaded while the app registry is being built (default_site): the
+        # dashboard's models can only be imported once a request arrives.
         from halobestie.dashboard import dashboard_numbers
 
         return JsonResponse(dashboard_numbers())

@@ -9,7 +9,7 @@ class HalobestieConfig(AppConfig):
     verbose_name = "HaloBestie"
 
     def ready(self):
-        from halobestie import push
+        from halobestie.integrations import push
 
         # Here rather than in a system check: every process (manage.py, uvicorn, the scheduler)
         # must refuse a service account of another Firebase project, not only `manage.py check`.

@@ -2,13 +2,13 @@
 
 - `public_application` (port 3000, served by uvicorn in production): the apps' REST API under
   /api/v1/ (`halobestie/urls_api.py` → each app's `urls.py`), the WebSocket chat under /ws/v1/
-  (`halobestie/routing.py` → `sessions_app/consumers.py`), the Xendit webhooks and payment pages
+  (`halobestie/server/routing.py` → `sessions_app/consumers.py`), the Xendit webhooks and payment pages
   (`payments/urls_public.py`), and the probes. It has no admin.
 - `internal_application` (port 3001, bound to 127.0.0.1 unless configured): the control center
   (Django admin), API docs, metrics, probes (`halobestie/urls_internal.py`).
 
 Both run the same Django project; the listener is marked in the ASGI scope and the middleware in
-`halobestie/listeners.py` picks the URLconf from that mark. Business logic lives in each app's
+`halobestie/server/listeners.py` picks the URLconf from that mark. Business logic lives in each app's
 `services.py` (writes) and `selectors.py` (reads).
 """
 
@@ -23,9 +23,9 @@ django_http = get_asgi_application()  # sets Django up before anything imports m
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from halobestie import listeners, routing  # noqa: E402
-from halobestie.lifespan import LifespanApp  # noqa: E402
-from halobestie.middleware import SocketObservabilityMiddleware  # noqa: E402
+from halobestie.server import listeners, routing  # noqa: E402
+from halobestie.server.lifespan import LifespanApp  # noqa: E402
+from halobestie.server.middleware import SocketObservabilityMiddleware  # noqa: E402
 
 public_application = LifespanApp(
     listeners.MarkListener(

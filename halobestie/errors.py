@@ -127,7 +127,7 @@ def database_error_as_service_error(exc) -> ServiceError | None:
     primary = getattr(getattr(cause, "diag", None), "message_primary", None)
     extra = {"error": type(cause).__name__, "sqlstate": sqlstate}
     if isinstance(exc, DataError):
-        # The last net: input that should have been refused at the boundary (halobestie.safe_input).
+        # The last net: input that should have been refused at the boundary (halobestie.server.safe_input).
         logger.warning("database refused a value", extra={**extra, "db_message": primary})
         return BadInput()
     if not isinstance(exc, OperationalError | InterfaceError):

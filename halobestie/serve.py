@@ -1,7 +1,7 @@
 """Run one listener under uvicorn with a graceful drain: `python -m halobestie.serve public|internal`.
 
 On SIGTERM (a rolling deploy, `docker stop`, Kubernetes ending a pod):
-1. at once the process marks itself draining (`halobestie.drain`): /readyz answers 503, so the
+1. at once the process marks itself draining (`halobestie.server.drain`): /readyz answers 503, so the
    load balancer stops sending new requests and sockets' consumers can tell;
 2. for DRAIN_SECONDS it keeps serving everything, new connections included, because the load
    balancer needs a moment to see the 503 (in Kubernetes the preStop sleep adds to this);
@@ -27,7 +27,7 @@ import time
 
 import uvicorn
 
-from halobestie import drain, metrics
+from halobestie.server import drain, metrics
 
 logger = logging.getLogger("halobestie.serve")
 
@@ -68,6 +68,7 @@ class DrainingServer(uvicorn.Server):
 
 def build_server(listener, *, host=None, port=None):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "halobestie.settings")
+    # Django is imported only after the settings module is chosen (and the env is read).
     import django
     from django.conf import settings
 

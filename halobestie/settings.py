@@ -94,10 +94,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "halobestie.middleware.RequestIdMiddleware",
+    "halobestie.server.middleware.RequestIdMiddleware",
     # NUL bytes and lone surrogates in the path or the query string: 400 before any view.
-    "halobestie.middleware.HostileInputMiddleware",
-    "halobestie.listeners.ListenerUrlconfMiddleware",
+    "halobestie.server.middleware.HostileInputMiddleware",
+    "halobestie.server.listeners.ListenerUrlconfMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -196,7 +196,7 @@ if VALKEY_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# Realtime chat: the async psycopg pool that stores messages (sessions_app/chat.py), one per
+# Realtime chat: the async psycopg pool that stores messages (sessions_app/chat_store.py), one per
 # server process, and the per-socket limits (sessions_app/consumers.py).
 REALTIME_DB_POOL_MIN = env("REALTIME_DB_POOL_MIN", int, 1)
 REALTIME_DB_POOL_MAX = env("REALTIME_DB_POOL_MAX", int, 10)
@@ -229,19 +229,19 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["halobestie.accounts.authentication.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    # JSON with a depth limit and no NUL or lone surrogate in any string (halobestie/safe_input.py).
-    "DEFAULT_PARSER_CLASSES": ["halobestie.safe_input.SafeJSONParser"],
+    # JSON with a depth limit and no NUL or lone surrogate in any string (halobestie/server/safe_input.py).
+    "DEFAULT_PARSER_CLASSES": ["halobestie.server.safe_input.SafeJSONParser"],
     "EXCEPTION_HANDLER": "halobestie.errors.api_exception_handler",
-    # Reads and writes per person per minute (halobestie/throttles.py), except where a view has
+    # Reads and writes per person per minute (halobestie/server/throttles.py), except where a view has
     # a limit of its own (OTP, mitra login) or another authentication (Xendit's webhooks).
-    "DEFAULT_THROTTLE_CLASSES": ["halobestie.throttles.PersonRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["halobestie.server.throttles.PersonRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "halobestie.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 20,
 }
 
-# Per-person API limits (halobestie/throttles.py); 0: off. Off by default only under tests (the
+# Per-person API limits (halobestie/server/throttles.py); 0: off. Off by default only under tests (the
 # suite shares one client address); the throttle tests set them.
 API_THROTTLE_READS_PER_MINUTE = env("API_THROTTLE_READS_PER_MINUTE", int, 0 if TESTING else 300)
 API_THROTTLE_WRITES_PER_MINUTE = env("API_THROTTLE_WRITES_PER_MINUTE", int, 0 if TESTING else 60)
@@ -419,7 +419,7 @@ _PROTOCOL_LOG_LEVEL = LOG_LEVEL if LOG_LEVEL.upper() in {"WARNING", "ERROR", "CR
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "halobestie.logging.JsonFormatter"}},
+    "formatters": {"json": {"()": "halobestie.server.logging.JsonFormatter"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
@@ -438,6 +438,7 @@ LOGGING = {
 }
 
 if SENTRY_DSN:
-    from halobestie.sentry import init_sentry
+    # Only when Sentry is configured (sentry-sdk is loaded for nothing otherwise).
+    from halobestie.integrations.sentry import init_sentry
 
     init_sentry(SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)

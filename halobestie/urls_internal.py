@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from halobestie import health, metrics
+from halobestie.server import health, metrics
 
 urlpatterns = [
     path("healthz", health.healthz, name="internal-healthz"),

@@ -6,7 +6,8 @@ answers 404 in the error envelope, whatever the method.
 
 from django.urls import include, path, re_path
 
-from halobestie import errors, health
+from halobestie import errors
+from halobestie.server import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

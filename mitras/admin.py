@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from halobestie.accounts.phones import normalize_phone
 from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
 from mitras import services
@@ -28,8 +29,6 @@ class MitraCreateForm(forms.ModelForm):
         fields = ["display_name", "bio", "avatar_url", "gender", "capacity"]
 
     def clean_phone(self):
-        from halobestie.accounts.phones import normalize_phone
-
         return normalize_phone(self.cleaned_data["phone"])
 
 

@@ -6,7 +6,7 @@ class MitrasConfig(AppConfig):
     verbose_name = "Mitra (Bestie)"
 
     def ready(self):
-        from halobestie.lifespan import on_startup
+        from halobestie.server.lifespan import on_startup
         from mitras import mirror  # connects the mirror's signals
 
         # Seed the Valkey mirror from Postgres when a server starts, then watch for reconnects.

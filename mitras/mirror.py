@@ -1,6 +1,6 @@
 """The Valkey mirror of mitra availability: the hot read path, never the source of truth.
 
-Keys (names from the runbook; each goes through `halobestie.valkey.key()` for the prefix):
+Keys (names from the runbook; each goes through `halobestie.integrations.valkey.key()` for the prefix):
 - `mitras:online`        set of ids toggled online and not deactivated (read by the heartbeat
                          flush: whose heartbeats matter)
 - `mitra:capacity:<id>`  sessions occupying the mitra now ("load"; every mitra has one)
@@ -10,8 +10,8 @@ Keys (names from the runbook; each goes through `halobestie.valkey.key()` for th
 
 Writes happen after commit: a `post_save` on Mitra re-reads the row and sets the keys (so a
 late callback writes today's truth, not the value it was handed); sessions call
-`mirror_capacity_changed()` inside their transactions and the load is recounted from Postgres
-after commit (SET, never INCR/DECR, so the key cannot drift). `seed_from_postgres()` rebuilds
+`mirror_capacity_changed()` inside their transactions and the load is read from Postgres
+(`Mitra.load`) after commit (SET, never INCR/DECR, so the key cannot drift). `seed_from_postgres()` rebuilds
 everything on start and after Valkey comes back.
 
 A restart that no failed call saw (Valkey back empty before anyone asked) is noticed by the
@@ -33,11 +33,14 @@ from datetime import datetime
 from functools import partial
 
 import redis
+from asgiref.sync import sync_to_async
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from halobestie import metrics, valkey
+from halobestie.integrations import valkey
+from halobestie.runtime.selectors import get_config
+from halobestie.server import metrics
 from mitras.load import mitra_loads
 from mitras.models import Mitra
 
@@ -298,7 +301,6 @@ async def on_server_start(listener):
     """Lifespan hook: seed once at start (blocking work off the event loop), then watch."""
     if not is_enabled():
         return
-    from asgiref.sync import sync_to_async
 
     def seed():
         global _dirty
@@ -323,8 +325,6 @@ async def on_server_start(listener):
 
 def heartbeat_key_ttl():
     """Long enough that the sweeper and the flush always see a heartbeat before it expires."""
-    from halobestie.runtime.selectors import get_config
-
     config = get_config()
     return 2 * (config.heartbeat_ttl_seconds + config.stale_grace_seconds)
 
@@ -355,7 +355,7 @@ def sync_mitra(mitra_id):
 
 
 def sync_load(mitra_id):
-    """Recount the mitra's load in Postgres and SET `mitra:capacity:<id>`; drop the snapshot."""
+    """Read the mitra's load in Postgres (its column) and SET `mitra:capacity:<id>`; drop the snapshot."""
     if not is_enabled():
         return
     load = mitra_loads([mitra_id])[mitra_id]
@@ -371,8 +371,8 @@ def sync_load(mitra_id):
 
 def mirror_capacity_changed(mitra_id):
     """For the sessions app: call inside the transaction that changed which sessions occupy the
-    mitra. After commit the load is recounted from Postgres (via `mitra_loads`) and SET; on
-    rollback nothing happens. Idempotent: calling it twice costs a recount, never a drift."""
+    mitra. After commit the load is read from Postgres (the `Mitra.load` column, via `mitra_loads`)
+    and SET; on rollback nothing happens. Idempotent: calling it twice costs a read, never a drift."""
     if not is_enabled() or mitra_id is None:
         return
     transaction.on_commit(partial(sync_load, mitra_id), robust=True)

@@ -23,6 +23,9 @@ class Mitra(models.Model):
     languages = models.JSONField(default=list, blank=True, help_text="Kode bahasa, mis. ['id', 'en'].")
     gender = models.CharField(max_length=12, choices=Gender.choices, default=Gender.UNSPECIFIED)
     capacity = models.PositiveSmallIntegerField("kapasitas", default=3)
+    # Sessions occupying the mitra now (offered + active): changed with F() by the sessions
+    # services in the transaction that changes them (mitras/load.py). Never set by hand.
+    load = models.PositiveIntegerField("beban", default=0, editable=False)
     is_online = models.BooleanField(default=False)
     online_since = models.DateTimeField(null=True, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -8,13 +8,16 @@ itself, and goes to Valkey only (Postgres when Valkey is down), flushed later fo
 
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from halobestie.accounts.models import Role, User
 from halobestie.accounts.phones import normalize_phone
@@ -236,8 +239,6 @@ def mitra_deactivate(*, mitra: Mitra, actor) -> Mitra:
     (access tokens by the authentication class on each request, refresh tokens blacklisted
     here). Idempotent. After commit the `on_mitra_deactivated` hooks run (sessions withdraw
     offers, realtime closes sockets). Precondition: the caller checked the actor's permission."""
-    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
-
     now = timezone.now()
     with transaction.atomic():
         locked = _lock(mitra)
@@ -349,3 +350,34 @@ def mitras_flush_heartbeats() -> int:
     if changed:
         Mitra.objects.bulk_update(changed, ["last_heartbeat_at"])
     return len(changed)
+
+
+def mitra_load_change(*, mitra_id, delta: int) -> None:
+    """Add `delta` to the mitra's load (`Mitra.load`, an UPDATE with F(): it takes the mitra's
+    row lock for the rest of the transaction). Precondition: inside the transaction that changed
+    which sessions occupy the mitra, the session row locked first. The Valkey mirror is set from
+    the committed column after commit; on rollback nothing changed."""
+    if mitra_id is None or delta == 0:
+        return
+    Mitra.objects.filter(pk=mitra_id).update(load=F("load") + delta)
+    mirror.mirror_capacity_changed(mitra_id)
+
+
+HEARTBEAT_FLUSH_SECONDS = 10
+_last_flush = {"at": 0.0}
+
+
+def _flush_heartbeats(now):
+    """Copy Valkey heartbeats to Postgres (forensics) every HEARTBEAT_FLUSH_SECONDS."""
+    if time.monotonic() - _last_flush["at"] < HEARTBEAT_FLUSH_SECONDS:
+        return None
+    _last_flush["at"] = time.monotonic()
+    return mitras_flush_heartbeats()
+
+
+def scheduler_jobs():
+    """(name, job(now=…)) pairs for the project scheduler (halobestie/scheduler.py), in order."""
+    return [
+        ("mitras_sweep_stale", lambda now: mitras_sweep_stale(now=now)),
+        ("heartbeat_flush", _flush_heartbeats),
+    ]

@@ -11,7 +11,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from halobestie.safe_input import SafeJSONParser
+from halobestie.server.safe_input import SafeJSONParser
 from payments import services
 
 TOKEN_PARAMETER = OpenApiParameter(

@@ -5,9 +5,10 @@ The contract with sessions_app:
 - `payment_record` (inside the session's transaction),
 - `invoice_cancel_quietly` (when that transaction failed after the invoice was opened),
 - `refund_create` / `refund_retry` / `refund_settle_manually`.
-The callbacks (`invoice_callback_receive`, `refund_callback_receive`) call back into
-`sessions_app.services` (session_mark_paid, session_extension_paid, session_cancel_unpaid) while
-holding the payment's row lock; a Conflict from there is recorded on the callback, never raised.
+The callbacks (`invoice_callback_receive`, `refund_callback_receive`) announce what happened
+through `payments.hooks` (invoice_paid, invoice_unpaid, refund_issued, payment_event) while holding
+the session's and then the payment's row lock; payments imports nothing of sessions_app. A
+Conflict from a handler is recorded on the callback, never raised.
 """
 
 import hmac
@@ -22,10 +23,10 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from halobestie import metrics
 from halobestie.errors import Conflict, ServiceError
 from halobestie.runtime.selectors import get_config
-from payments import xendit
+from halobestie.server import metrics
+from payments import hooks, xendit
 from payments.models import (
     REFUND_COUNTING_STATUSES,
     CallbackKind,
@@ -36,7 +37,6 @@ from payments.models import (
     Refund,
     RefundStatus,
 )
-from sessions_app.models import ChatSession
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +95,15 @@ def _count(status):
 
 
 def _session_event(session_id, event_kind, *, actor=None, **data):
-    """The session's timeline shows payment facts too (the control center reads it)."""
-    from sessions_app.models import SessionEvent
+    """The session's timeline shows payment facts too (the control center reads it): written by
+    whoever listens on `hooks.on_payment_event`, inside this transaction."""
+    hooks.payment_event(session_id, event_kind, actor=actor, data=data)
 
-    SessionEvent.objects.create(session_id=session_id, kind=event_kind, actor=actor, data=data)
+
+def _lock_session_row(session_id):
+    """Lock the payment's session row (through the foreign key's model: no import of sessions)."""
+    session_model = Payment._meta.get_field("session").related_model
+    session_model.objects.select_for_update().filter(pk=session_id).first()
 
 
 # Invoices --------------------------------------------------------------------------------------
@@ -241,7 +246,7 @@ def _invoice_callback_apply(*, body, headers) -> PaymentCallback:
         if session_id is not None:
             # Session before payment, the order the session services use (cancel → refund locks
             # the payment): the two paths can never deadlock on each other.
-            ChatSession.objects.select_for_update().filter(pk=session_id).first()
+            _lock_session_row(session_id)
         payment = Payment.objects.select_for_update().filter(external_id=external_id).first()
         if payment is None:
             logger.warning(
@@ -308,13 +313,8 @@ def _apply_paid(payment, body, status):
         payment.session_id, "payment_paid", external_id=payment.external_id, kind=payment.kind,
         amount_idr=payment.amount_idr, method=payment.payment_method, channel=payment.payment_channel,
     )  # fmt: skip
-    from sessions_app import services as sessions
-
     try:
-        if payment.kind == PaymentKind.SESSION:
-            sessions.session_mark_paid(session_id=payment.session_id, paid_at=payment.paid_at)
-        else:
-            sessions.session_extension_paid(session_id=payment.session_id, payment=payment)
+        hooks.invoice_paid(payment)
     except Conflict as error:
         # Money was taken for a session that can no longer use it (cancelled, expired, ended).
         _flag(payment, f"paid_after_close: {error.code} (was {was})")
@@ -336,10 +336,8 @@ def _apply_unpaid(payment, status):
     _count(target)
     if payment.kind != PaymentKind.SESSION:
         return CallbackOutcome.APPLIED, status
-    from sessions_app import services as sessions
-
     try:
-        sessions.session_cancel_unpaid(session_id=payment.session_id, reason="payment_expired")
+        hooks.invoice_unpaid(payment, "payment_expired")
     except Conflict as error:
         # The session moved on (cancelled by the client, or paid through another invoice).
         return CallbackOutcome.SESSION_CONFLICT, error.code
@@ -559,22 +557,8 @@ def _refund_advance(refund, target, data):
             amount_idr=refund.amount_idr,
         )
     if target == RefundStatus.SUCCEEDED:
-        _refund_issued_after_commit(refund)
+        hooks.refund_issued(refund)
     return True
-
-
-def _refund_issued_after_commit(refund):
-    session_id, amount = refund.session_id, refund.amount_idr
-
-    def push():
-        from sessions_app import notifications
-        from sessions_app.models import ChatSession
-
-        session = ChatSession.objects.filter(pk=session_id).first()
-        if session is not None:
-            notifications.refund_issued(session=session, amount_idr=amount)
-
-    transaction.on_commit(push)
 
 
 def refund_callback_receive(*, token, body, headers=None) -> PaymentCallback:
@@ -648,7 +632,7 @@ def refund_settle_manually(*, refund, actor) -> Refund:
             refund.session_id, "refund_manual_settled", actor=actor, refund_id=str(refund.pk),
             amount_idr=refund.amount_idr,
         )  # fmt: skip
-        _refund_issued_after_commit(refund)
+        hooks.refund_issued(refund)
     return refund
 
 

@@ -11,7 +11,8 @@ from django.utils.html import format_html
 from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
 from payments.models import Payment, Refund
-from sessions_app import services
+from payments.services import refund_create
+from sessions_app import lifecycle
 from sessions_app.models import ChatSession, Message, Report, SessionEvent
 
 
@@ -124,7 +125,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
             try:
                 with transaction.atomic():
                     before = {"status": session.status}
-                    ended = services.session_end(session_id=session.pk, actor=request.user)
+                    ended = lifecycle.session_end(session_id=session.pk, actor=request.user)
                     audit_record(
                         actor=request.user, action="force_end", obj=ended, before=before,
                         after={"status": ended.status, "end_reason": ended.end_reason}, request=request,
@@ -139,8 +140,6 @@ class ChatSessionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Refund pembayaran sesi terpilih", permissions=["refund"])
     def refund(self, request, queryset):
-        from payments.services import refund_create
-
         done = 0
         for session in queryset:
             try:
@@ -191,7 +190,7 @@ class ReportAdmin(admin.ModelAdmin):
             return
         try:
             with transaction.atomic():
-                report = services.report_resolve(report_id=obj.pk, actor=request.user, note=note)
+                report = lifecycle.report_resolve(report_id=obj.pk, actor=request.user, note=note)
                 audit_record(
                     actor=request.user, action="resolve_report", obj=report,
                     before={"status": "open"}, after={"status": "resolved", "note": note}, request=request,

@@ -1,7 +1,5 @@
 """Sessions REST API under /api/v1/: one view per operation."""
 
-from django.db.models import Sum
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -9,9 +7,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from halobestie.accounts.permissions import IsClient, IsClientOrMitra, IsMitra
-from sessions_app import selectors, services
-from sessions_app.models import EarningsEntry, Status
+from halobestie.runtime.selectors import get_config
+from sessions_app import lifecycle, selectors
+from sessions_app.models import Status
 from sessions_app.serializers import MessageOut, SessionOut, session_payload
+from sessions_app.tickets import ticket_issue
 
 
 def _session(request, session_id):
@@ -62,7 +62,7 @@ class SessionListCreateApi(APIView):
     def post(self, request):
         data = SessionCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
-        session = services.session_create(
+        session = lifecycle.session_create(
             client=request.user,
             package_code=data.validated_data["package"],
             mitra_id=data.validated_data.get("mitra"),
@@ -85,7 +85,7 @@ class SessionAcceptApi(APIView):
     @extend_schema(operation_id="sessions_accept", request=None, responses=SessionOut)
     def post(self, request, session_id):
         session = _session(request, session_id)
-        session = services.session_accept(session_id=session.id, mitra=request.user.mitra)
+        session = lifecycle.session_accept(session_id=session.id, mitra=request.user.mitra)
         return Response(session_payload(session))
 
 
@@ -95,7 +95,7 @@ class SessionDeclineApi(APIView):
     @extend_schema(operation_id="sessions_decline", request=None, responses=SessionOut)
     def post(self, request, session_id):
         session = _session(request, session_id)
-        session = services.session_decline(session_id=session.id, mitra=request.user.mitra)
+        session = lifecycle.session_decline(session_id=session.id, mitra=request.user.mitra)
         return Response(session_payload(session))
 
 
@@ -105,7 +105,7 @@ class SessionEndApi(APIView):
     @extend_schema(operation_id="sessions_end", request=None, responses=SessionOut)
     def post(self, request, session_id):
         session = _session(request, session_id)
-        session = services.session_end(session_id=session.id, actor=request.user)
+        session = lifecycle.session_end(session_id=session.id, actor=request.user)
         return Response(session_payload(session))
 
 
@@ -137,7 +137,7 @@ class SessionExtendApi(APIView):
         data = SessionExtendIn(data=request.data)
         data.is_valid(raise_exception=True)
         session = _session(request, session_id)
-        payment = services.session_extension_request(
+        payment = lifecycle.session_extension_request(
             session_id=session.id, client=request.user, package_code=data.validated_data["package"]
         )
         return Response(
@@ -172,12 +172,12 @@ class SessionRatingApi(APIView):
         data = RatingIn(data=request.data)
         data.is_valid(raise_exception=True)
         session = _session(request, session_id)
-        rating = services.session_rate(session_id=session.id, client=request.user, **data.validated_data)
+        rating = lifecycle.session_rate(session_id=session.id, client=request.user, **data.validated_data)
         return Response(RatingOut(rating).data, status=status.HTTP_201_CREATED)
 
 
 class ReportIn(serializers.Serializer):
-    reason = serializers.ChoiceField(choices=services.REPORT_REASONS)
+    reason = serializers.ChoiceField(choices=lifecycle.REPORT_REASONS)
     detail = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
@@ -196,7 +196,7 @@ class SessionReportApi(APIView):
         data = ReportIn(data=request.data)
         data.is_valid(raise_exception=True)
         session = _session(request, session_id)
-        report = services.session_report(session_id=session.id, reporter=request.user, **data.validated_data)
+        report = lifecycle.session_report(session_id=session.id, reporter=request.user, **data.validated_data)
         return Response(ReportOut(report).data, status=status.HTTP_201_CREATED)
 
 
@@ -251,28 +251,8 @@ class EarningsApi(APIView):
         ),
     )
     def get(self, request):
-        from halobestie.runtime.selectors import get_config
-
-        entries = EarningsEntry.objects.filter(mitra=request.user.mitra)
-        local_now = timezone.localtime()
-        day = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
-        week = day - timezone.timedelta(days=day.weekday())
-        month = day.replace(day=1)
-
-        def total(since=None):
-            query = entries.filter(created_at__gte=since) if since else entries
-            return query.aggregate(total=Sum("amount_idr"))["total"] or 0
-
-        return Response(
-            {
-                "today_idr": total(day),
-                "this_week_idr": total(week),
-                "this_month_idr": total(month),
-                "all_time_idr": total(),
-                "sessions_count": entries.count(),
-                "share_percent": get_config().mitra_share_percent,
-            }
-        )
+        totals = selectors.earnings_totals(mitra=request.user.mitra)
+        return Response({**totals, "share_percent": get_config().mitra_share_percent})
 
 
 class RealtimeTicketOut(serializers.Serializer):
@@ -288,8 +268,6 @@ class RealtimeTicketApi(APIView):
 
     @extend_schema(operation_id="realtime_ticket", request=None, responses={201: RealtimeTicketOut})
     def post(self, request):
-        from sessions_app.tickets import ticket_issue
-
         ticket, expires_at = ticket_issue(user=request.user)
         data = RealtimeTicketOut({"ticket": ticket, "expires_at": expires_at}).data
         return Response(data, status=status.HTTP_201_CREATED)

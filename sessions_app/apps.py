@@ -8,16 +8,11 @@ class SessionsAppConfig(AppConfig):
     verbose_name = "Sesi chat"
 
     def ready(self):
-        from halobestie.lifespan import on_startup
-        from mitras.load import register_load_counter
-        from sessions_app import events
-        from sessions_app.selectors import mitra_session_loads
-
-        # The mitras app reads loads through this counter (it cannot import sessions).
-        register_load_counter(mitra_session_loads)
-
+        from halobestie.server.lifespan import on_startup
         from mitras.hooks import on_mitra_available, on_mitra_deactivated
-        from sessions_app.services import mitra_available_dispatch, sessions_release_deactivated_mitra
+        from sessions_app import events
+        from sessions_app.lifecycle import sessions_release_deactivated_mitra
+        from sessions_app.matching import mitra_available_dispatch
 
         # A mitra came online or got a free slot: offer waiting sessions at once.
         on_mitra_available(mitra_available_dispatch)
@@ -26,6 +21,20 @@ class SessionsAppConfig(AppConfig):
 
         # ... and its sockets close at once (4003), on every server process.
         on_mitra_deactivated(_close_mitra_sockets)
+
+        from payments import hooks as payment_hooks
+        from sessions_app.lifecycle import (
+            payment_event_record,
+            payment_invoice_paid,
+            payment_invoice_unpaid,
+            payment_refund_issued,
+        )
+
+        # Payments announce; sessions decide (payments imports nothing of sessions_app).
+        payment_hooks.on_invoice_paid(payment_invoice_paid)
+        payment_hooks.on_invoice_unpaid(payment_invoice_unpaid)
+        payment_hooks.on_refund_issued(payment_refund_issued)
+        payment_hooks.on_payment_event(payment_event_record)
 
         from halobestie.accounts.hooks import on_client_deleted
 
@@ -42,6 +51,10 @@ class SessionsAppConfig(AppConfig):
             events.bind_loop(asyncio.get_running_loop())
 
 
+# apps.py is imported before the app registry is ready: what it needs of models and services is
+# imported inside ready() and inside these handlers (which run only after start-up).
+
+
 def _close_mitra_sockets(mitra_id):
     from mitras.models import Mitra
     from sessions_app import events
@@ -52,7 +65,7 @@ def _close_mitra_sockets(mitra_id):
 def _end_sessions_of_deleted_client(user_id):
     from halobestie.accounts.models import User
     from sessions_app import events
-    from sessions_app.services import sessions_cancel_for_deleted_client
+    from sessions_app.lifecycle import sessions_cancel_for_deleted_client
 
     client = User.objects.filter(pk=user_id).first()
     if client is not None:

@@ -12,7 +12,7 @@ Authentication happens after the handshake is accepted: an unauthenticated socke
 Handlers skip Channels' per-message `aclose_old_connections()`: it is a hop into the process's
 single thread-sensitive executor before every handler (measured in issue 7: ≈ 400 → 700
 messages/s without it). It is safe to skip because no handler here touches a Django connection
-directly: the message hot path uses its own async psycopg pool (sessions_app/chat.py), and every
+directly: the message hot path uses its own async psycopg pool (sessions_app/chat_store.py), and every
 ORM call goes through `database_sync_to_async`, which closes stale connections itself before and
 after running.
 """
@@ -24,6 +24,7 @@ import json
 import logging
 import time
 import uuid
+from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -34,9 +35,22 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
 
-from halobestie import drain, safe_input
 from halobestie.errors import ServiceError
-from sessions_app import chat, events, realtime, safety
+from halobestie.runtime.selectors import get_config
+from halobestie.server import drain, safe_input
+from mitras.services import mitra_heartbeat
+from sessions_app import (
+    chat_store,
+    errors,
+    events,
+    lifecycle,
+    notifications,
+    realtime,
+    safety,
+    selectors,
+    stored_message,
+)
+from sessions_app.tickets import socket_user, socket_user_recheck
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +97,6 @@ async def _runtime_config():
     global _config
     expires, values = _config
     if values is None or expires < time.monotonic():
-        from halobestie.runtime.selectors import get_config
-
         values = await database_sync_to_async(get_config)()
         _config = (time.monotonic() + CONFIG_CACHE_SECONDS, values)
     return values
@@ -105,8 +117,8 @@ def _invalid(field, ref, detail="Nilai tidak valid."):
 def _unrevealing(code, detail):
     """No existence oracle: a session the user takes no part in is answered exactly like one that
     does not exist (`session_not_found`), so a socket cannot probe which session ids are real."""
-    if code == chat.NotParticipant.code:
-        return chat.SessionNotFound.code, chat.SessionNotFound.detail
+    if code == errors.NotParticipant.code:
+        return errors.SessionNotFound.code, errors.SessionNotFound.detail
     return code, detail
 
 
@@ -168,8 +180,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         ticket = (query.get("ticket") or [None])[0]
-        from sessions_app.tickets import socket_user
-
         try:
             user = await database_sync_to_async(socket_user)(authorization=authorization, ticket=ticket)
         except ServiceError as exc:
@@ -183,7 +193,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.role = user.role
         self.mitra = getattr(user, "mitra", None) if user.role == "mitra" else None
         self.mitra_id = self.mitra.id if self.mitra else None
-        self.sender = chat.Sender(user_id=user.id, mitra_id=self.mitra_id)
+        self.sender = stored_message.Sender(user_id=user.id, mitra_id=self.mitra_id)
         self.message_bucket = TokenBucket(
             settings.REALTIME_MESSAGES_PER_SECOND, settings.REALTIME_MESSAGES_BURST
         )
@@ -220,8 +230,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Every REALTIME_USER_RECHECK_SECONDS: is the account still allowed (not deactivated
         or deleted) and the socket's access token not revoked? A missed force-close (a process
         that died before sending it) closes the socket here at the latest."""
-        from sessions_app.tickets import socket_user_recheck
-
         interval = settings.REALTIME_USER_RECHECK_SECONDS
         if interval <= 0:
             return
@@ -336,7 +344,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if cached is not None:
             return cached
         try:
-            participants = await database_sync_to_async(chat.session_participants)(
+            participants = await database_sync_to_async(selectors.session_participants)(
                 session_id=session_id, user_id=self.user_id
             )
         except ServiceError as exc:
@@ -349,7 +357,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_message_send(self, frame):
         client_msg_id = frame.get("client_msg_id")
-        if not isinstance(client_msg_id, str) or not 1 <= len(client_msg_id) <= chat.MAX_CLIENT_MSG_ID_LENGTH:
+        if (
+            not isinstance(client_msg_id, str)
+            or not 1 <= len(client_msg_id) <= chat_store.MAX_CLIENT_MSG_ID_LENGTH
+        ):
             raise FrameError("validation_error", "client_msg_id: wajib, 1–64 karakter.", "message.send")
         ref = client_msg_id
         session_id = _session_id(frame, ref)
@@ -362,7 +373,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise FrameError("rate_limited", "Terlalu banyak pesan. Tunggu sebentar.", ref)
         config = await _runtime_config()
         try:
-            stored = await chat.message_send(
+            stored = await chat_store.message_send(
                 session_id=session_id,
                 sender=self.sender,
                 body=body,
@@ -371,7 +382,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         except ServiceError as exc:
             raise FrameError(exc.code, exc.detail, ref) from None
-        await self.send_json(chat.ack_frame(stored))
+        await self.send_json(stored_message.ack_frame(stored))
         if stored.is_masked and not stored.is_duplicate:
             await self.send_json(
                 {"type": "message.masked", "session_id": session_id, "client_msg_id": client_msg_id,
@@ -381,7 +392,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # A resend (same client_msg_id): the same ack, and nothing else. The first send
             # broadcast the message; if that broadcast was lost, `sync` brings it.
             return
-        frame_out = chat.message_frame(stored)
+        frame_out = stored_message.message_frame(stored)
         recipients = [stored.client_user_id, stored.mitra_user_id]
         for user_id in recipients:
             if user_id is not None:
@@ -413,10 +424,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             if await realtime.has_open_socket(recipient_user_id):
                 return
-            from types import SimpleNamespace
-
-            from sessions_app import notifications
-
             session = SimpleNamespace(id=stored.session_id, client_id=stored.client_user_id)
             # Not thread-sensitive: a push may wait on FCM and must not hold the shared thread.
             await database_sync_to_async(notifications.new_message, thread_sensitive=False)(
@@ -427,7 +434,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _flag_crisis(self, stored):
         try:
-            await database_sync_to_async(chat.session_flag_crisis)(
+            await database_sync_to_async(lifecycle.session_flag_crisis)(
                 session_id=stored.session_id, message_id=stored.id
             )
         except Exception:
@@ -450,7 +457,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         session_id = _session_id(frame, "read")
         up_to_seq = _int_field(frame, "up_to_seq", "read")
         try:
-            read_seq, participants = await database_sync_to_async(chat.session_mark_read)(
+            read_seq, participants = await database_sync_to_async(chat_store.session_mark_read)(
                 session_id=session_id, user_id=self.user_id, up_to_seq=up_to_seq
             )
         except ServiceError as exc:
@@ -469,13 +476,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         session_id = _session_id(frame, "sync")
         after_seq = _int_field(frame, "after_seq", "sync")
         try:
-            messages, has_more, last_seq = await database_sync_to_async(chat.messages_replay)(
+            messages, has_more, last_seq = await database_sync_to_async(selectors.messages_replay)(
                 session_id=session_id, user_id=self.user_id, after_seq=after_seq, limit=SYNC_PAGE
             )
         except ServiceError as exc:
             raise FrameError(exc.code, exc.detail, "sync") from None
         for message in messages:
-            await self.send_json(chat.message_frame(message))
+            await self.send_json(stored_message.message_frame(message))
         await self.send_json(
             {"type": "sync.done", "session_id": session_id,
              "last_seq": messages[-1].seq if messages else after_seq, "session_last_seq": last_seq,
@@ -484,8 +491,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_heartbeat(self, frame):
         if self.mitra is not None:
-            from mitras.services import mitra_heartbeat
-
             try:
                 at = await database_sync_to_async(mitra_heartbeat)(mitra=self.mitra)
             except ServiceError as exc:

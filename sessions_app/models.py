@@ -1,7 +1,7 @@
 """Chat sessions, their messages, offers, ratings, reports and the mitra earnings ledger.
 
 The state machine (which status may follow which) lives in `sessions_app/states.py`; only the
-services in `sessions_app/services.py` change a session's status.
+services in `sessions_app/lifecycle.py`, `matching.py` and `timers.py` change a session's status.
 """
 
 import uuid

@@ -1,10 +1,10 @@
-"""Pushes about sessions (FCM through halobestie/push.py), sent after commit and off the
+"""Pushes about sessions (FCM through halobestie/integrations/push.py), sent after commit and off the
 request path. Texts in Indonesian; never a message body (privacy).
 
 Call these from a `transaction.on_commit` callback: they only enqueue (see push.send_to_user), so
 they never slow or fail the caller. The push types and data keys are listed in docs/push.md."""
 
-from halobestie import push
+from halobestie.integrations import push
 
 
 def offer_made(*, session, mitra_user_id):

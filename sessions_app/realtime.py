@@ -24,6 +24,10 @@ import weakref
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from redis import asyncio as aioredis
+
+from halobestie.integrations.valkey import key
+from halobestie.server.listeners import PUBLIC
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +84,6 @@ def layer_available_at_upgrade():
 
 
 def _redis():
-    from redis import asyncio as aioredis
-
     loop = asyncio.get_running_loop()
     client = _redis_clients.get(loop)
     if client is None:
@@ -97,8 +99,6 @@ def _redis():
 
 
 def _sockets_key(user_id):
-    from halobestie.valkey import key
-
     return key(f"realtime:sockets:{user_id}")
 
 
@@ -163,7 +163,7 @@ async def user_message_allowed(user_id) -> bool | None:
     the caller falls back to the socket's own bucket."""
     if not settings.VALKEY_URL:
         return None
-    from halobestie.valkey import key
+    from halobestie.integrations.valkey import key
 
     try:
         taken = await _redis().eval(
@@ -223,8 +223,6 @@ def _uses_redis_layer():
 
 async def on_server_start(listener):
     """Lifespan hook: the public listener watches its layer from the start."""
-    from halobestie.listeners import PUBLIC
-
     if listener == PUBLIC:
         ensure_watchdog()
 

@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from sessions_app.models import ChatSession, Message
+from sessions_app.selectors import payment_latest_for_session, queue_position
 
 
 class SessionMitraOut(serializers.Serializer):
@@ -37,14 +38,10 @@ class SessionOut(serializers.ModelSerializer):
         return session.duration_seconds // 60
 
     def get_queue_position(self, session) -> int | None:
-        from sessions_app.selectors import queue_position
-
         return queue_position(session=session)
 
     def get_payment(self, session) -> dict | None:
         """The latest payment awaiting action (the app opens its invoice_url), if any."""
-        from sessions_app.selectors import payment_latest_for_session
-
         payment = payment_latest_for_session(session=session)
         if payment is None:
             return None

@@ -10,13 +10,13 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from django.db import connection
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from halobestie.accounts.models import Role, User
 from halobestie.accounts.tokens import access_is_revoked
+from halobestie.db.locks import realtime_ticket_use
 from halobestie.errors import ServiceError
 from sessions_app.models import RealtimeTicket
 
@@ -47,14 +47,7 @@ def ticket_consume(*, ticket: str, now=None) -> int | None:
     if not ticket or len(ticket) > 128:
         return None
     now = now or timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE sessions_app_realtimeticket SET used_at = %s "
-            "WHERE token_hash = %s AND used_at IS NULL AND expires_at > %s RETURNING user_id",
-            [now, _hash(ticket), now],
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
+    return realtime_ticket_use(token_hash=_hash(ticket), now=now)
 
 
 def tickets_purge_expired(*, now=None) -> int:

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from halobestie.accounts.models import Role, User
 from halobestie.accounts.tokens import tokens_for
-from halobestie.listeners import INTERNAL, SCOPE_KEY
+from halobestie.server.listeners import INTERNAL, SCOPE_KEY
 
 
 def pytest_sessionstart(session):
@@ -36,7 +36,7 @@ def _fresh_process_state():
 @pytest.fixture
 def valkey():
     """A client on the test Valkey; this run's keys are deleted before and after the test."""
-    from halobestie.valkey import get_client
+    from halobestie.integrations.valkey import get_client
 
     client = get_client()
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from rest_framework import status
@@ -33,8 +33,9 @@ from halobestie.accounts.models import (
     Role,
     User,
 )
+from halobestie.db.locks import advisory_xact_lock_text
 from halobestie.errors import Forbidden, NotFound, ServiceError, TooManyRequests
-from halobestie.otp import OtpProviderError, OtpProviderUnavailable, get_provider
+from halobestie.integrations.otp import OtpProviderError, OtpProviderUnavailable, get_provider
 
 logger = logging.getLogger(__name__)
 
@@ -132,14 +133,6 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, math.ceil((moment - now).total_seconds()))
 
 
-def _advisory_lock(key: str):
-    """A transaction-scoped Postgres lock on a name (SQLite, for development, serialises every
-    write anyway). Precondition: inside transaction.atomic()."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
-
-
 def _window_cap(queryset, *, limit: int, window: timedelta, now: datetime, error):
     """Raise `error` with Retry-After when `queryset` (rows with `created_at`: OTP challenges,
     login failures) holds `limit` rows within the last `window`: the wait is until the oldest one
@@ -163,9 +156,9 @@ def otp_challenge_request(*, phone: str, ip_address: str | None, now: datetime |
     cooldown = timedelta(seconds=settings.OTP_RESEND_COOLDOWN_SECONDS)
     with transaction.atomic():
         # Always phone before IP: two requests never wait on each other in opposite orders.
-        _advisory_lock(f"otp:phone:{phone}")
+        advisory_xact_lock_text(f"otp:phone:{phone}")
         if ip_address:
-            _advisory_lock(f"otp:ip:{ip_address}")
+            advisory_xact_lock_text(f"otp:ip:{ip_address}")
         latest = OtpChallenge.objects.filter(phone=phone).order_by("-created_at").first()
         if latest is not None and latest.created_at + cooldown > now:
             raise OtpResendTooSoon(retry_after=_seconds_until(latest.created_at + cooldown, now))
@@ -314,9 +307,9 @@ def auth_mitra_login(
     refused = None
     with transaction.atomic():
         # Always phone before IP, as for OTP: no two requests wait on each other in opposite orders.
-        _advisory_lock(f"login:phone:{phone}")
+        advisory_xact_lock_text(f"login:phone:{phone}")
         if ip_address:
-            _advisory_lock(f"login:ip:{ip_address}")
+            advisory_xact_lock_text(f"login:ip:{ip_address}")
         _window_cap(
             LoginFailure.objects.filter(phone=phone),
             limit=settings.MITRA_LOGIN_MAX_FAILURES_PER_PHONE,
@@ -531,3 +524,14 @@ def device_delete(*, user: User, token: str) -> None:
     deleted, _ = Device.objects.filter(user=user, token=token).delete()
     if not deleted:
         raise NotFound("Perangkat tidak ditemukan.")
+
+
+def scheduler_jobs():
+    """(name, job(now=…)) pairs for the project scheduler (halobestie/scheduler.py), in order."""
+    return [
+        # OTP challenges hold phone numbers and serve the hourly limits only: kept two hours.
+        ("otp_challenges_purge", lambda now: otp_challenges_purge(before=now - timedelta(hours=2))),
+        ("login_failures_purge", lambda now: login_failures_purge(before=now - timedelta(days=1))),
+        # Denied access tokens past their expiry, token pairs whose refresh token expired.
+        ("revoked_tokens_purge", lambda now: tokens.revoked_purge(now=now)),
+    ]

@@ -109,6 +109,11 @@ def access_is_revoked(jti) -> bool:
 
 
 def revoked_purge(*, now=None) -> int:
-    """Forget denied access tokens that expired anyway (they are refused for their expiry)."""
-    deleted, _ = RevokedAccessToken.objects.filter(expires_at__lt=now or timezone.now()).delete()
-    return deleted
+    """Forget denied access tokens that expired anyway (they are refused for their expiry), and
+    pairs whose refresh token expired (nothing can rotate or reuse them any more). For the
+    scheduler's retention purge. Returns how many rows went."""
+    now = now or timezone.now()
+    denied, _ = RevokedAccessToken.objects.filter(expires_at__lt=now).delete()
+    lifetime = settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+    pairs, _ = IssuedTokenPair.objects.filter(created_at__lt=now - lifetime - timedelta(days=1)).delete()
+    return denied + pairs

@@ -7,6 +7,7 @@ from django.db import transaction
 
 from halobestie.audit.services import audit_record
 from halobestie.runtime.models import RuntimeConfig
+from halobestie.runtime.schema import validate_values
 from halobestie.runtime.services import runtime_config_update
 
 
@@ -18,8 +19,6 @@ class RuntimeConfigForm(forms.ModelForm):
         fields = ["values"]
 
     def clean_values(self):
-        from halobestie.runtime.schema import validate_values
-
         values = self.cleaned_data["values"]
         try:
             validate_values(values)

@@ -7,7 +7,7 @@ class RuntimeConfigApp(AppConfig):
     verbose_name = "Konfigurasi runtime"
 
     def ready(self):
-        from halobestie.lifespan import on_startup
+        from halobestie.server.lifespan import on_startup
 
         @on_startup
         async def listen_for_config_saves(listener):

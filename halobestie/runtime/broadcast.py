@@ -11,6 +11,7 @@ import time
 
 from django.conf import settings
 
+from halobestie.integrations.valkey import get_client, new_client
 from halobestie.runtime.selectors import invalidate_local
 
 logger = logging.getLogger(__name__)
@@ -25,8 +26,6 @@ def _channel():
 def publish_invalidation(version):
     if not settings.VALKEY_URL:
         return
-    from halobestie.valkey import get_client
-
     try:
         get_client().publish(_channel(), str(version))
     except Exception:
@@ -42,8 +41,6 @@ def start_listener():
 
 
 def _listen_forever():
-    from halobestie.valkey import new_client
-
     while True:
         try:
             pubsub = new_client(socket_timeout=10).pubsub(ignore_subscribe_messages=True)

@@ -2,6 +2,7 @@
 
 from django.db import transaction
 
+from halobestie.runtime import broadcast
 from halobestie.runtime.models import RuntimeConfig
 from halobestie.runtime.schema import validate_values
 from halobestie.runtime.selectors import invalidate_local
@@ -39,6 +40,4 @@ def runtime_config_ensure_defaults() -> RuntimeConfig:
 
 def _after_save(version):
     invalidate_local()
-    from halobestie.runtime import broadcast
-
     broadcast.publish_invalidation(version)

@@ -1,5 +1,5 @@
 """A fake Fazpass: a real HTTP server on 127.0.0.1 (random port) speaking Fazpass' OTP
-protocol, which our real client code (halobestie/otp.py) talks to through FAZPASS_BASE_URL."""
+protocol, which our real client code (halobestie/integrations/otp.py) talks to through FAZPASS_BASE_URL."""
 
 import json
 import secrets

@@ -83,8 +83,8 @@ def test_it_erases_a_clients_personal_data_and_revokes_everything(api, make_clie
 
 def test_it_keeps_the_sessions_and_payments_of_an_erased_client(make_client_user):
     from payments.models import Payment
+    from sessions_app.lifecycle import session_create
     from sessions_app.models import ChatSession
-    from sessions_app.services import session_create
 
     user = make_client_user(phone="+6281234567890")
     session = session_create(client=user, package_code="curhat-30")

@@ -301,7 +301,7 @@ def test_it_sends_nothing_to_other_phones_when_fazpass_is_off_outside_debug(api,
 
 
 def test_it_lets_any_phone_in_with_the_logged_test_code_in_debug(api, bypass, caplog):
-    with override_settings(DEBUG=True), caplog.at_level(logging.INFO, logger="halobestie.otp"):
+    with override_settings(DEBUG=True), caplog.at_level(logging.INFO, logger="halobestie.integrations.otp"):
         assert request_otp(api, PHONE).status_code == 201
         verified = verify_otp(api, PHONE, "246810")
 

@@ -273,3 +273,19 @@ def test_it_refuses_requests_without_a_token(api):
 
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_it_purges_denied_access_tokens_once_they_expired(api, make_client_user):
+    from datetime import UTC, datetime
+
+    from halobestie.accounts.models import RevokedAccessToken
+    from halobestie.accounts.tokens import revoked_purge
+
+    pair = tokens_for(make_client_user())
+    assert api.post("/api/v1/auth/logout", {"refresh": pair["refresh"]}, format="json").status_code == 204
+    expires_at = RevokedAccessToken.objects.get().expires_at
+    assert revoked_purge(now=expires_at - timedelta(seconds=1)) == 0
+    assert revoked_purge(now=expires_at + timedelta(seconds=1)) == 1
+    assert RevokedAccessToken.objects.count() == 0
+    assert IssuedTokenPair.objects.count() == 1  # its refresh token could still be presented
+    assert datetime.now(UTC) < expires_at + timedelta(days=1)

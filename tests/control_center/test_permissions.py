@@ -3,7 +3,7 @@
 from halobestie.audit.models import AuditEntry
 from halobestie.runtime.models import RuntimeConfig
 from mitras.models import Mitra
-from sessions_app import services
+from sessions_app import lifecycle
 from sessions_app.models import Message
 
 
@@ -12,9 +12,9 @@ def make_session_with_messages(make_client_user, make_mitra):
 
     mitra = make_mitra()
     mitra_set_online(mitra=mitra, is_online=True)
-    session = services.session_create(client=make_client_user(), package_code="curhat-15")
-    services.session_mark_paid(session_id=session.id)
-    services.session_accept(session_id=session.id, mitra=mitra)
+    session = lifecycle.session_create(client=make_client_user(), package_code="curhat-15")
+    lifecycle.session_mark_paid(session_id=session.id)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     session.refresh_from_db()
     Message.objects.create(
         session=session, seq=1, sender=session.client, body="rahasia curhat", created_at=session.accepted_at
@@ -123,7 +123,7 @@ def test_it_lets_support_force_end_but_not_refund(internal_client, make_staff, m
 
 def test_it_lets_finance_refund(internal_client, make_staff, make_client_user, make_mitra):
     session = make_session_with_messages(make_client_user, make_mitra)
-    services.session_end(session_id=session.id, actor=session.client)
+    lifecycle.session_end(session_id=session.id, actor=session.client)
     internal_client.force_login(make_staff("finance"))
     internal_client.post(
         "/admin/sessions_app/chatsession/", {"action": "refund", "_selected_action": [str(session.pk)]}

@@ -1,8 +1,9 @@
-"""Fixtures of the mitras tests: a clean, seeded mirror, a test load counter, hook recorders."""
+"""Fixtures of the mitras tests: a clean, seeded mirror, a load setter, hook recorders."""
 
 import pytest
 
-from mitras import hooks, load, mirror
+from mitras import hooks, mirror
+from mitras.models import Mitra
 
 
 @pytest.fixture
@@ -12,19 +13,19 @@ def fresh_mirror(valkey):
     yield valkey
 
 
+class _Loads(dict):
+    """Setting `loads[mitra_id] = n` writes the mitra's load column (in the caller's transaction)."""
+
+    def __setitem__(self, mitra_id, value):
+        Mitra.objects.filter(pk=mitra_id).update(load=value)
+        super().__setitem__(mitra_id, value)
+
+
 @pytest.fixture
 def loads():
-    """A test load counter: set `loads[mitra_id] = n` (then call mirror_capacity_changed inside a
-    transaction, as the sessions app does). The registered counter is restored afterwards."""
-    previous = load.get_load_counter()
-    table = {}
-
-    def counter(mitra_ids):
-        return {i: table.get(i, 0) for i in (table if mitra_ids is None else mitra_ids)}
-
-    load.register_load_counter(counter)
-    yield table
-    load.register_load_counter(previous)
+    """Set `loads[mitra_id] = n` (then call mirror_capacity_changed inside a transaction, as the
+    sessions services do): the mitra's `load` column is written."""
+    return _Loads()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import time
 import pytest
 from django.db import transaction
 
-from halobestie import valkey
+from halobestie.integrations import valkey
 from mitras import mirror, services
 from tests.conftest import auth_client
 from tests.servers import ThrowawayValkey

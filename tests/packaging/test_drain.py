@@ -11,8 +11,8 @@ import pytest
 import requests
 from django.db import connection
 
-from halobestie import health
 from halobestie.accounts.tokens import tokens_for
+from halobestie.server import health
 from sessions_app.models import ChatSession
 from tests.realtime.conftest import Socket
 from tests.servers import serve_process, server_env

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core import signing
 
 from payments.models import Payment, PaymentCallback, PaymentStatus
-from sessions_app import services as sessions
+from sessions_app import lifecycle as sessions
 from sessions_app.models import ChatSession, Status
 from tests.servers import free_port, serve_process, server_env
 

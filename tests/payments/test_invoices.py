@@ -90,7 +90,7 @@ def test_it_answers_502_when_xendit_refuses_our_key(xendit, create_session, sett
 def test_it_expires_the_invoice_of_a_session_that_lost_the_race(transactional_db, xendit, make_client_user):
     """Two creations by one client at once: both open an invoice (outside the transaction), one
     session is stored, the loser's invoice is expired again."""
-    from sessions_app import services
+    from sessions_app import lifecycle
 
     client = make_client_user()
     xendit.hang_seconds = 0.2  # both requests are past the first check while Xendit answers
@@ -102,7 +102,7 @@ def test_it_expires_the_invoice_of_a_session_that_lost_the_race(transactional_db
 
         barrier.wait()
         try:
-            results.append(services.session_create(client=client, package_code="curhat-15").id)
+            results.append(lifecycle.session_create(client=client, package_code="curhat-15").id)
         except Exception as error:
             results.append(getattr(error, "code", repr(error)))
         finally:

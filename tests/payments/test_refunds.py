@@ -9,7 +9,7 @@ from django.utils import timezone
 from halobestie.errors import Conflict, ServiceError
 from payments import services
 from payments.models import Payment, PaymentCallback, Refund, RefundStatus
-from sessions_app import services as sessions
+from sessions_app import lifecycle, timers
 from sessions_app.models import SessionEvent, Status
 
 
@@ -18,7 +18,7 @@ def paid(xendit, make_client_user, post_callback):
     """A session paid through the webhook (no mitra online: it waits in matching)."""
 
     def make(package="curhat-30"):
-        session = sessions.session_create(client=make_client_user(), package_code=package)
+        session = lifecycle.session_create(client=make_client_user(), package_code=package)
         payment = Payment.objects.get(session=session)
         assert post_callback(xendit.paid_callback(payment.invoice_id)).json()["outcome"] == "applied"
         session.refresh_from_db()
@@ -31,7 +31,7 @@ def test_it_runs_the_refund_round_trip(xendit, paid, post_callback, django_captu
     session, payment = paid()
     later = timezone.now() + timedelta(seconds=601)
     with django_capture_on_commit_callbacks(execute=True):
-        assert sessions.matching_expire_due(now=later) == 1
+        assert timers.matching_expire_due(now=later) == 1
     session.refresh_from_db()
     assert (session.status, session.end_reason) == (Status.UNMATCHED, "no_mitra")
 
@@ -81,7 +81,7 @@ def test_it_resends_an_unconfirmed_refund_with_the_same_key_and_refunds_once(
     session, payment = paid()
     xendit.fail_status = 500
     with django_capture_on_commit_callbacks(execute=True):
-        sessions.session_end(session_id=session.id, actor=session.client)
+        lifecycle.session_end(session_id=session.id, actor=session.client)
     refund = Refund.objects.get()
     assert (refund.status, refund.reason, refund.send_attempts) == (
         RefundStatus.REQUESTED,
@@ -112,7 +112,7 @@ def test_it_retries_a_failed_refund_as_a_new_refund(
 ):
     session, payment = paid()
     with django_capture_on_commit_callbacks(execute=True):
-        sessions.session_end(session_id=session.id, actor=session.client)
+        lifecycle.session_end(session_id=session.id, actor=session.client)
     refund = Refund.objects.get()
     post_callback(xendit.refund_callback(str(refund.pk), status="FAILED"), path="/webhooks/xendit/refund")
     refund.refresh_from_db()
@@ -152,18 +152,18 @@ def test_it_refuses_to_refund_more_than_was_paid(xendit, paid):
 
 
 def test_it_refuses_to_refund_an_unpaid_session(make_client_user):
-    session = sessions.session_create(client=make_client_user(), package_code="curhat-15")
+    session = lifecycle.session_create(client=make_client_user(), package_code="curhat-15")
     with pytest.raises(Conflict):
         services.refund_create(session=session, reason="staff_decision")
     assert Refund.objects.count() == 0
 
 
 def test_it_keeps_a_refund_pending_for_staff_without_xendit(make_client_user, make_staff, post_callback):
-    session = sessions.session_create(client=make_client_user(), package_code="curhat-15")
+    session = lifecycle.session_create(client=make_client_user(), package_code="curhat-15")
     payment = Payment.objects.get(session=session)
     assert payment.invoice_id == f"local-{payment.external_id}"
     services.local_checkout_complete(external_id=payment.external_id, is_paid=True)
-    sessions.session_end(session_id=session.id, actor=session.client)
+    lifecycle.session_end(session_id=session.id, actor=session.client)
     refund = Refund.objects.get()
     assert (refund.status, refund.is_gateway_refund, refund.amount_idr) == (
         RefundStatus.PENDING,
@@ -203,11 +203,11 @@ def test_it_acknowledges_a_refund_callback_for_an_unknown_refund(xendit, post_ca
 def test_it_lets_finance_settle_a_refund_in_the_control_center(internal_client, make_staff, make_client_user):
     from halobestie.audit.models import AuditEntry
 
-    session = sessions.session_create(client=make_client_user(), package_code="curhat-15")
+    session = lifecycle.session_create(client=make_client_user(), package_code="curhat-15")
     services.local_checkout_complete(
         external_id=Payment.objects.get(session=session).external_id, is_paid=True
     )
-    sessions.session_end(session_id=session.id, actor=session.client)
+    lifecycle.session_end(session_id=session.id, actor=session.client)
     refund = Refund.objects.get()
     internal_client.force_login(make_staff("support"))
     internal_client.post(
@@ -233,7 +233,7 @@ def test_it_refuses_to_settle_by_hand_a_refund_xendit_is_still_paying(
 ):
     session, _ = paid()
     with django_capture_on_commit_callbacks(execute=True):
-        sessions.matching_expire_due(now=timezone.now() + timedelta(seconds=601))
+        timers.matching_expire_due(now=timezone.now() + timedelta(seconds=601))
     refund = Refund.objects.get(session=session)
     assert (refund.is_gateway_refund, refund.status) == (True, RefundStatus.PENDING)
     with pytest.raises(Conflict) as error:

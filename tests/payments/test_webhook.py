@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from payments.models import Payment, PaymentCallback, PaymentStatus, Refund
-from sessions_app import services as sessions
+from sessions_app import lifecycle, matching
 from sessions_app.models import ChatSession, SessionEvent, Status
 
 
@@ -16,7 +16,7 @@ def pending(xendit, make_client_user):
     """A session awaiting payment, its Payment, and the fake's invoice id."""
 
     def make(package="curhat-30"):
-        session = sessions.session_create(client=make_client_user(), package_code=package)
+        session = lifecycle.session_create(client=make_client_user(), package_code=package)
         payment = Payment.objects.get(session=session)
         return session, payment
 
@@ -84,7 +84,7 @@ def test_it_makes_one_transition_from_the_same_callback_five_times(xendit, pendi
 def test_it_makes_one_transition_from_five_concurrent_callbacks(transactional_db, xendit, make_client_user):
     from payments import services
 
-    session = sessions.session_create(client=make_client_user(), package_code="curhat-15")
+    session = lifecycle.session_create(client=make_client_user(), package_code="curhat-15")
     payment = Payment.objects.get(session=session)
     body = xendit.paid_callback(payment.invoice_id)
     barrier = threading.Barrier(5)
@@ -241,10 +241,10 @@ def _active(xendit, post_callback, make_client_user, make_mitra):
     mitra = make_mitra()
     mitra_set_online(mitra=mitra, is_online=True)
     client = make_client_user()
-    session = sessions.session_create(client=client, package_code="curhat-15")
+    session = lifecycle.session_create(client=client, package_code="curhat-15")
     post_callback(xendit.paid_callback(Payment.objects.get(session=session).invoice_id))
-    sessions.queue_dispatch()
-    sessions.session_accept(session_id=session.id, mitra=mitra)
+    matching.queue_dispatch()
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     session.refresh_from_db()
     return session, client, mitra
 
@@ -254,7 +254,7 @@ def test_it_extends_an_active_session_when_the_extension_is_paid(
 ):
     session, client, _ = _active(xendit, post_callback, make_client_user, make_mitra)
     ends_at = session.ends_at
-    extension = sessions.session_extension_request(
+    extension = lifecycle.session_extension_request(
         session_id=session.id, client=client, package_code="curhat-30"
     )
     assert (extension.kind, extension.amount_idr, extension.status) == ("extension", 25000, "pending")
@@ -269,10 +269,10 @@ def test_it_refunds_an_extension_paid_after_the_session_ended(
     xendit, post_callback, make_client_user, make_mitra, django_capture_on_commit_callbacks
 ):
     session, client, _ = _active(xendit, post_callback, make_client_user, make_mitra)
-    extension = sessions.session_extension_request(
+    extension = lifecycle.session_extension_request(
         session_id=session.id, client=client, package_code="curhat-15"
     )
-    sessions.session_end(session_id=session.id, actor=client)
+    lifecycle.session_end(session_id=session.id, actor=client)
     with django_capture_on_commit_callbacks(execute=True):
         outcome = post_callback(xendit.paid_callback(extension.invoice_id)).json()["outcome"]
     assert outcome == "paid_too_late_refunded"
@@ -287,7 +287,7 @@ def test_it_expiring_an_extension_leaves_the_session_alone(
     xendit, post_callback, make_client_user, make_mitra
 ):
     session, client, _ = _active(xendit, post_callback, make_client_user, make_mitra)
-    extension = sessions.session_extension_request(
+    extension = lifecycle.session_extension_request(
         session_id=session.id, client=client, package_code="curhat-15"
     )
     assert post_callback(xendit.expired_callback(extension.invoice_id)).json()["outcome"] == "applied"

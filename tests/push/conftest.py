@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from firebase_admin import messaging
 
-from halobestie import push
+from halobestie.integrations import push
 
 PROJECT_ID = "hb-test-project"
 ACCESS_TOKEN = "fake-access-token-123"

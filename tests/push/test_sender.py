@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from halobestie import push
 from halobestie.accounts.models import Device
+from halobestie.integrations import push
 
 from .conftest import (
     ACCESS_TOKEN,
@@ -24,7 +24,7 @@ from .conftest import (
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    # Deliberate: the apps register FCM registration tokens (see halobestie/push.py).
+    # Deliberate: the apps register FCM registration tokens (see halobestie/integrations/push.py).
     pytest.mark.filterwarnings("ignore:Message.token is deprecated:DeprecationWarning"),
 ]
 
@@ -192,7 +192,7 @@ def test_it_logs_type_and_user_only_without_a_service_account(make_client_user, 
     client = make_client_user()
     Device.objects.create(user=client, token="secret-device-token", platform="android")
 
-    with caplog.at_level(logging.INFO, logger="halobestie.push"):
+    with caplog.at_level(logging.INFO, logger="halobestie.integrations.push"):
         push.send_to_user(
             user_id=client.id,
             title="Pesan baru",

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from halobestie import push
 from halobestie.accounts.models import Device
+from halobestie.integrations import push
 from mitras.services import mitra_set_online
-from sessions_app import services
+from sessions_app import lifecycle
 from sessions_app.models import Status
 from tests.conftest import auth_client
 
@@ -17,7 +17,7 @@ from .conftest import UNREGISTERED, closed_port_url
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    # Deliberate: the apps register FCM registration tokens (see halobestie/push.py).
+    # Deliberate: the apps register FCM registration tokens (see halobestie/integrations/push.py).
     pytest.mark.filterwarnings("ignore:Message.token is deprecated:DeprecationWarning"),
 ]
 
@@ -36,8 +36,8 @@ def offered_session(make_client_user, make_mitra):
         Device.objects.create(user=client, token="client-token", platform="android")
         Device.objects.create(user=mitra.user, token="mitra-token", platform="android")
         mitra_set_online(mitra=mitra, is_online=True)
-        session = services.session_create(client=client, package_code="curhat-15")
-        services.session_mark_paid(session_id=session.id)
+        session = lifecycle.session_create(client=client, package_code="curhat-15")
+        lifecycle.session_mark_paid(session_id=session.id)
         session.refresh_from_db()
         assert (session.status, session.mitra_id) == (Status.OFFERED, mitra.id)
         return session, client, mitra

@@ -10,7 +10,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from halobestie.accounts.tokens import tokens_for
-from sessions_app import services
+from sessions_app import lifecycle, matching
 
 
 def _payments_ready():
@@ -47,7 +47,7 @@ def _active_without_payments(client, mitra):
 def end_session(session, actor):
     """session_end, or (until payments lands, see above) the row as session_end leaves it."""
     if _payments_ready():
-        services.session_end(session_id=session.id, actor=actor)
+        lifecycle.session_end(session_id=session.id, actor=actor)
         return
     from django.utils import timezone
 
@@ -72,12 +72,12 @@ def active_session(make_client_user, make_mitra):
             mitra.refresh_from_db()
         if not _payments_ready():
             return _active_without_payments(client, mitra), client, mitra
-        session = services.session_create(
+        session = lifecycle.session_create(
             client=client, package_code="curhat-15", mitra_id=mitra.id, allow_any_mitra=False
         )
-        services.session_mark_paid(session_id=session.id)
-        services.queue_dispatch()
-        services.session_accept(session_id=session.id, mitra=mitra)
+        lifecycle.session_mark_paid(session_id=session.id)
+        matching.queue_dispatch()
+        lifecycle.session_accept(session_id=session.id, mitra=mitra)
         session.refresh_from_db()
         return session, client, mitra
 

@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
 
-from sessions_app import chat
+from sessions_app import chat_store, stored_message
 from sessions_app.models import ChatSession, Message
 from tests.realtime.conftest import end_session
 
@@ -16,15 +16,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _orm(**kwargs):
-    return chat._store_orm(**kwargs)
+    return chat_store._store_orm(**kwargs)
 
 
 def _postgres(**kwargs):
     async def run():
         try:
-            return await chat._store_postgres(**kwargs)
+            return await chat_store._store_postgres(**kwargs)
         finally:
-            await chat.close_pools()
+            await chat_store.close_pools()
 
     return async_to_sync(run)()
 
@@ -43,9 +43,9 @@ def _outcome(store, **kwargs):
 @pytest.mark.parametrize("store", [_orm, _postgres], ids=["orm", "postgres"])
 def test_it_stores_and_refuses_the_same_way_on_both_paths(store, active_session, make_client_user):
     session, client, mitra = active_session()
-    as_client = chat.Sender(user_id=client.id)
-    as_mitra = chat.Sender(user_id=mitra.user_id, mitra_id=mitra.id)
-    stranger = chat.Sender(user_id=make_client_user().id)
+    as_client = stored_message.Sender(user_id=client.id)
+    as_mitra = stored_message.Sender(user_id=mitra.user_id, mitra_id=mitra.id)
+    stranger = stored_message.Sender(user_id=make_client_user().id)
     common = {"session_id": str(session.id), "is_masked": False}
     outcomes = [
         _outcome(store, sender=as_client, body="satu", client_msg_id="c1", **common),
@@ -82,7 +82,10 @@ def test_it_stores_and_refuses_the_same_way_on_both_paths(store, active_session,
 def test_it_never_gives_concurrent_senders_a_duplicate_or_a_gap(active_session):
     assert connection.vendor == "postgresql"
     session, client, mitra = active_session()
-    senders = [chat.Sender(user_id=client.id), chat.Sender(user_id=mitra.user_id, mitra_id=mitra.id)]
+    senders = [
+        stored_message.Sender(user_id=client.id),
+        stored_message.Sender(user_id=mitra.user_id, mitra_id=mitra.id),
+    ]
     per_thread, threads_count = 25, 8
     results, errors = [], []
     start = threading.Barrier(threads_count)

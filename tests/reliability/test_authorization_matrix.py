@@ -116,13 +116,13 @@ def cast(transactional_db, settings, active_session, make_client_user, make_mitr
     }
     mitra_deactivate(mitra=mitra_z, actor=None)
     Device.objects.create(user=client_a, token="perangkat-klien-a", platform="android")
-    from sessions_app import chat
+    from sessions_app import chat_store, stored_message
 
-    # The ORM path of chat.message_send (same checks, same seq allocation): the async one keeps a
+    # The ORM path of chat_store.message_send (same checks, same seq allocation): the async one keeps a
     # psycopg pool per event loop, which a sync test would leak.
-    chat._store_orm(
+    chat_store._store_orm(
         session_id=session.id,
-        sender=chat.Sender(user_id=client_a.id),
+        sender=stored_message.Sender(user_id=client_a.id),
         body="halo, aku butuh teman cerita",
         is_masked=False,
         client_msg_id="matrix-1",

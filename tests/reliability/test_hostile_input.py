@@ -83,7 +83,7 @@ def test_it_refuses_nul_and_lone_surrogates_in_bodies_and_paths(server, make_cli
 
 
 def test_it_refuses_a_webhook_with_nul_in_external_id(server, make_client_user):
-    from sessions_app import services as sessions
+    from sessions_app import lifecycle as sessions
 
     session = sessions.session_create(client=make_client_user(), package_code="curhat-15")
     payment = Payment.objects.get(session=session)

@@ -1,6 +1,6 @@
 import pytest
 
-from sessions_app import services
+from sessions_app import lifecycle
 
 
 @pytest.fixture
@@ -24,13 +24,13 @@ def paid_session(make_client_user):
 
     def make(client=None, package="curhat-30", mitra=None, allow_any_mitra=True):
         client = client or make_client_user()
-        session = services.session_create(
+        session = lifecycle.session_create(
             client=client,
             package_code=package,
             mitra_id=mitra.id if mitra else None,
             allow_any_mitra=allow_any_mitra,
         )
-        services.session_mark_paid(session_id=session.id)
+        lifecycle.session_mark_paid(session_id=session.id)
         session.refresh_from_db()
         return session
 

@@ -1,6 +1,9 @@
 """The sessions REST API as the apps use it."""
 
-from sessions_app import services
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from sessions_app import lifecycle
 from sessions_app.models import ChatSession, Rating, Status
 from tests.conftest import auth_client
 
@@ -79,10 +82,10 @@ def test_it_rates_once_after_the_end(paid_session, online_mitra):
     mitra = online_mitra()
     session = paid_session()
     client_api = auth_client(session.client)
-    services.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     early = client_api.post(f"/api/v1/sessions/{session.id}/rating", {"score": 5}, format="json")
     assert early.status_code == 409 and early.json()["error"]["code"] == "session_not_ended"
-    services.session_end(session_id=session.id, actor=mitra.user)
+    lifecycle.session_end(session_id=session.id, actor=mitra.user)
     bad = client_api.post(f"/api/v1/sessions/{session.id}/rating", {"score": 6}, format="json")
     assert bad.status_code == 400 and "score" in bad.json()["error"]["fields"]
     long = client_api.post(
@@ -101,7 +104,7 @@ def test_it_rates_once_after_the_end(paid_session, online_mitra):
 def test_it_takes_a_report_from_either_side_once(paid_session, online_mitra):
     mitra = online_mitra()
     session = paid_session()
-    services.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     mitra_api = auth_client(mitra.user)
     first = mitra_api.post(
         f"/api/v1/sessions/{session.id}/report", {"reason": "harassment", "detail": "kasar"}, format="json"
@@ -119,8 +122,8 @@ def test_it_shows_mitra_earnings_by_period(paid_session, online_mitra):
     mitra = online_mitra(capacity=3)
     for _ in range(2):
         session = paid_session(package="curhat-60")
-        services.session_accept(session_id=session.id, mitra=mitra)
-        services.session_end(session_id=session.id, actor=session.client)
+        lifecycle.session_accept(session_id=session.id, mitra=mitra)
+        lifecycle.session_end(session_id=session.id, actor=session.client)
     body = auth_client(mitra.user).get("/api/v1/mitra/earnings").json()
     assert body == {
         "today_idr": 63000, "this_week_idr": 63000, "this_month_idr": 63000, "all_time_idr": 63000,
@@ -131,7 +134,7 @@ def test_it_shows_mitra_earnings_by_period(paid_session, online_mitra):
 def test_it_pages_the_message_history(paid_session, online_mitra):
     mitra = online_mitra()
     session = paid_session()
-    services.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     response = auth_client(session.client).get(f"/api/v1/sessions/{session.id}/messages?after_seq=0&limit=10")
     assert response.json() == {"results": [], "has_more": False}
     bad = auth_client(session.client).get(f"/api/v1/sessions/{session.id}/messages?limit=0")
@@ -158,8 +161,38 @@ def test_it_hides_the_chat_from_a_mitra_who_declined(paid_session, online_mitra)
     assert (declined.json()["status"], declined.json()["mitra"]) == ("matching", None)
     session.refresh_from_db()
     assert (session.status, session.mitra_id) == (Status.OFFERED, second.id)  # the next Bestie
-    services.session_accept(session_id=session.id, mitra=second)
+    lifecycle.session_accept(session_id=session.id, mitra=second)
     for path in ("", "/messages"):
         response = auth_client(first.user).get(f"/api/v1/sessions/{session.id}{path}")
         assert response.status_code == 404, path
     assert auth_client(second.user).get(f"/api/v1/sessions/{session.id}/messages").status_code == 200
+
+
+def test_it_lists_sessions_in_the_same_number_of_queries_for_1_and_for_50(make_client_user, online_mitra):
+    def client_with_sessions(count):
+        client = make_client_user()
+        for _ in range(count - 1):
+            session = lifecycle.session_create(client=client, package_code="curhat-15")
+            lifecycle.session_end(session_id=session.id, actor=client)
+        session = lifecycle.session_create(client=client, package_code="curhat-15")
+        lifecycle.session_mark_paid(session_id=session.id)  # waiting in the queue: a queue position
+        return client
+
+    def queries_for(client):
+        api = auth_client(client)
+        with CaptureQueriesContext(connection) as captured:
+            response = api.get("/api/v1/sessions?limit=50")
+        assert response.status_code == 200
+        return len(captured), response.json()["results"]
+
+    waiting = make_client_user()
+    lifecycle.session_mark_paid(
+        session_id=lifecycle.session_create(client=waiting, package_code="curhat-15").id
+    )  # someone ahead in the queue
+    one, one_rows = queries_for(client_with_sessions(1))
+    fifty, fifty_rows = queries_for(client_with_sessions(50))
+    assert (len(one_rows), len(fifty_rows)) == (1, 50)
+    assert one_rows[0]["queue_position"] == 2 and fifty_rows[0]["queue_position"] == 3
+    assert [row["payment"]["kind"] for row in fifty_rows] == ["session"] * 50
+    assert fifty_rows[1]["queue_position"] is None  # cancelled
+    assert one == fifty

@@ -6,7 +6,7 @@ from collections import Counter
 from django.db import connection
 
 from mitras.services import mitra_set_online
-from sessions_app import services
+from sessions_app import lifecycle, matching
 from sessions_app.models import ChatSession, SessionOffer, Status
 
 
@@ -15,7 +15,7 @@ def test_it_never_overbooks_under_50_concurrent_workers(transactional_db, make_c
     for mitra in mitras:
         mitra_set_online(mitra=mitra, is_online=True)
     sessions = [
-        services.session_create(client=make_client_user(), package_code="curhat-15") for _ in range(60)
+        lifecycle.session_create(client=make_client_user(), package_code="curhat-15") for _ in range(60)
     ]
     errors = []
     start = threading.Barrier(50)
@@ -25,8 +25,8 @@ def test_it_never_overbooks_under_50_concurrent_workers(transactional_db, make_c
         try:
             start.wait()
             for session in chunk:
-                services.session_mark_paid(session_id=session.id)
-                services.queue_dispatch()
+                lifecycle.session_mark_paid(session_id=session.id)
+                matching.queue_dispatch()
                 # Back to the pool between operations, as a request thread does between requests.
                 connection.close()
         except Exception as exc:  # collected: a failure in a thread must fail the test

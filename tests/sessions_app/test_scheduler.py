@@ -6,8 +6,9 @@ from datetime import timedelta
 from django.db import connection
 from django.utils import timezone
 
+from halobestie import scheduler
 from mitras.services import mitra_set_online
-from sessions_app import scheduler, services
+from sessions_app import lifecycle
 from sessions_app.models import ChatSession, SessionEvent, Status
 
 
@@ -17,9 +18,9 @@ def test_it_fires_every_timer_once_with_two_schedulers(transactional_db, make_cl
     mitra.refresh_from_db()
     sessions = []
     for _ in range(20):
-        session = services.session_create(client=make_client_user(), package_code="curhat-15")
-        services.session_mark_paid(session_id=session.id)
-        services.session_accept(session_id=session.id, mitra=mitra)
+        session = lifecycle.session_create(client=make_client_user(), package_code="curhat-15")
+        lifecycle.session_mark_paid(session_id=session.id)
+        lifecycle.session_accept(session_id=session.id, mitra=mitra)
         sessions.append(session)
     # all are due for the ending-soon warning and the end at the same instant
     later = timezone.now() + timedelta(minutes=16)

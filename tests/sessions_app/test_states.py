@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from halobestie.errors import Conflict
-from sessions_app import services
+from sessions_app import lifecycle, timers
 from sessions_app.models import ChatSession, EarningsEntry, OfferOutcome, SessionOffer, Status
 from tests.conftest import auth_client
 
@@ -20,21 +20,21 @@ def snapshot(session):
 def test_it_walks_pending_to_matching_to_offered_to_active_to_ended(make_client_user, online_mitra):
     client = make_client_user()
     mitra = online_mitra()
-    session = services.session_create(client=client, package_code="curhat-30")
+    session = lifecycle.session_create(client=client, package_code="curhat-30")
     assert session.status == Status.PENDING_PAYMENT
     assert session.price_idr == 25000 and session.duration_seconds == 1800
 
-    services.session_mark_paid(session_id=session.id)
+    lifecycle.session_mark_paid(session_id=session.id)
     session.refresh_from_db()
     assert session.status == Status.OFFERED  # dispatched at once to the free mitra
     assert session.mitra_id == mitra.id
 
-    services.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     session.refresh_from_db()
     assert session.status == Status.ACTIVE
     assert session.ends_at == session.accepted_at + timedelta(minutes=30)
 
-    services.session_end(session_id=session.id, actor=client)
+    lifecycle.session_end(session_id=session.id, actor=client)
     session.refresh_from_db()
     assert (session.status, session.end_reason) == (Status.ENDED, "client_ended")
     entry = EarningsEntry.objects.get(session=session)
@@ -42,8 +42,8 @@ def test_it_walks_pending_to_matching_to_offered_to_active_to_ended(make_client_
 
 
 def test_it_cancels_an_unpaid_session(make_client_user):
-    session = services.session_create(client=make_client_user(), package_code="curhat-15")
-    services.session_cancel_unpaid(session_id=session.id)
+    session = lifecycle.session_create(client=make_client_user(), package_code="curhat-15")
+    lifecycle.session_cancel_unpaid(session_id=session.id)
     session.refresh_from_db()
     assert (session.status, session.end_reason) == (Status.CANCELLED, "payment_expired")
 
@@ -53,7 +53,7 @@ def test_it_returns_a_declined_offer_to_matching_and_offers_the_next_mitra(paid_
     session = paid_session()
     assert session.mitra_id == first.id
     second = online_mitra()
-    services.session_decline(session_id=session.id, mitra=first)
+    lifecycle.session_decline(session_id=session.id, mitra=first)
     session.refresh_from_db()
     assert session.status == Status.OFFERED
     assert session.mitra_id == second.id
@@ -63,7 +63,7 @@ def test_it_returns_a_declined_offer_to_matching_and_offers_the_next_mitra(paid_
 def test_it_keeps_a_declined_session_waiting_when_nobody_else_is_free(paid_session, online_mitra):
     mitra = online_mitra()
     session = paid_session()
-    services.session_decline(session_id=session.id, mitra=mitra)
+    lifecycle.session_decline(session_id=session.id, mitra=mitra)
     session.refresh_from_db()
     assert session.status == Status.MATCHING
     assert session.mitra_id is None
@@ -73,12 +73,12 @@ def test_it_expires_an_offer_and_ends_unmatched_after_the_matching_window(paid_s
     mitra = online_mitra()
     session = paid_session()
     later = timezone.now() + timedelta(seconds=61)
-    assert services.offers_expire_due(now=later) == 1
+    assert timers.offers_expire_due(now=later) == 1
     session.refresh_from_db()
     assert session.status == Status.MATCHING
     assert SessionOffer.objects.get(session=session, mitra=mitra).outcome == OfferOutcome.EXPIRED
 
-    assert services.matching_expire_due(now=later + timedelta(seconds=600)) == 1
+    assert timers.matching_expire_due(now=later + timedelta(seconds=600)) == 1
     session.refresh_from_db()
     assert (session.status, session.end_reason) == (Status.UNMATCHED, "no_mitra")
     from payments.models import Refund
@@ -90,13 +90,13 @@ def test_it_expires_an_offer_and_ends_unmatched_after_the_matching_window(paid_s
 def test_it_ends_at_ends_at_and_warns_before(paid_session, online_mitra):
     mitra = online_mitra()
     session = paid_session(package="curhat-15")
-    services.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     session.refresh_from_db()
-    assert services.sessions_warn_ending_soon(now=session.ends_at - timedelta(seconds=121)) == 0
-    assert services.sessions_warn_ending_soon(now=session.ends_at - timedelta(seconds=119)) == 1
-    assert services.sessions_warn_ending_soon(now=session.ends_at - timedelta(seconds=100)) == 0
-    assert services.sessions_end_due(now=session.ends_at - timedelta(seconds=1)) == 0
-    assert services.sessions_end_due(now=session.ends_at) == 1
+    assert timers.sessions_warn_ending_soon(now=session.ends_at - timedelta(seconds=121)) == 0
+    assert timers.sessions_warn_ending_soon(now=session.ends_at - timedelta(seconds=119)) == 1
+    assert timers.sessions_warn_ending_soon(now=session.ends_at - timedelta(seconds=100)) == 0
+    assert timers.sessions_end_due(now=session.ends_at - timedelta(seconds=1)) == 0
+    assert timers.sessions_end_due(now=session.ends_at) == 1
     session.refresh_from_db()
     assert (session.status, session.end_reason) == (Status.ENDED, "expired")
 
@@ -106,24 +106,24 @@ def test_it_ends_a_session_whose_mitra_is_lost_after_the_grace(paid_session, onl
 
     mitra = online_mitra()
     session = paid_session()
-    services.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     start = timezone.now()
     mitra_heartbeat(mitra=mitra, now=start)
     # heartbeats stop: past the heartbeat TTL (30 s) both sides are told
     lapsed_at = start + timedelta(seconds=31)
-    assert services.sessions_check_mitra_presence(now=lapsed_at) == 1
+    assert timers.sessions_check_mitra_presence(now=lapsed_at) == 1
     session.refresh_from_db()
     assert session.mitra_lost_at == lapsed_at and session.status == Status.ACTIVE
     # back within the grace: the session goes on
     mitra_heartbeat(mitra=mitra, now=start + timedelta(seconds=40))
-    assert services.sessions_check_mitra_presence(now=start + timedelta(seconds=41)) == 1
+    assert timers.sessions_check_mitra_presence(now=start + timedelta(seconds=41)) == 1
     session.refresh_from_db()
     assert session.mitra_lost_at is None
     # gone for longer than the grace (120 s): ended, waiting for a staff refund decision
     gone_at = start + timedelta(seconds=71)
-    assert services.sessions_check_mitra_presence(now=gone_at) == 1
-    assert services.sessions_check_mitra_presence(now=gone_at + timedelta(seconds=119)) == 0
-    assert services.sessions_check_mitra_presence(now=gone_at + timedelta(seconds=121)) == 1
+    assert timers.sessions_check_mitra_presence(now=gone_at) == 1
+    assert timers.sessions_check_mitra_presence(now=gone_at + timedelta(seconds=119)) == 0
+    assert timers.sessions_check_mitra_presence(now=gone_at + timedelta(seconds=121)) == 1
     session.refresh_from_db()
     assert (session.status, session.end_reason, session.needs_refund_review) == (
         Status.ENDED,
@@ -137,23 +137,23 @@ def test_it_keeps_the_chats_of_a_mitra_who_switches_off_new_offers(paid_session,
 
     mitra = online_mitra()
     session = paid_session()
-    services.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     mitra_set_online(mitra=mitra, is_online=False)  # "no new offers", the app still alive
     now = timezone.now()
     mitra_heartbeat(mitra=mitra, now=now)
-    assert services.sessions_check_mitra_presence(now=now + timedelta(seconds=5)) == 0
+    assert timers.sessions_check_mitra_presence(now=now + timedelta(seconds=5)) == 0
     session.refresh_from_db()
     assert (session.status, session.mitra_lost_at) == (Status.ACTIVE, None)
 
 
 def test_it_gives_a_late_payment_the_whole_matching_window(make_client_user):
-    session = services.session_create(client=make_client_user(), package_code="curhat-15")
+    session = lifecycle.session_create(client=make_client_user(), package_code="curhat-15")
     # the gateway says it was paid 20 minutes ago (a lost callback reconciled late)
-    services.session_mark_paid(session_id=session.id, paid_at=timezone.now() - timedelta(minutes=20))
-    assert services.matching_expire_due(now=timezone.now() + timedelta(seconds=5)) == 0
+    lifecycle.session_mark_paid(session_id=session.id, paid_at=timezone.now() - timedelta(minutes=20))
+    assert timers.matching_expire_due(now=timezone.now() + timedelta(seconds=5)) == 0
     session.refresh_from_db()
     assert session.status == Status.MATCHING
-    assert services.matching_expire_due(now=timezone.now() + timedelta(seconds=601)) == 1
+    assert timers.matching_expire_due(now=timezone.now() + timedelta(seconds=601)) == 1
 
 
 def test_it_refunds_a_paid_session_the_client_cancels_before_it_starts(paid_session):
@@ -161,7 +161,7 @@ def test_it_refunds_a_paid_session_the_client_cancels_before_it_starts(paid_sess
 
     session = paid_session()
     assert session.status == Status.MATCHING
-    services.session_end(session_id=session.id, actor=session.client)
+    lifecycle.session_end(session_id=session.id, actor=session.client)
     session.refresh_from_db()
     assert (session.status, session.end_reason) == (Status.CANCELLED, "client_cancelled")
     assert Refund.objects.get(session=session).amount_idr == 25000
@@ -174,22 +174,22 @@ def test_it_refunds_a_paid_session_the_client_cancels_before_it_starts(paid_sess
 def test_it_refuses_illegal_transitions_and_changes_nothing(action, paid_session, online_mitra):
     mitra = online_mitra()
     session = paid_session()
-    services.session_accept(session_id=session.id, mitra=mitra)
-    services.session_end(session_id=session.id, actor=mitra.user)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_end(session_id=session.id, actor=mitra.user)
     session.refresh_from_db()
     before = snapshot(session)
     calls = {
-        "mark_paid": lambda: services.session_mark_paid(session_id=session.id),
-        "accept": lambda: services.session_accept(session_id=session.id, mitra=mitra),
-        "decline": lambda: services.session_decline(session_id=session.id, mitra=mitra),
-        "cancel_unpaid": lambda: services.session_cancel_unpaid(session_id=session.id),
+        "mark_paid": lambda: lifecycle.session_mark_paid(session_id=session.id),
+        "accept": lambda: lifecycle.session_accept(session_id=session.id, mitra=mitra),
+        "decline": lambda: lifecycle.session_decline(session_id=session.id, mitra=mitra),
+        "cancel_unpaid": lambda: lifecycle.session_cancel_unpaid(session_id=session.id),
         "rate": None,
     }
     if action == "rate":
-        services.session_rate(session_id=session.id, client=session.client, score=5)
+        lifecycle.session_rate(session_id=session.id, client=session.client, score=5)
         before = snapshot(session)
         with pytest.raises(Conflict) as error:
-            services.session_rate(session_id=session.id, client=session.client, score=4)
+            lifecycle.session_rate(session_id=session.id, client=session.client, score=4)
         assert error.value.code == "already_rated"
     else:
         with pytest.raises(Conflict) as error:
@@ -201,7 +201,7 @@ def test_it_refuses_illegal_transitions_and_changes_nothing(action, paid_session
 def test_it_answers_409_in_the_envelope_over_http(paid_session, online_mitra):
     mitra = online_mitra()
     session = paid_session()
-    services.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     response = auth_client(mitra.user).post(f"/api/v1/sessions/{session.id}/accept")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "offer_not_available"
@@ -214,9 +214,9 @@ def test_it_answers_409_in_the_envelope_over_http(paid_session, online_mitra):
 
 def test_it_allows_one_open_session_per_client(make_client_user):
     client = make_client_user()
-    services.session_create(client=client, package_code="curhat-15")
+    lifecycle.session_create(client=client, package_code="curhat-15")
     with pytest.raises(Conflict) as error:
-        services.session_create(client=client, package_code="curhat-15")
+        lifecycle.session_create(client=client, package_code="curhat-15")
     assert error.value.code == "session_already_open"
     assert ChatSession.objects.filter(client=client).count() == 1
 
@@ -224,25 +224,25 @@ def test_it_allows_one_open_session_per_client(make_client_user):
 def test_it_moves_ends_at_when_an_extension_is_paid(paid_session, online_mitra):
     mitra = online_mitra()
     session = paid_session(package="curhat-15")
-    services.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     session.refresh_from_db()
     ends_at = session.ends_at
-    payment = services.session_extension_request(
+    payment = lifecycle.session_extension_request(
         session_id=session.id, client=session.client, package_code="curhat-30"
     )
     assert payment.kind == "extension" and payment.amount_idr == 25000
-    services.session_extension_paid(session_id=session.id, payment=payment)
+    lifecycle.session_extension_paid(session_id=session.id, payment=payment)
     session.refresh_from_db()
     assert session.ends_at == ends_at + timedelta(minutes=30)
     assert session.extensions_total_idr == 25000
-    services.session_end(session_id=session.id, actor=session.client)
+    lifecycle.session_end(session_id=session.id, actor=session.client)
     assert EarningsEntry.objects.get(session=session).amount_idr == (15000 + 25000) * 70 // 100
 
 
 def test_it_ends_the_open_session_of_a_client_who_erases_the_account(paid_session, online_mitra):
     mitra = online_mitra()
     session = paid_session()
-    services.session_accept(session_id=session.id, mitra=mitra)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
     response = auth_client(session.client).delete("/api/v1/me")
     assert response.status_code in (200, 204)
     session.refresh_from_db()

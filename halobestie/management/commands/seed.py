@@ -6,6 +6,9 @@ from django.db import transaction
 
 from halobestie.accounts.models import Role, User
 from halobestie.runtime.services import runtime_config_ensure_defaults
+from halobestie.staff_roles import ensure_staff_groups
+from mitras.models import Mitra
+from mitras.services import mitra_create
 
 DEMO_MITRAS = (
     (
@@ -62,19 +65,12 @@ class Command(BaseCommand):
             self.stdout.write(f"Admin: updated {email}.")
 
     def _seed_groups(self):
-        try:
-            from halobestie.staff_roles import ensure_staff_groups
-        except ImportError:  # the control center defines the groups
-            return
         ensure_staff_groups()
         self.stdout.write("Staff groups: in place.")
 
     def _seed_demo(self):
         if not settings.DEBUG and not settings.TESTING:
             raise CommandError("--demo is for development (DEBUG on) only.")
-        from mitras.models import Mitra
-        from mitras.services import mitra_create
-
         for phone, name, bio, topics in DEMO_MITRAS:
             if not Mitra.objects.filter(user__phone=phone).exists():
                 mitra_create(

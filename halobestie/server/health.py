@@ -7,7 +7,8 @@ from django.db.migrations.executor import MigrationExecutor
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
-from halobestie.drain import is_draining
+from halobestie.db.locks import database_ping
+from halobestie.server.drain import is_draining
 
 logger = logging.getLogger(__name__)
 _migrations_applied = False
@@ -36,8 +37,7 @@ def readyz(request):
         return JsonResponse({"status": "draining"}, status=503)
     connection = connections[DEFAULT_DB_ALIAS]
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+        database_ping()
         if _has_unapplied_migrations(connection):
             return JsonResponse({"status": "migrations_pending"}, status=503)
     except Exception:

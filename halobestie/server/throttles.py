@@ -16,7 +16,7 @@ from django.conf import settings
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import BaseThrottle
 
-from halobestie import valkey
+from halobestie.integrations import valkey
 
 logger = logging.getLogger(__name__)
 WINDOW_SECONDS = 60

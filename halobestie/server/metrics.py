@@ -14,6 +14,7 @@ done in PromQL (DEPLOY.md § Metrics).
 
 import logging
 
+from django.conf import settings
 from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest, start_http_server
@@ -69,8 +70,6 @@ def metrics_view(request):
 def start_metrics_server():
     """Serve this process's registry on METRICS_HOST:METRICS_PORT (a thread), if METRICS_PORT is
     set; a no-op otherwise. Call once per process, at start-up."""
-    from django.conf import settings
-
     if settings.METRICS_PORT:
         start_http_server(settings.METRICS_PORT, addr=settings.METRICS_HOST)
         logger.info("metrics listener", extra={"host": settings.METRICS_HOST, "port": settings.METRICS_PORT})

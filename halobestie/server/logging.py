@@ -12,7 +12,7 @@ import logging
 import re
 from datetime import UTC, datetime
 
-from halobestie.request_context import current_request_id
+from halobestie.server.request_context import current_request_id
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "color_message"}
 

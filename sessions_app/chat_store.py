@@ -1,5 +1,6 @@
-"""Chat messages: storing a sent message (the hot path), read receipts, replay, crisis flagging,
-retention.
+"""Chat storage: storing a sent message (the hot path: the async pool and its SQL, and the ORM
+path), read receipts, retention. Reads (participants, replay) are in selectors.py, the crisis
+flag in lifecycle.py, the message types and frames in stored_message.py.
 
 Why storing a message has two implementations:
 
@@ -14,110 +15,40 @@ Why storing a message has two implementations:
   in `database_sync_to_async`: `SELECT … FOR UPDATE`, `last_seq + 1`, insert. It is also the
   reference implementation: tests/realtime/test_chat_store.py checks both give the same results.
 
-Everything that is not the per-message hot path (read receipts, sync, crisis flags, retention)
-uses the ORM. Message bodies never go to logs.
+Everything that is not the per-message hot path (read receipts, retention) uses the ORM.
+Message bodies never go to logs.
 """
 
 import asyncio
 import logging
 import threading
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Greatest, Least
 from django.utils import timezone
-from rest_framework import serializers
+from psycopg import errors as pg_errors
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool
 
-from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
+from halobestie.errors import ServiceError
 from halobestie.runtime.selectors import get_config
-from sessions_app import events, safety
-from sessions_app.models import ChatSession, Message, MessageKind, SessionEvent, Status
+from mitras.models import Mitra
+from sessions_app import safety
+from sessions_app.errors import NotParticipant, SessionNotActive, SessionNotFound
+from sessions_app.models import ChatSession, Message, MessageKind, Status
+from sessions_app.selectors import session_participants
+from sessions_app.stored_message import Sender, StoredMessage
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_LENGTH = 4000
 MAX_CLIENT_MSG_ID_LENGTH = 64
 HOTLINE_REPEAT_AFTER = timedelta(minutes=10)
-
-
-class SessionNotActive(Conflict):
-    code = "session_not_active"
-    detail = "Sesi tidak sedang berlangsung; pesan tidak bisa dikirim."
-
-
-class NotParticipant(Forbidden):
-    code = "not_participant"
-    detail = "Kamu bukan peserta sesi ini."
-
-
-class SessionNotFound(NotFound):
-    code = "session_not_found"
-    detail = "Sesi tidak ditemukan."
-
-
-@dataclass(frozen=True)
-class Sender:
-    """Who sends: the user, and the mitra row id when the user is a mitra."""
-
-    user_id: int
-    mitra_id: int | None = None
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    id: int
-    session_id: str
-    seq: int
-    sender_id: int | None
-    kind: str
-    body: str
-    client_msg_id: str
-    is_masked: bool
-    created_at: datetime
-    # The participants' user ids, so the caller can broadcast without another query.
-    client_user_id: int
-    mitra_user_id: int | None
-    # True when this is an earlier message with the same client_msg_id (a resend).
-    is_duplicate: bool = False
-    # Crisis phrases found in what the sender wrote (before masking); [] if none.
-    crisis_words: tuple = ()
-
-
-def _timestamp(value: datetime) -> str:
-    """The same rendering as the REST API (DRF, Asia/Jakarta offset)."""
-    return serializers.DateTimeField().to_representation(value)
-
-
-def message_frame(message: StoredMessage) -> dict:
-    return {
-        "type": "message.new",
-        "id": message.id,
-        "session_id": str(message.session_id),
-        "seq": message.seq,
-        "sender_id": message.sender_id,
-        "kind": message.kind,
-        "body": message.body,
-        "client_msg_id": message.client_msg_id,
-        "created_at": _timestamp(message.created_at),
-        "is_masked": message.is_masked,
-    }
-
-
-def ack_frame(message: StoredMessage) -> dict:
-    return {
-        "type": "message.ack",
-        "client_msg_id": message.client_msg_id,
-        "id": message.id,
-        "seq": message.seq,
-        "created_at": _timestamp(message.created_at),
-        "session_id": str(message.session_id),
-        "is_masked": message.is_masked,
-    }
 
 
 def check_body(body, *, max_length: int = MAX_BODY_LENGTH) -> str:
@@ -168,8 +99,6 @@ async def message_send(
 
 
 def _mitra_user_id(mitra_id):
-    from mitras.models import Mitra
-
     if mitra_id is None:
         return None
     return Mitra.objects.filter(pk=mitra_id).values_list("user_id", flat=True).first()
@@ -181,20 +110,13 @@ def _existing(session, sender, client_msg_id):
     ).first()
     if message is None:
         return None
-    return _stored(message, session, is_duplicate=True)
+    return stored_message(message, session, is_duplicate=True)
 
 
-def _stored(message, session, *, is_duplicate=False):
-    return StoredMessage(
-        id=message.id,
-        session_id=str(session.id),
-        seq=message.seq,
-        sender_id=message.sender_id,
-        kind=message.kind,
-        body=message.body,
-        client_msg_id=message.client_msg_id,
-        is_masked=message.is_masked,
-        created_at=message.created_at,
+def stored_message(message, session, *, is_duplicate=False) -> StoredMessage:
+    """The StoredMessage of a Message row of `session`."""
+    return StoredMessage.of(
+        message,
         client_user_id=session.client_id,
         mitra_user_id=_mitra_user_id(session.mitra_id),
         is_duplicate=is_duplicate,
@@ -237,7 +159,7 @@ def _store_orm(*, session_id, sender: Sender, body, is_masked, client_msg_id) ->
                 is_masked=is_masked,
                 created_at=timezone.now(),
             )
-            return _stored(message, session)
+            return stored_message(message, session)
     except IntegrityError:
         # A concurrent resend with the same client_msg_id won the race: answer with its row.
         session = ChatSession.objects.get(pk=session_id)
@@ -277,8 +199,6 @@ _pools_lock = threading.Lock()
 
 
 def _conninfo() -> str:
-    from psycopg.conninfo import make_conninfo
-
     settings_dict = connection.settings_dict
     options = {
         k: v for k, v in (settings_dict.get("OPTIONS") or {}).items() if k in ("connect_timeout", "sslmode")
@@ -297,8 +217,6 @@ def _conninfo() -> str:
 async def _pool():
     """The async pool of this event loop (one per loop, so one per server process), opened on
     first use. Sized by REALTIME_DB_POOL_MAX; a full pool makes senders wait, never fail fast."""
-    from psycopg_pool import AsyncConnectionPool
-
     loop = asyncio.get_running_loop()
     entry = _pools.get(loop)
     if entry is None:
@@ -332,8 +250,6 @@ async def close_pools():
 
 
 async def _store_postgres(*, session_id, sender: Sender, body, is_masked, client_msg_id) -> StoredMessage:
-    from psycopg import errors as pg_errors
-
     params = {
         "sid": session_id,
         "uid": sender.user_id,
@@ -389,42 +305,7 @@ async def _store_postgres(*, session_id, sender: Sender, body, is_masked, client
     raise SessionNotActive()
 
 
-# Participants, read receipts, replay -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Participants:
-    session_id: str
-    status: str
-    client_user_id: int
-    mitra_user_id: int | None
-    last_seq: int
-
-    def other_than(self, user_id):
-        return self.mitra_user_id if user_id == self.client_user_id else self.client_user_id
-
-    def includes(self, user_id):
-        return user_id in (self.client_user_id, self.mitra_user_id)
-
-
-def session_participants(*, session_id, user_id) -> Participants:
-    """The session's two sides, if `user_id` is one of them. Raises SessionNotFound or
-    NotParticipant (a mitra who was only offered the session is not a participant)."""
-    try:
-        row = (
-            ChatSession.objects.filter(pk=session_id)
-            .values_list("status", "client_id", "mitra__user_id", "last_seq")
-            .first()
-        )
-    except (ValueError, TypeError, ValidationError):  # not a UUID
-        row = None
-    if row is None:
-        raise SessionNotFound()
-    status, client_user_id, mitra_user_id, last_seq = row
-    participants = Participants(str(session_id), status, client_user_id, mitra_user_id, last_seq)
-    if not participants.includes(user_id):
-        raise NotParticipant()
-    return participants
+# Read receipts ---------------------------------------------------------------------------------
 
 
 def session_mark_read(*, session_id, user_id, up_to_seq: int) -> tuple:
@@ -437,71 +318,6 @@ def session_mark_read(*, session_id, user_id, up_to_seq: int) -> tuple:
     )
     read_seq = ChatSession.objects.filter(pk=session_id).values_list(field, flat=True).get()
     return read_seq, participants
-
-
-def messages_replay(*, session_id, user_id, after_seq: int, limit: int = 200) -> tuple:
-    """Messages after `after_seq` in seq order, at most `limit`: (StoredMessage list, has_more,
-    last_seq of the session). For participants only, also after the end (read-only)."""
-    participants = session_participants(session_id=session_id, user_id=user_id)
-    rows = list(Message.objects.filter(session_id=session_id, seq__gt=after_seq).order_by("seq")[: limit + 1])
-    messages = [
-        StoredMessage(
-            id=m.id,
-            session_id=str(session_id),
-            seq=m.seq,
-            sender_id=m.sender_id,
-            kind=m.kind,
-            body=m.body,
-            client_msg_id=m.client_msg_id,
-            is_masked=m.is_masked,
-            created_at=m.created_at,
-            client_user_id=participants.client_user_id,
-            mitra_user_id=participants.mitra_user_id,
-        )  # fmt: skip
-        for m in rows[:limit]
-    ]
-    last_seq = ChatSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).get()
-    return messages, len(rows) > limit, last_seq
-
-
-# Safety ----------------------------------------------------------------------------------------
-
-
-def session_flag_crisis(*, session_id, message_id: int, now=None) -> bool:
-    """A message of the client's signalled crisis: the session is flagged for staff (once; a
-    SessionEvent per message, with no text) and the hotline goes to the session as a system
-    message with its own seq (not more often than every HOTLINE_REPEAT_AFTER). Both sides get
-    it live after commit. Returns True when a hotline message was stored."""
-    now = now or timezone.now()
-    config = get_config()
-    with transaction.atomic():
-        session = ChatSession.objects.select_for_update(of=("self",)).filter(pk=session_id).first()
-        if session is None:
-            return False
-        if not session.is_flagged:
-            session.is_flagged = True
-            session.flagged_at = now
-            ChatSession.objects.filter(pk=session.pk).update(is_flagged=True, flagged_at=now)
-        SessionEvent.objects.create(session=session, kind="crisis_flagged", data={"message_id": message_id})
-        recent = Message.objects.filter(
-            session=session, kind=MessageKind.SYSTEM, created_at__gte=now - HOTLINE_REPEAT_AFTER
-        ).exists()
-        if recent:
-            return False
-        ChatSession.objects.filter(pk=session.pk).update(last_seq=F("last_seq") + 1)
-        seq = ChatSession.objects.filter(pk=session.pk).values_list("last_seq", flat=True).get()
-        message = Message.objects.create(
-            session=session,
-            seq=seq,
-            sender=None,
-            kind=MessageKind.SYSTEM,
-            body=config.hotline_text,
-            created_at=now,
-        )
-        stored = _stored(message, session)
-        events.send_on_commit([stored.client_user_id, stored.mitra_user_id], message_frame(stored))
-    logger.warning("session flagged for crisis", extra={"session_id": str(session_id)})
-    return True
 
 
 # Retention -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ redaction as the logs.
 import sentry_sdk
 from sentry_sdk.integrations.django import DjangoIntegration
 
-from halobestie.logging import REDACTED, redact
+from halobestie.server.logging import REDACTED, redact
 
 _SECRET_HEADERS = {"authorization", "cookie", "x-callback-token", "x-csrftoken", "sec-websocket-protocol"}
 

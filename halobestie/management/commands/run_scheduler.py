@@ -1,10 +1,13 @@
-"""`manage.py run_scheduler`: the long-running timer loop (see sessions_app/scheduler.py)."""
+"""`manage.py run_scheduler`: the long-running timer loop (see halobestie/scheduler.py)."""
 
 import signal
 
 from django.core.management.base import BaseCommand
 
-from sessions_app import scheduler
+from halobestie import scheduler
+from halobestie.runtime.broadcast import start_listener
+from halobestie.server import metrics
+from mitras import mirror
 
 
 class Command(BaseCommand):
@@ -25,12 +28,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        from halobestie.runtime.broadcast import start_listener
-        from mitras import mirror
-
         start_listener()
-        from halobestie import metrics
-
         # Each process has its own counters: the scheduler serves them on METRICS_PORT.
         metrics.start_metrics_server()
         # The scheduler has no ASGI start-up: reseed the Valkey mirror here and after outages.

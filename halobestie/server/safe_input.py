@@ -6,7 +6,7 @@
   either (a DataError, a 500), and no app ever sends them.
 
 One check for every door: the REST and webhook JSON parser (`SafeJSONParser`, DRF's default in
-settings), URL paths and query strings (`halobestie.middleware.HostileInputMiddleware`), and the
+settings), URL paths and query strings (`halobestie.server.middleware.HostileInputMiddleware`), and the
 chat socket's frames (`sessions_app.consumers`). Each refuses with a 4xx in its own envelope.
 """
 

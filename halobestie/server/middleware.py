@@ -13,11 +13,11 @@ import uuid
 
 from django.http import JsonResponse
 
-from halobestie import metrics
 from halobestie.errors import envelope
-from halobestie.listeners import request_listener
-from halobestie.request_context import reset_request_id, set_request_id
-from halobestie.safe_input import text_is_storable
+from halobestie.server import metrics
+from halobestie.server.listeners import request_listener
+from halobestie.server.request_context import reset_request_id, set_request_id
+from halobestie.server.safe_input import text_is_storable
 
 logger = logging.getLogger("halobestie.request")
 

@@ -27,8 +27,12 @@ import threading
 import warnings
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 from prometheus_client import Counter
+
+from halobestie.accounts.models import Device
 
 logger = logging.getLogger(__name__)
 
@@ -144,8 +148,6 @@ def shutdown(timeout: float = 3.0):
 
 def configure_from_settings():
     """At start-up: the FCM sender when FIREBASE_SERVICE_ACCOUNT_PATH is set, else log-only."""
-    from django.conf import settings
-
     if settings.FIREBASE_SERVICE_ACCOUNT_PATH:
         configure(
             service_account_path=settings.FIREBASE_SERVICE_ACCOUNT_PATH,
@@ -185,6 +187,7 @@ _app_numbers = itertools.count(1)
 
 class _FcmSender:
     def __init__(self, *, service_account: dict, timeout_seconds: float, queue_size: int):
+        # firebase-admin is heavy and optional: imported only when FCM is configured.
         import firebase_admin
         from firebase_admin import credentials
 
@@ -267,10 +270,7 @@ class _FcmSender:
                 self._queue.task_done()
 
     def _deliver(self, job):
-        from django.db import connections
-        from firebase_admin import messaging
-
-        from halobestie.accounts.models import Device
+        from firebase_admin import messaging  # optional heavy dependency: only with FCM configured
 
         try:
             devices = list(Device.objects.filter(user_id=job["user_id"]).values_list("id", "token"))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import requests
 from django.conf import settings
 
+from halobestie.accounts.phones import normalize_phone
 from halobestie.errors import BadGateway, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -161,8 +162,6 @@ def get_provider() -> OtpProvider:
             gateway_key=settings.FAZPASS_GATEWAY_KEY,
             timeout_seconds=settings.FAZPASS_TIMEOUT_SECONDS,
         )
-    from halobestie.accounts.phones import normalize_phone
-
     phones = []
     for raw in settings.OTP_TEST_PHONES:
         try:

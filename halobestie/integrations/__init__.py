@@ -1,0 +1,1 @@
+"""External services: Fazpass OTP, FCM push, Valkey, Sentry."""

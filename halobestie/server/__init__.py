@@ -1,0 +1,1 @@
+"""Server plumbing: the ASGI listeners, middleware, routing, health, drain, metrics, logs."""

@@ -1,0 +1,506 @@
+"""Every state change of a chat session, one function each (its lifecycle: create, pay, accept,
+decline, end, cancel, extend, rate, report, the crisis flag).
+
+Views, consumers, the payment hooks, the admin and the timers call these. Decisions are made under
+row locks in Postgres; live events, mirror updates and queue dispatch go out after commit. The
+allowed transitions are in `sessions_app/states.py`; matching (the queue, offers) is in
+`sessions_app/matching.py`, the scheduler's jobs in `sessions_app/timers.py`.
+"""
+
+import logging
+import uuid
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
+from halobestie.runtime.selectors import get_config
+from mitras.models import Mitra
+from payments.services import invoice_cancel_quietly, invoice_open, payment_record, refund_create
+from sessions_app import events, notifications
+from sessions_app.chat_store import HOTLINE_REPEAT_AFTER, stored_message
+from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
+from sessions_app.errors import SessionNotFound
+from sessions_app.matching import back_to_matching, dispatch_after_commit, withdraw_pending_offer
+from sessions_app.models import (
+    ChatSession,
+    EarningsEntry,
+    EndReason,
+    Message,
+    MessageKind,
+    OfferOutcome,
+    Rating,
+    Report,
+    SessionEvent,
+    SessionOffer,
+    Status,
+)
+from sessions_app.selectors import session_open_for_client
+from sessions_app.states import check_transition
+from sessions_app.stored_message import message_frame
+
+logger = logging.getLogger(__name__)
+
+REPORT_REASONS = ("harassment", "inappropriate", "spam", "safety", "no_show", "other")
+
+
+def lock_session(session_id, *, skip_locked=False) -> ChatSession:
+    """Precondition: inside transaction.atomic(). Returns the locked row or raises NotFound."""
+    try:
+        return ChatSession.objects.select_for_update(skip_locked=skip_locked, of=("self",)).get(pk=session_id)
+    except (ChatSession.DoesNotExist, ValueError, TypeError):
+        raise SessionNotFound()
+
+
+def end_active(session, *, reason, actor=None, now):
+    """Precondition: `session` is locked and active. Ends it and books the mitra's earnings."""
+    check_transition(session, Status.ENDED)
+    session.status = Status.ENDED
+    session.end_reason = reason
+    session.ended_by = actor
+    session.ended_at = now
+    session.save()
+    share = get_config().mitra_share_percent
+    EarningsEntry.objects.create(
+        mitra_id=session.mitra_id,
+        session=session,
+        amount_idr=(session.price_idr + session.extensions_total_idr) * share // 100,
+        share_percent=share,
+    )
+    record(session, "ended", actor=actor, reason=reason)
+    load_changed(session.mitra_id, -1)
+    notify_updated(session)
+    transaction.on_commit(lambda: notifications.session_ended(session=session))
+    dispatch_after_commit()
+
+
+def _cancel(session, *, reason, actor=None, now, refund):
+    """Precondition: `session` is locked and not yet active. Cancels it; refunds what was paid."""
+    check_transition(session, Status.CANCELLED)
+    previous_mitra_id = session.mitra_id if session.status == Status.OFFERED else None
+    if session.status == Status.OFFERED:
+        withdraw_pending_offer(session, outcome=OfferOutcome.WITHDRAWN, now=now)
+        session.mitra = None  # the offer record keeps the history; the mitra loses access
+    session.status = Status.CANCELLED
+    session.end_reason = reason
+    session.ended_by = actor
+    session.ended_at = now
+    session.save()
+    record(session, "cancelled", actor=actor, reason=reason)
+    if refund and session.paid_at is not None:
+        refund_create(session=session, reason=reason, actor=actor, allow_nothing=True)
+    if previous_mitra_id:
+        load_changed(previous_mitra_id, -1)
+        dispatch_after_commit()
+    notify_updated(session, extra_user_ids=user_ids_of_mitras([previous_mitra_id]))
+
+
+def session_create(*, client, package_code: str, mitra_id: int | None = None, allow_any_mitra: bool = True):
+    """Create a session awaiting payment, with its invoice. The invoice is opened first (outside
+    the transaction) so that no session ever waits on an invoice that does not exist; if the
+    session cannot be stored after all, the invoice is expired again.
+
+    Raises: ServiceError `unknown_package` (400), NotFound `mitra_not_found`, Conflict
+    `session_already_open`, and the payment gateway's 502/503.
+    """
+    package = get_config().package(package_code)
+    if package is None:
+        raise ServiceError(
+            "Paket tidak dikenal.", code="unknown_package", fields={"package": ["Paket tidak dikenal."]}
+        )
+    requested = None
+    if mitra_id is not None:
+        requested = Mitra.objects.filter(pk=mitra_id, deactivated_at__isnull=True).first()
+        if requested is None:
+            raise NotFound("Bestie tidak ditemukan.", code="mitra_not_found")
+    if session_open_for_client(client=client) is not None:
+        raise Conflict("Kamu masih punya sesi yang berjalan.", code="session_already_open")
+
+    session_id = uuid.uuid4()
+    external_id = f"hb-session-{session_id}"
+    invoice = invoice_open(
+        external_id=external_id, amount_idr=package.price_idr, description=f"HaloBestie: {package.name}"
+    )
+    try:
+        with transaction.atomic():
+            # One client's concurrent creations queue up here; the partial unique index on open
+            # sessions is the last line of defence.
+            type(client).objects.select_for_update().get(pk=client.pk)
+            if session_open_for_client(client=client) is not None:
+                raise Conflict("Kamu masih punya sesi yang berjalan.", code="session_already_open")
+            session = ChatSession.objects.create(
+                id=session_id,
+                client=client,
+                requested_mitra=requested,
+                allow_any_mitra=allow_any_mitra if requested else True,
+                package_code=package.code,
+                duration_seconds=package.duration_seconds,
+                price_idr=package.price_idr,
+            )
+            payment_record(
+                session=session,
+                kind="session",
+                package_code=package.code,
+                amount_idr=package.price_idr,
+                external_id=external_id,
+                invoice=invoice,
+            )
+            record(session, "created", actor=client, package=package.code, requested_mitra_id=mitra_id)
+    except Exception:
+        invoice_cancel_quietly(invoice=invoice)
+        raise
+    return session
+
+
+def session_mark_paid(*, session_id, paid_at=None) -> ChatSession:
+    """The session's payment arrived: it enters matching (the queue, first in first out) and the
+    queue is dispatched after commit. Raises IllegalTransition (409) unless pending payment."""
+    now = timezone.now()
+    with transaction.atomic():
+        session = lock_session(session_id)
+        check_transition(session, Status.MATCHING)
+        session.status = Status.MATCHING
+        session.paid_at = paid_at or now
+        session.matching_started_at = now
+        session.save()
+        record(session, "paid")
+        notify_updated(session)
+        dispatch_after_commit()
+    return session
+
+
+def session_cancel_unpaid(*, session_id, reason: str = EndReason.PAYMENT_EXPIRED) -> ChatSession:
+    """The invoice expired (or failed) before payment: pending_payment → cancelled."""
+    now = timezone.now()
+    with transaction.atomic():
+        session = lock_session(session_id)
+        if session.status != Status.PENDING_PAYMENT:
+            check_transition(session, Status.CANCELLED)  # raises for ended/cancelled/...
+            raise Conflict("Sesi sudah dibayar.", code="session_already_paid")
+        _cancel(session, reason=reason, now=now, refund=False)
+    return session
+
+
+def payment_invoice_paid(payment):
+    """payments.hooks.on_invoice_paid. Precondition: inside the callback's transaction, the
+    session row locked (then the payment). Raises Conflict when the session cannot use the money."""
+    if payment.kind == "session":
+        session_mark_paid(session_id=payment.session_id, paid_at=payment.paid_at)
+    else:
+        session_extension_paid(session_id=payment.session_id, payment=payment)
+
+
+def payment_invoice_unpaid(payment, reason):
+    """payments.hooks.on_invoice_unpaid. Precondition: inside the callback's transaction, the
+    session row locked. Raises Conflict when the session already moved on."""
+    session_cancel_unpaid(session_id=payment.session_id, reason=reason)
+
+
+def payment_refund_issued(refund):
+    """payments.hooks.on_refund_issued: the client hears of it by push after commit."""
+    session_id, amount = refund.session_id, refund.amount_idr
+
+    def push():
+        session = ChatSession.objects.filter(pk=session_id).first()
+        if session is not None:
+            notifications.refund_issued(session=session, amount_idr=amount)
+
+    transaction.on_commit(push)
+
+
+def payment_event_record(session_id, event_kind, *, actor=None, data):
+    """payments.hooks.on_payment_event: the payment fact joins the session's timeline, inside the
+    payments transaction."""
+    SessionEvent.objects.create(session_id=session_id, kind=event_kind, actor=actor, data=data)
+
+
+def sessions_release_deactivated_mitra(mitra_id) -> int:
+    """Hook for mitras.hooks.on_mitra_deactivated: pending offers of the mitra go back to the
+    queue; active sessions end (`staff_ended`) and wait for a staff refund decision."""
+    now = timezone.now()
+    released = 0
+    for session_id in ChatSession.objects.filter(
+        mitra_id=mitra_id, status__in=[Status.OFFERED, Status.ACTIVE]
+    ).values_list("id", flat=True):
+        with transaction.atomic():
+            session = lock_session(session_id)
+            if session.mitra_id != mitra_id:
+                continue
+            if session.status == Status.OFFERED:
+                back_to_matching(session, outcome=OfferOutcome.WITHDRAWN, now=now)
+            elif session.status == Status.ACTIVE:
+                session.needs_refund_review = True
+                end_active(session, reason=EndReason.STAFF_ENDED, now=now)
+            released += 1
+    return released
+
+
+def session_accept(*, session_id, mitra) -> ChatSession:
+    """The offered mitra accepts: the session becomes active and its timer starts
+    (`ends_at = accepted_at + duration`). Raises Conflict `offer_not_available` when the offer is
+    not (or no longer) this mitra's, `offer_expired` after the offer window."""
+    now = timezone.now()
+    with transaction.atomic():
+        session = lock_session(session_id)
+        if session.status != Status.OFFERED or session.mitra_id != mitra.id:
+            raise Conflict("Tawaran ini sudah tidak berlaku.", code="offer_not_available")
+        if session.offer_expires_at and session.offer_expires_at <= now:
+            raise Conflict("Waktu menerima tawaran sudah habis.", code="offer_expired")
+        check_transition(session, Status.ACTIVE)
+        SessionOffer.objects.filter(session=session, mitra=mitra, outcome=OfferOutcome.PENDING).update(
+            outcome=OfferOutcome.ACCEPTED, responded_at=now
+        )
+        session.status = Status.ACTIVE
+        session.accepted_at = now
+        session.ends_at = now + timedelta(seconds=session.duration_seconds + session.extended_seconds)
+        session.save()
+        record(session, "accepted", actor=mitra.user)
+        notify_updated(session)
+        transaction.on_commit(lambda: _notify_started(session.id))
+    return session
+
+
+def _notify_started(session_id):
+    session = ChatSession.objects.filter(pk=session_id).first()
+    if session is not None:
+        notifications.session_started(session=session)
+
+
+def session_decline(*, session_id, mitra) -> ChatSession:
+    """The offered mitra declines: the session goes back to matching for the next mitra."""
+    now = timezone.now()
+    with transaction.atomic():
+        session = lock_session(session_id)
+        if session.status != Status.OFFERED or session.mitra_id != mitra.id:
+            raise Conflict("Tawaran ini sudah tidak berlaku.", code="offer_not_available")
+        back_to_matching(session, outcome=OfferOutcome.DECLINED, now=now, actor=mitra.user)
+    return session
+
+
+def session_end(*, session_id, actor) -> ChatSession:
+    """End or cancel early, by the client, the mitra or staff; the reason follows from who and when.
+
+    - before payment (client or staff): cancelled, the invoice is left to expire;
+    - paid but not yet active (client or staff): cancelled and refunded;
+    - active (either participant or staff): ended, the mitra's earnings booked.
+    A mitra with a pending offer declines instead (POST …/decline).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        session = lock_session(session_id)
+        role = actor.role
+        is_staff = role == "staff"
+        if role == "client" and session.client_id != actor.id:
+            raise SessionNotFound()
+        if role == "mitra" and (session.mitra_id is None or session.mitra.user_id != actor.id):
+            raise SessionNotFound()
+        if session.status == Status.ACTIVE:
+            reason = {"client": EndReason.CLIENT_ENDED, "mitra": EndReason.MITRA_ENDED}.get(
+                role, EndReason.STAFF_ENDED
+            )
+            end_active(session, reason=reason, actor=actor, now=now)
+        elif session.status in (Status.PENDING_PAYMENT, Status.MATCHING, Status.OFFERED):
+            if role == "mitra":
+                raise Conflict("Tolak tawaran dengan /decline.", code="use_decline")
+            reason = EndReason.STAFF_ENDED if is_staff else EndReason.CLIENT_CANCELLED
+            _cancel(session, reason=reason, actor=actor, now=now, refund=True)
+        else:
+            check_transition(session, Status.ENDED)
+    return session
+
+
+def sessions_cancel_for_deleted_client(*, client) -> int:
+    """The client erased their account: every open session of theirs ends (refunded if paid)."""
+    now = timezone.now()
+    count = 0
+    for session_id in ChatSession.objects.filter(
+        client=client, status__in=[Status.PENDING_PAYMENT, Status.MATCHING, Status.OFFERED, Status.ACTIVE]
+    ).values_list("id", flat=True):
+        with transaction.atomic():
+            session = lock_session(session_id)
+            if session.status == Status.ACTIVE:
+                end_active(session, reason=EndReason.ACCOUNT_DELETED, actor=client, now=now)
+            elif session.status in (Status.PENDING_PAYMENT, Status.MATCHING, Status.OFFERED):
+                _cancel(session, reason=EndReason.ACCOUNT_DELETED, actor=client, now=now, refund=True)
+            count += 1
+    return count
+
+
+def session_extension_request(*, session_id, client, package_code: str):
+    """Open an extension invoice for an active session (client only). Returns the Payment.
+    The session's `ends_at` moves only when the payment arrives (session_extension_paid)."""
+    package = get_config().package(package_code)
+    if package is None:
+        raise ServiceError(
+            "Paket tidak dikenal.", code="unknown_package", fields={"package": ["Paket tidak dikenal."]}
+        )
+    session = ChatSession.objects.filter(pk=session_id, client=client).first()
+    if session is None:
+        raise SessionNotFound()
+    if session.status != Status.ACTIVE:
+        raise Conflict(
+            "Hanya sesi yang sedang berlangsung yang bisa diperpanjang.", code="session_not_active"
+        )
+    external_id = f"hb-extension-{uuid.uuid4()}"
+    invoice = invoice_open(
+        external_id=external_id,
+        amount_idr=package.price_idr,
+        description=f"HaloBestie: perpanjangan {package.name}",
+    )
+    try:
+        with transaction.atomic():
+            session = lock_session(session_id)
+            if session.status != Status.ACTIVE:
+                raise Conflict(
+                    "Hanya sesi yang sedang berlangsung yang bisa diperpanjang.", code="session_not_active"
+                )
+            payment = payment_record(
+                session=session,
+                kind="extension",
+                package_code=package.code,
+                amount_idr=package.price_idr,
+                external_id=external_id,
+                invoice=invoice,
+            )
+            record(
+                session,
+                "extension_requested",
+                actor=client,
+                external_id=external_id,
+                duration_seconds=package.duration_seconds,
+            )
+    except Exception:
+        invoice_cancel_quietly(invoice=invoice)
+        raise
+    return payment
+
+
+def session_extension_paid(*, session_id, payment) -> ChatSession:
+    """An extension was paid: `ends_at` moves by the package's duration. Raises Conflict
+    `session_not_active` when the session ended meanwhile (the payment side refunds it)."""
+    with transaction.atomic():
+        session = lock_session(session_id)
+        if session.status != Status.ACTIVE:
+            raise Conflict("Sesi sudah tidak berlangsung.", code="session_not_active")
+        requested = (
+            SessionEvent.objects.filter(
+                session=session, kind="extension_requested", data__external_id=payment.external_id
+            )
+            .values_list("data", flat=True)
+            .first()
+        )
+        package = get_config().package(payment.package_code)
+        seconds = (requested or {}).get("duration_seconds") or (package.duration_seconds if package else 0)
+        session.ends_at = session.ends_at + timedelta(seconds=seconds)
+        session.extended_seconds += seconds
+        session.extensions_total_idr += payment.amount_idr
+        if session.ends_at - timezone.now() > timedelta(seconds=get_config().ending_soon_lead_seconds):
+            session.ending_soon_sent_at = None
+        session.save()
+        record(session, "extended", seconds=seconds, amount_idr=payment.amount_idr)
+        notify_updated(session)
+    return session
+
+
+def session_rate(*, session_id, client, score: int, comment: str = "") -> Rating:
+    """The client rates the mitra once, after the end (1–5, comment up to 1,000 characters)."""
+    with transaction.atomic():
+        session = lock_session(session_id)
+        if session.client_id != client.id:
+            raise SessionNotFound()
+        if session.status != Status.ENDED:
+            raise Conflict("Rating hanya bisa diberikan setelah sesi selesai.", code="session_not_ended")
+        if Rating.objects.filter(session=session).exists():
+            raise Conflict("Sesi ini sudah diberi rating.", code="already_rated")
+        rating = Rating.objects.create(
+            session=session, mitra_id=session.mitra_id, score=score, comment=comment
+        )
+        Mitra.objects.filter(pk=session.mitra_id).update(
+            rating_count=F("rating_count") + 1, rating_sum=F("rating_sum") + score
+        )
+        record(session, "rated", actor=client, score=score)
+    return rating
+
+
+def session_report(*, session_id, reporter, reason: str, detail: str = "") -> Report:
+    """Either participant reports the other, once per session; the report waits in the staff queue."""
+    if reason not in REPORT_REASONS:
+        raise ServiceError(
+            "Alasan laporan tidak dikenal.",
+            code="validation_error",
+            fields={"reason": ["Alasan tidak dikenal."]},
+        )
+    with transaction.atomic():
+        session = lock_session(session_id)
+        is_client = session.client_id == reporter.id
+        is_mitra = session.mitra_id is not None and session.mitra.user_id == reporter.id
+        if not (is_client or is_mitra):
+            raise SessionNotFound()
+        if session.accepted_at is None:
+            raise Conflict(
+                "Hanya sesi yang pernah berlangsung yang bisa dilaporkan.", code="session_not_started"
+            )
+        if Report.objects.filter(session=session, reporter=reporter).exists():
+            raise Conflict("Kamu sudah melaporkan sesi ini.", code="already_reported")
+        report = Report.objects.create(session=session, reporter=reporter, reason=reason, detail=detail)
+        record(session, "reported", actor=reporter, reason=reason)
+    return report
+
+
+def report_resolve(*, report_id, actor, note: str) -> Report:
+    """Staff close a report with a resolution note."""
+    if not actor.is_staff:
+        raise Forbidden()
+    with transaction.atomic():
+        report = Report.objects.select_for_update().get(pk=report_id)
+        if report.status == "resolved":
+            raise Conflict("Laporan sudah diselesaikan.", code="already_resolved")
+        report.status = "resolved"
+        report.resolution_note = note
+        report.resolved_by = actor
+        report.resolved_at = timezone.now()
+        report.save()
+        record(report.session, "report_resolved", actor=actor, report_id=report.id)
+    return report
+
+
+# Safety ----------------------------------------------------------------------------------------
+
+
+def session_flag_crisis(*, session_id, message_id: int, now=None) -> bool:
+    """A message of the client's signalled crisis: the session is flagged for staff (once; a
+    SessionEvent per message, with no text) and the hotline goes to the session as a system
+    message with its own seq (not more often than every HOTLINE_REPEAT_AFTER). Both sides get
+    it live after commit. Returns True when a hotline message was stored."""
+    now = now or timezone.now()
+    config = get_config()
+    with transaction.atomic():
+        session = ChatSession.objects.select_for_update(of=("self",)).filter(pk=session_id).first()
+        if session is None:
+            return False
+        if not session.is_flagged:
+            session.is_flagged = True
+            session.flagged_at = now
+            ChatSession.objects.filter(pk=session.pk).update(is_flagged=True, flagged_at=now)
+        SessionEvent.objects.create(session=session, kind="crisis_flagged", data={"message_id": message_id})
+        recent = Message.objects.filter(
+            session=session, kind=MessageKind.SYSTEM, created_at__gte=now - HOTLINE_REPEAT_AFTER
+        ).exists()
+        if recent:
+            return False
+        ChatSession.objects.filter(pk=session.pk).update(last_seq=F("last_seq") + 1)
+        seq = ChatSession.objects.filter(pk=session.pk).values_list("last_seq", flat=True).get()
+        message = Message.objects.create(
+            session=session,
+            seq=seq,
+            sender=None,
+            kind=MessageKind.SYSTEM,
+            body=config.hotline_text,
+            created_at=now,
+        )
+        stored = stored_message(message, session)
+        events.send_on_commit([stored.client_user_id, stored.mitra_user_id], message_frame(stored))
+    logger.warning("session flagged for crisis", extra={"session_id": str(session_id)})
+    return True

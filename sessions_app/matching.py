@@ -1,0 +1,180 @@
+"""Matching: the queue, offers, and choosing a Bestie.
+
+Capacity invariant: a mitra's load (offered + active sessions, the `Mitra.load` column changed
+with F() by `effects.load_changed` in the transaction that changes the session) only grows in
+`queue_dispatch`, which runs under one transaction-level advisory lock and with the candidate
+mitra rows locked, so two dispatchers can never both fill a mitra's last slot.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from halobestie.db.locks import DISPATCH_LOCK_KEY, advisory_xact_lock
+from halobestie.runtime.selectors import get_config
+from halobestie.server import metrics
+from mitras.models import Mitra
+from mitras.selectors import last_heartbeats
+from sessions_app import events, notifications
+from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
+from sessions_app.models import (
+    ChatSession,
+    OfferOutcome,
+    SessionOffer,
+    Status,
+)
+from sessions_app.serializers import session_payload
+from sessions_app.states import check_transition
+
+logger = logging.getLogger(__name__)
+
+
+def dispatch_after_commit():
+    transaction.on_commit(lambda: _safe_dispatch())
+
+
+def _safe_dispatch():
+    try:
+        queue_dispatch()
+    except Exception:
+        # The scheduler dispatches every tick as well: a failure here delays, never loses.
+        logger.exception("queue dispatch after commit failed")
+
+
+def withdraw_pending_offer(session, *, outcome, now):
+    SessionOffer.objects.filter(session=session, outcome=OfferOutcome.PENDING).update(
+        outcome=outcome, responded_at=now
+    )
+
+
+def _choose_mitra(session, candidates, loads, refused):
+    """The requested mitra when free (and not refused), else — if allowed — the least-loaded free
+    mitra, ties to the one idle longest. `candidates` are locked rows with load < capacity."""
+    if session.requested_mitra_id:
+        requested = candidates.get(session.requested_mitra_id)
+        if requested is not None and (session.id, requested.id) not in refused:
+            return requested
+        if not session.allow_any_mitra:
+            return None
+    free = [m for m in candidates.values() if (session.id, m.id) not in refused]
+    if not free:
+        return None
+    epoch = timezone.now() - timedelta(days=36500)
+    return min(free, key=lambda m: (loads.get(m.id, 0), m.last_assigned_at or epoch, m.id))
+
+
+def queue_dispatch(*, now=None, batch: int = 200) -> list:
+    """Offer waiting sessions to free mitras, first in first out. Returns the offered session ids.
+
+    Safe to call from anywhere at any time (after a payment, a decline, a freed slot, a mitra going
+    online, and every scheduler tick): dispatchers are serialised by an advisory lock.
+    """
+    now = now or timezone.now()
+    config = get_config()
+    offered = []
+    with transaction.atomic():
+        advisory_xact_lock(DISPATCH_LOCK_KEY)
+        waiting = list(
+            ChatSession.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=Status.MATCHING)
+            .order_by("matching_started_at", "created_at")[:batch]
+        )
+        if not waiting:
+            return []
+        mitras = list(
+            Mitra.objects.select_for_update()
+            .filter(is_online=True, deactivated_at__isnull=True)
+            .order_by("id")
+        )
+        # Present = toggled online and heartbeat fresh (Valkey, else Postgres); the sweeper
+        # switches stale mitras offline later, but they get no offers meanwhile.
+        beats = last_heartbeats(mitras)
+        ttl = config.heartbeat_ttl_seconds
+        mitras = [m for m in mitras if beats[m.id] is not None and (now - beats[m.id]).total_seconds() < ttl]
+        loads = {m.id: m.load for m in mitras}  # read from the locked rows
+        candidates = {m.id: m for m in mitras if loads.get(m.id, 0) < m.capacity}
+        refused = set(
+            SessionOffer.objects.filter(session__in=waiting)
+            .exclude(outcome__in=[OfferOutcome.PENDING, OfferOutcome.ACCEPTED])
+            .values_list("session_id", "mitra_id")
+        )
+        for session in waiting:
+            if not candidates:
+                break
+            mitra = _choose_mitra(session, candidates, loads, refused)
+            if mitra is None:
+                continue
+            _offer(session, mitra, now=now, timeout=config.offer_timeout_seconds)
+            offered.append(session.id)
+            loads[mitra.id] = loads.get(mitra.id, 0) + 1
+            if loads[mitra.id] >= mitra.capacity:
+                del candidates[mitra.id]
+        if offered or waiting:
+            transaction.on_commit(lambda: _send_queue_positions())
+    return offered
+
+
+def mitra_available_dispatch(mitra_id):
+    """Hook for mitras.hooks.on_mitra_available: a slot may be free, dispatch the queue."""
+    queue_dispatch()
+
+
+def _offer(session, mitra, *, now, timeout):
+    """Precondition: session locked and matching, mitra locked with a free slot."""
+    check_transition(session, Status.OFFERED)
+    session.status = Status.OFFERED
+    session.mitra = mitra
+    session.offered_at = now
+    session.offer_expires_at = now + timedelta(seconds=timeout)
+    session.save()
+    SessionOffer.objects.create(
+        session=session, mitra=mitra, offered_at=now, expires_at=session.offer_expires_at
+    )
+    Mitra.objects.filter(pk=mitra.pk).update(last_assigned_at=now)
+    mitra.last_assigned_at = now
+    record(session, "offered", mitra_id=mitra.id)
+    load_changed(mitra.id, +1)
+    transaction.on_commit(metrics.ASSIGNMENTS.inc)
+    session_id, mitra_user_id = session.id, mitra.user_id
+
+    def send_offer():
+        fresh = ChatSession.objects.select_related("client", "mitra").filter(pk=session_id).first()
+        if fresh is not None and fresh.status == Status.OFFERED:
+            payload = session_payload(fresh)
+            events.send_now([mitra_user_id], {"type": "session.offer", "session": payload})
+            events.send_now([fresh.client_id], {"type": "session.updated", "session": payload})
+            notifications.offer_made(session=fresh, mitra_user_id=mitra_user_id)
+
+    transaction.on_commit(send_offer)
+
+
+def _send_queue_positions():
+    waiting = list(
+        ChatSession.objects.filter(status=Status.MATCHING)
+        .order_by("matching_started_at", "created_at")
+        .values_list("id", "client_id")
+    )
+    for position, (session_id, client_id) in enumerate(waiting, start=1):
+        events.send_now(
+            [client_id], {"type": "queue.position", "session_id": str(session_id), "position": position}
+        )
+
+
+def back_to_matching(session, *, outcome, now, actor=None):
+    """Precondition: session locked and offered. The offer ends; the session waits again at its
+    old place in the queue and the queue is dispatched after commit."""
+    check_transition(session, Status.MATCHING)
+    mitra_id = session.mitra_id
+    mitra_user_ids = user_ids_of_mitras([mitra_id])
+    withdraw_pending_offer(session, outcome=outcome, now=now)
+    session.status = Status.MATCHING
+    session.mitra = None
+    session.offered_at = None
+    session.offer_expires_at = None
+    session.save()
+    record(session, f"offer_{outcome}", actor=actor, mitra_id=mitra_id)
+    load_changed(mitra_id, -1)
+    notify_updated(session, extra_user_ids=mitra_user_ids)
+    dispatch_after_commit()
