@@ -15,6 +15,7 @@ from halobestie.accounts import services
 from halobestie.accounts.permissions import IsClient, IsClientOrMitra
 from halobestie.accounts.phones import normalize_phone
 from halobestie.accounts.tokens import tokens_for
+from halobestie.legacy.tokens import legacy_refresh_exchange, legacy_refresh_revoke
 
 
 class PhoneField(serializers.CharField):
@@ -200,13 +201,21 @@ class TokenRefreshApi(PublicApi):
     from foreground and background at once) gets the same new pair; sent again later it is a
     reuse: 401 `token_reused`, and every token of that login (refresh and access) is revoked.
     A revoked, expired or foreign token is 401 `token_not_valid`, and so is the token of a
-    deleted account (`account_deleted`) or a deactivated mitra (`mitra_deactivated`)."""
+    deleted account (`account_deleted`) or a deactivated mitra (`mitra_deactivated`).
+
+    Cutover: until LEGACY_JWT_ACCEPT_UNTIL a refresh token of the old Node backend is exchanged
+    (once) for a pair of ours, for users brought across by the import; after that it is 401
+    `legacy_token_expired`: the app must log in again (docs/cutover.md)."""
 
     @extend_schema(operation_id="auth_token_refresh", request=RefreshIn, responses=TokenPairOut)
     def post(self, request):
         body = RefreshIn(data=request.data)
         body.is_valid(raise_exception=True)
-        pair = services.auth_token_refresh(refresh=body.validated_data["refresh"])
+        refresh = body.validated_data["refresh"]
+        # None unless it is a token of the old backend (halobestie/legacy/tokens.py).
+        pair = legacy_refresh_exchange(refresh=refresh)
+        if pair is None:
+            pair = services.auth_token_refresh(refresh=refresh)
         return Response(TokenPairOut(pair).data)
 
 
@@ -215,13 +224,16 @@ class LogoutApi(PublicApi):
     same login is blacklisted, every access token issued with them refused from now on with 401
     `token_revoked`, on REST and at socket connect), and so is the access token in the
     Authorization header, if one is sent. The deny list is in PostgreSQL: it holds while Valkey
-    is down."""
+    is down. During the cutover window an old Node backend's refresh token is revoked too
+    (docs/cutover.md)."""
 
     @extend_schema(operation_id="auth_logout", request=RefreshIn, responses={204: OpenApiResponse()})
     def post(self, request):
         body = RefreshIn(data=request.data)
         body.is_valid(raise_exception=True)
-        services.auth_logout(refresh=body.validated_data["refresh"], access_payload=_bearer_payload(request))
+        refresh = body.validated_data["refresh"]
+        if not legacy_refresh_revoke(refresh=refresh):
+            services.auth_logout(refresh=refresh, access_payload=_bearer_payload(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
