@@ -96,6 +96,7 @@ def server_env(**overrides):
         API_THROTTLE_READS_PER_MINUTE="0",
         API_THROTTLE_WRITES_PER_MINUTE="0",
         REALTIME_MAX_SOCKETS_PER_USER="1000",
+        PUSH_ENABLED="false",
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
         DRAIN_SECONDS="0",

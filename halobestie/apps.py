@@ -15,6 +15,16 @@ class HalobestieConfig(AppConfig):
         # must refuse a service account of another Firebase project, not only `manage.py check`.
         push.configure_from_settings()
         warn_about_unsafe_settings()
+        from halobestie.server.lifespan import register_scheduler_tick
+
+        # With SCHEDULER_IN_PROCESS the public listener runs the timers itself (lifespan.py).
+        register_scheduler_tick(_run_scheduler_tick)
+
+
+def _run_scheduler_tick():
+    from halobestie import scheduler
+
+    return scheduler.run_tick()
 
 
 def warn_about_unsafe_settings():

@@ -141,8 +141,26 @@ if DATABASE_URL:
     except Exception as exc:  # django-environ raises several types for a bad URL
         raise ImproperlyConfigured(f"Environment variable DATABASE_URL is malformed: {exc}") from exc
 else:
-    (BASE_DIR / "var").mkdir(exist_ok=True)
-    _database = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "var" / "db.sqlite3")}
+    # SQLite is one writer at a time. Set up for what `make run` does (two listeners, the
+    # scheduler, concurrent requests): every transaction takes the write lock when it begins
+    # (IMMEDIATE: a deferred one that upgrades to a write fails at once with "database is
+    # locked" when another holds it, whatever the timeout), waits up to SQLITE_BUSY_TIMEOUT
+    # seconds for it, and WAL lets readers go on while one writes.
+    SQLITE_PATH = Path(env("SQLITE_PATH", str, "") or BASE_DIR / "var" / "db.sqlite3")
+    SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    _sqlite_timeout = env("SQLITE_BUSY_TIMEOUT", float, 30.0)
+    _database = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(SQLITE_PATH),
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": _sqlite_timeout,
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                f"PRAGMA busy_timeout={int(_sqlite_timeout * 1000)}; PRAGMA temp_store=MEMORY"
+            ),
+        },
+    }
 if _database["ENGINE"] == "django.db.backends.postgresql":
     _database.setdefault("OPTIONS", {})
     if env("DATABASE_POOL", bool, True):
@@ -196,6 +214,10 @@ if VALKEY_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The timers (halobestie/scheduler.py) inside the public process, as a task of its event loop:
+# the embedded default, where the in-memory layer reaches only the sockets of its own process.
+# With Valkey, production runs `manage.py run_scheduler` as its own process instead.
+SCHEDULER_IN_PROCESS = env("SCHEDULER_IN_PROCESS", bool, not VALKEY_URL)
 
 # Realtime chat: the async psycopg pool that stores messages (sessions_app/chat_store.py), one per
 # server process, and the per-socket limits (sessions_app/consumers.py).
@@ -412,6 +434,15 @@ MITRA_LOGIN_MAX_FAILURES_PER_IP = env("MITRA_LOGIN_MAX_FAILURES_PER_IP", int, 20
 
 FIREBASE_SERVICE_ACCOUNT_PATH = env("FIREBASE_SERVICE_ACCOUNT_PATH", str, "")
 FIREBASE_PROJECT_ID = env("FIREBASE_PROJECT_ID", str, "")
+# The runbook's trap: without a service account pushes go nowhere, silently. With DEBUG off that
+# must be a decision (PUSH_ENABLED=false), never a forgotten mount.
+PUSH_ENABLED = env("PUSH_ENABLED", bool, True)
+if PUSH_ENABLED and not FIREBASE_SERVICE_ACCOUNT_PATH and not (DEBUG or TESTING):
+    raise ImproperlyConfigured(
+        "FIREBASE_SERVICE_ACCOUNT_PATH is empty and DEBUG is off: pushes would silently go nowhere. "
+        "Mount the Firebase service account and set its path, or set PUSH_ENABLED=false to run "
+        "without pushes on purpose."
+    )
 
 ADMIN_EMAIL = env("ADMIN_EMAIL", str, "")
 ADMIN_PASSWORD = env("ADMIN_PASSWORD", str, "")
@@ -436,6 +467,8 @@ FORWARDED_ALLOW_IPS = env("FORWARDED_ALLOW_IPS", str, "127.0.0.1")
 # /metrics), bound to METRICS_HOST. Never publish it.
 METRICS_PORT = env("METRICS_PORT", int, 0)
 METRICS_HOST = env("METRICS_HOST", str, "127.0.0.1")
+# The scheduler's /healthz (on METRICS_PORT) fails when its last completed tick is older than this.
+SCHEDULER_STALE_SECONDS = env("SCHEDULER_STALE_SECONDS", float, 60.0)
 
 # Production hardening, all on when DEBUG is off (TLS terminates at the reverse proxy).
 if not DEBUG:

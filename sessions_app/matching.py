@@ -14,10 +14,9 @@ from django.utils import timezone
 
 from halobestie.db.locks import DISPATCH_LOCK_KEY, advisory_xact_lock
 from halobestie.runtime.selectors import get_config
-from halobestie.server import metrics
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
-from sessions_app import events, notifications
+from sessions_app import events, notifications, observations
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.models import (
     ChatSession,
@@ -44,6 +43,7 @@ def _safe_dispatch():
 
 
 def withdraw_pending_offer(session, *, outcome, now):
+    observations.offer_ended(session, outcome=outcome, now=now)
     SessionOffer.objects.filter(session=session, outcome=OfferOutcome.PENDING).update(
         outcome=outcome, responded_at=now
     )
@@ -72,6 +72,8 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
     online, and every scheduler tick): dispatchers are serialised by an advisory lock.
     """
     now = now or timezone.now()
+    if not ChatSession.objects.filter(status=Status.MATCHING).exists():
+        return []  # checked before locking: most scheduler ticks find nobody waiting
     config = get_config()
     offered = []
     with transaction.atomic():
@@ -136,7 +138,7 @@ def _offer(session, mitra, *, now, timeout):
     mitra.last_assigned_at = now
     record(session, "offered", mitra_id=mitra.id)
     load_changed(mitra.id, +1)
-    transaction.on_commit(metrics.ASSIGNMENTS.inc)
+    observations.offer_made(session, now=now)
     session_id, mitra_user_id = session.id, mitra.user_id
 
     def send_offer():

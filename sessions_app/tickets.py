@@ -18,6 +18,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from halobestie.accounts.models import Role, User
 from halobestie.accounts.tokens import access_is_revoked
 from halobestie.db.locks import realtime_ticket_use
+from halobestie.db.purge import delete_if_any
 from halobestie.errors import ServiceError
 from halobestie.legacy.tokens import legacy_token_user, refusal
 from sessions_app.models import RealtimeTicket
@@ -55,8 +56,7 @@ def ticket_consume(*, ticket: str, now=None) -> int | None:
 def tickets_purge_expired(*, now=None) -> int:
     """Delete tickets expired for more than a day (kept that long for forensics)."""
     now = now or timezone.now()
-    deleted, _ = RealtimeTicket.objects.filter(expires_at__lt=now - timedelta(days=1)).delete()
-    return deleted
+    return delete_if_any(RealtimeTicket.objects.filter(expires_at__lt=now - timedelta(days=1)))
 
 
 def _legacy_user_id(raw: str) -> int:

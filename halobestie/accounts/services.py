@@ -35,6 +35,7 @@ from halobestie.accounts.models import (
     User,
 )
 from halobestie.db.locks import advisory_xact_lock_text
+from halobestie.db.purge import delete_if_any
 from halobestie.errors import Forbidden, NotFound, ServiceError, TooManyRequests
 from halobestie.integrations.otp import OtpProviderError, OtpProviderUnavailable, get_provider
 
@@ -285,11 +286,30 @@ def _client_for_phone(*, phone: str, now: datetime) -> User:
 def otp_challenges_purge(*, before: datetime) -> int:
     """Delete challenges created before `before` (they hold phone numbers and serve no limit
     after an hour). For the scheduler's retention purge. Returns how many went."""
-    deleted, _ = OtpChallenge.objects.filter(created_at__lt=before).delete()
-    return deleted
+    return delete_if_any(OtpChallenge.objects.filter(created_at__lt=before))
 
 
 # Mitra login and tokens ---------------------------------------------------------------------
+
+
+def _login_caps(*, phone: str, ip_address: str | None, now: datetime) -> None:
+    """Raise 429 with Retry-After when the phone or the IP is at its cap of login failures."""
+    window = timedelta(seconds=settings.MITRA_LOGIN_WINDOW_SECONDS)
+    _window_cap(
+        LoginFailure.objects.filter(phone=phone),
+        limit=settings.MITRA_LOGIN_MAX_FAILURES_PER_PHONE,
+        window=window,
+        now=now,
+        error=LoginPhoneLimit,
+    )
+    if ip_address:
+        _window_cap(
+            LoginFailure.objects.filter(ip_address=ip_address),
+            limit=settings.MITRA_LOGIN_MAX_FAILURES_PER_IP,
+            window=window,
+            now=now,
+            error=LoginIpLimit,
+        )
 
 
 def auth_mitra_login(
@@ -301,46 +321,34 @@ def auth_mitra_login(
     Brute force: each wrong password is stored (LoginFailure); past
     MITRA_LOGIN_MAX_FAILURES_PER_PHONE for the phone or MITRA_LOGIN_MAX_FAILURES_PER_IP for the
     address within MITRA_LOGIN_WINDOW_SECONDS, every attempt is refused with 429 and Retry-After
-    before the password is even checked (the right one too). The check, the password hash and
-    the recording happen under the phone's and the IP's advisory locks, so concurrent guesses
-    never exceed the cap. A successful login clears the phone's failures."""
+    before the password is even checked (the right one too). The password hash (slow on
+    purpose) runs outside any transaction; its verdict is only given after the caps are checked
+    again and a failure recorded under the phone's and the IP's advisory locks, so concurrent
+    guesses never learn more than the cap allows. A successful login clears the phone's failures."""
     now = now or timezone.now()
-    refused = None
     outdated_hash = []  # the right password under a hasher that is no longer the preferred one
+    _login_caps(phone=phone, ip_address=ip_address, now=now)
+    user = User.objects.select_related("mitra").filter(phone=phone, role=Role.MITRA).first()
+    if user is None or not hasattr(user, "mitra"):
+        # Hash anyway: the answer takes as long as for a known phone.
+        User().set_password(password)
+        is_right = False
+    else:
+        is_right = check_password(password, user.password, setter=lambda raw: outdated_hash.append(True))
     with transaction.atomic():
         # Always phone before IP, as for OTP: no two requests wait on each other in opposite orders.
         advisory_xact_lock_text(f"login:phone:{phone}")
         if ip_address:
             advisory_xact_lock_text(f"login:ip:{ip_address}")
-        _window_cap(
-            LoginFailure.objects.filter(phone=phone),
-            limit=settings.MITRA_LOGIN_MAX_FAILURES_PER_PHONE,
-            window=timedelta(seconds=settings.MITRA_LOGIN_WINDOW_SECONDS),
-            now=now,
-            error=LoginPhoneLimit,
-        )
-        if ip_address:
-            _window_cap(
-                LoginFailure.objects.filter(ip_address=ip_address),
-                limit=settings.MITRA_LOGIN_MAX_FAILURES_PER_IP,
-                window=timedelta(seconds=settings.MITRA_LOGIN_WINDOW_SECONDS),
-                now=now,
-                error=LoginIpLimit,
-            )
-        user = User.objects.select_related("mitra").filter(phone=phone, role=Role.MITRA).first()
-        if user is None or not hasattr(user, "mitra"):
-            # Hash anyway: the answer takes as long as for a known phone.
-            User().set_password(password)
-            refused = InvalidCredentials()
-        elif not check_password(password, user.password, setter=lambda raw: outdated_hash.append(True)):
-            refused = InvalidCredentials()
-        if refused is not None:
-            LoginFailure.objects.create(phone=phone, ip_address=ip_address, created_at=now)
-        else:
+        # Again under the locks: guesses hashed concurrently are judged one at a time.
+        _login_caps(phone=phone, ip_address=ip_address, now=now)
+        if is_right:
             LoginFailure.objects.filter(phone=phone).delete()
-    if refused is not None:
+        else:
+            LoginFailure.objects.create(phone=phone, ip_address=ip_address, created_at=now)
+    if not is_right:
         # Raised after the commit: the failure must be counted.
-        raise refused
+        raise InvalidCredentials()
     if user.mitra.deactivated_at is not None:
         raise MitraDeactivated()
     if not user.is_active or user.deleted_at is not None:
@@ -362,8 +370,7 @@ def _password_upgrade(*, user: User, password: str) -> None:
 def login_failures_purge(*, before: datetime) -> int:
     """Delete login failures recorded before `before` (outside every window, they limit
     nothing). For the scheduler's retention purge. Returns how many went."""
-    deleted, _ = LoginFailure.objects.filter(created_at__lt=before).delete()
-    return deleted
+    return delete_if_any(LoginFailure.objects.filter(created_at__lt=before))
 
 
 def _decode_refresh(raw: str) -> dict:

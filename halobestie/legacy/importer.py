@@ -33,6 +33,7 @@ from mitras import mirror
 from mitras.models import Mitra
 from payments.models import Payment, Refund
 from sessions_app.models import ChatSession, EarningsEntry, Message, MessageKind, Rating, Report
+from sessions_app.payouts import period_of
 
 BATCH_SIZE = 2000
 MAX_LINE_BYTES = 1 << 20
@@ -625,15 +626,33 @@ class LegacyImport:
 
     def _write_earnings(self) -> None:
         for batch in self._new_records("earnings"):
-            entries = [
-                EarningsEntry(
-                    mitra_id=self.session_row[r["session_id"]][2],
-                    session_id=self.session_row[r["session_id"]][0],
-                    amount_idr=r["amount_idr"],
-                    share_percent=r["share_percent"],
+            # The ledger's shape (sessions_app/settlement.py): the platform's part beside the
+            # Bestie's (the rest of the price the row was computed from: the Node backend always
+            # booked the full price), the minutes, and the payout period of the row's month.
+            facts = ChatSession.objects.filter(
+                pk__in=[self.session_row[r["session_id"]][0] for r in batch]
+            ).values_list("pk", "price_idr", "extensions_total_idr", "duration_seconds", "extended_seconds")
+            sessions = {
+                pk: (price + extensions, (duration + extended) // 60)
+                for pk, price, extensions, duration, extended in facts
+            }
+            entries = []
+            for r in batch:
+                session_pk = self.session_row[r["session_id"]][0]
+                gross, minutes = sessions[session_pk]
+                entries.append(
+                    EarningsEntry(
+                        mitra_id=self.session_row[r["session_id"]][2],
+                        session_id=session_pk,
+                        amount_idr=r["amount_idr"],
+                        platform_idr=max(0, gross - r["amount_idr"]),
+                        share_percent=r["share_percent"],
+                        paid_minutes=minutes,
+                        served_minutes=minutes,
+                        reason="legacy_import",
+                        period=period_of(r["created_at"]),
+                    )
                 )
-                for r in batch
-            ]
             self._create(EarningsEntry, entries, [r["created_at"] for r in batch])
             self._remember("earnings", [(r["id"], e.pk) for r, e in zip(batch, entries, strict=True)])
 

@@ -17,6 +17,7 @@ PRODUCTION = {
     "XENDIT_ENABLED": "true",
     "XENDIT_SECRET_KEY": "xnd_development_deploycheck",
     "XENDIT_WEBHOOK_TOKEN": "deploy-check-callback-token",
+    "PUSH_ENABLED": "false",
 }
 
 
