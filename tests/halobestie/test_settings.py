@@ -46,7 +46,11 @@ def test_it_starts_with_real_secrets():
 
 def test_it_refuses_to_start_without_debug_when_pushes_would_go_nowhere():
     result = run_settings(
-        DEBUG="false", DJANGO_SECRET_KEY="s" * 40, AUTH_JWT_SECRET="j" * 40, FIREBASE_SERVICE_ACCOUNT_PATH=""
+        DEBUG="false",
+        DJANGO_SECRET_KEY="s" * 40,
+        AUTH_JWT_SECRET="j" * 40,
+        FIREBASE_SERVICE_ACCOUNT_PATH="",
+        **XENDIT,
     )
     assert result.returncode != 0
     assert "FIREBASE_SERVICE_ACCOUNT_PATH is empty and DEBUG is off" in result.stderr
@@ -95,7 +99,8 @@ def test_it_has_no_otp_test_code_and_no_webhook_token_by_default_without_debug()
     env.update(
         DJANGO_SETTINGS_MODULE="halobestie.settings", TESTING="false", DEBUG="false", OTP_TEST_CODE="",
         OTP_TEST_PHONES="+6281200000001", DJANGO_SECRET_KEY="s" * 40, AUTH_JWT_SECRET="j" * 40,
-        PAYMENTS_LOCAL_CHECKOUT_UNSAFE="true", XENDIT_ENABLED="false", XENDIT_WEBHOOK_TOKEN="", PUSH_ENABLED="false",
+        PAYMENTS_LOCAL_CHECKOUT_UNSAFE="true", XENDIT_ENABLED="false", XENDIT_WEBHOOK_TOKEN="",
+        PUSH_ENABLED="false",
     )  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=settings.BASE_DIR

@@ -9,7 +9,7 @@ from django.conf import settings
 
 ROOT = settings.BASE_DIR
 SHIPPED = [
-    *sorted((ROOT / "deploy" / "k8s").glob("*.yaml")),
+    *sorted((ROOT / "deploy" / "k8s").rglob("*.yaml")),
     *sorted((ROOT / "compose").glob("*")),
     ROOT / "Dockerfile",
     ROOT / "docker" / "entrypoint.sh",
@@ -37,7 +37,7 @@ def test_it_binds_the_internal_listener_to_loopback_in_compose():
 def test_it_fences_the_internal_listener_and_metrics_with_network_policies():
     policies = {
         doc["metadata"]["name"]: doc
-        for doc in yaml.safe_load_all((ROOT / "deploy" / "k8s" / "networkpolicy.yaml").read_text())
+        for doc in yaml.safe_load_all((ROOT / "deploy" / "k8s" / "base" / "networkpolicy.yaml").read_text())
     }
     internal = policies["halobestie-internal"]["spec"]
     assert internal["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "internal"
