@@ -38,6 +38,7 @@ def production_env(**overrides):
     env.update(env_example())
     env.update({key: test_env[key] for key in RUN if key in test_env})
     env.update(SECRETS, DEBUG="false", TESTING="false", DATABASE_POOL="false", DRAIN_SECONDS="0.2")
+    env["PUSH_ENABLED"] = "false"  # no Firebase service account is mounted here
     env.update({k: str(v) for k, v in overrides.items()})
     return env
 
