@@ -1,6 +1,7 @@
 """Chat over /ws/v1/ on a real server process: delivery, acks, idempotent resends, sync, typing,
 read receipts, who may send."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -47,6 +48,13 @@ def test_it_answers_a_resend_with_the_same_ack_and_stores_nothing_new(public_ser
         second = c.expect_type("message.ack", client_msg_id=cmid)
         assert first == second
         m.expect_type("message.new", client_msg_id=cmid)
+        # The resend stays quiet: one message.new per socket, none for the resend (ping-pong
+        # fences it: the broadcast would have come before the pong).
+        for sock, already_read in ((m, 1), (c, 0)):
+            sock.send({"type": "ping"})
+            sock.expect_type("pong")
+            news = [f for f in sock.pending if f["type"] == "message.new" and f["client_msg_id"] == cmid]
+            assert len(news) + already_read == 1
     assert Message.objects.filter(session=session).count() == 1
     assert ChatSession.objects.get(pk=session.pk).last_seq == 1
 
@@ -54,14 +62,24 @@ def test_it_answers_a_resend_with_the_same_ack_and_stores_nothing_new(public_ser
 def test_it_refuses_a_stranger_and_keeps_the_socket(public_server, active_session, make_client_user):
     session, client, mitra = active_session()
     stranger = make_client_user()
+    unknown = uuid.uuid4()
     with Socket(public_server, stranger) as s:
-        cmid = s.send_message(session.id, "numpang")
-        error = s.expect_type("error")
-        assert (error["code"], error["ref"]) == ("not_participant", cmid)
-        s.send({"type": "typing", "session_id": str(session.id), "is_typing": True})
-        assert s.expect_type("error")["code"] == "not_participant"
-        s.send({"type": "sync", "session_id": str(session.id), "after_seq": 0})
-        assert s.expect_type("error")["code"] == "not_participant"
+        # No existence oracle: a stranger's session is answered exactly like an unknown one.
+        for session_id in (session.id, unknown):
+            s.send_message(session_id, "numpang", client_msg_id="probe")
+            error = s.expect_type("error")
+            assert error == {"type": "error", "code": "session_not_found", "detail": "Sesi tidak ditemukan.",
+                             "ref": "probe"}  # fmt: skip
+            for frame in (
+                {"type": "typing", "session_id": str(session_id), "is_typing": True},
+                {"type": "sync", "session_id": str(session_id), "after_seq": 0},
+                {"type": "read", "session_id": str(session_id), "up_to_seq": 0},
+            ):
+                s.send(frame)
+                assert s.expect_type("error") == {
+                    "type": "error", "code": "session_not_found", "detail": "Sesi tidak ditemukan.",
+                    "ref": frame["type"],
+                }  # fmt: skip
         s.send({"type": "ping"})
         assert s.expect_type("pong") == {"type": "pong"}
     assert Message.objects.filter(session=session).count() == 0
