@@ -32,7 +32,7 @@ class Payment(models.Model):
     # What the client pays: the package's list price less `discount_idr` (a voucher). Zero for a
     # wholly free session: no invoice, the record is there for the books.
     amount_idr = models.PositiveIntegerField()
-    discount_idr = models.PositiveIntegerField(default=0)
+    discount_idr = models.PositiveIntegerField(default=0, db_default=0)
     external_id = models.CharField(max_length=64, unique=True)
     invoice_id = models.CharField(max_length=64, db_index=True)
     invoice_url = models.CharField(max_length=500)
@@ -98,6 +98,9 @@ class PaymentCallback(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     outcome = models.CharField(max_length=40)
     outcome_detail = models.CharField(max_length=300, blank=True)
+    # When the payer's fields were removed from `body` (retention or account erasure); what stays
+    # is what the bookkeeping needs (payments/privacy.py, docs/privacy.md).
+    payer_data_removed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "callback pembayaran"

@@ -6,12 +6,12 @@ class PromotionsConfig(AppConfig):
     verbose_name = "Promo"
 
     def ready(self):
-        from halobestie.accounts.hooks import on_client_erasing
+        from halobestie.accounts.hooks import on_client_phone_erasing
         from promotions.services import phone_mark_on_erasure
 
         # A client erasing their account leaves a keyed hash of the phone if they ever had a
         # session, so a new account on the same phone is not "first session" again.
-        on_client_erasing(phone_mark_on_erasure)
+        on_client_phone_erasing(phone_mark_on_erasure)
 
         from payments.hooks import on_payment_settled
         from promotions.services import redemptions_on_payment_settled

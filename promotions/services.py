@@ -350,7 +350,7 @@ def redemptions_release_for_session(*, session, reason: str, now=None) -> int:
 
 
 def phone_mark_on_erasure(user, phone):
-    """Hook (accounts.hooks.on_client_erasing): inside the erasure's transaction, before the phone
+    """Hook (accounts.hooks.on_client_phone_erasing): inside the erasure's transaction, before the phone
     is cleared. Keeps only the phone's keyed hash, and only if the client ever had a session."""
     if phone and ChatSession.objects.filter(client=user, accepted_at__isnull=False).exists():
         PhoneMark.objects.get_or_create(phone_hash=phone_hash(phone))

@@ -16,7 +16,7 @@ from halobestie.db.locks import DISPATCH_LOCK_KEY, advisory_xact_lock
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
-from sessions_app import events, notifications, observations
+from sessions_app import blocking, events, notifications, observations
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.models import (
     ChatSession,
@@ -102,6 +102,7 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
             .exclude(outcome__in=[OfferOutcome.PENDING, OfferOutcome.ACCEPTED])
             .values_list("session_id", "mitra_id")
         )
+        refused |= blocking.blocked_pairs(waiting)  # a blocked pair is never offered (issue 20)
         for session in waiting:
             if not candidates:
                 break

@@ -14,9 +14,13 @@ account change registers a callback here in its `AppConfig.ready()`:
 Called after the transaction commits, in the thread that made the change. A failing callback is
 logged and does not stop the others: the deletion already committed.
 
-- `notify_client_erasing`: a client is being erased, called INSIDE the erasure's transaction
-  while the phone is still known (`callback(user, phone)`): the promotions app keeps a keyed
-  hash of the phone there (docs/privacy.md). Its exceptions propagate: the erasure rolls back.
+- `notify_client_erasing`: the same erasure, but INSIDE its transaction, for the other apps'
+  copies of the client's personal data (message bodies, comments, report texts, payer fields in
+  payment callbacks): erased together with the account or not at all. A failing callback fails
+  the erasure (the client gets an error and can retry), never half of it.
+- `notify_client_phone_erasing`: the same erasure, inside its transaction, while the phone is
+  still known (`callback(user, phone)`): the promotions app keeps a keyed hash of the phone there
+  (docs/privacy.md). Its exceptions propagate: the erasure rolls back.
 """
 
 import logging
@@ -25,6 +29,34 @@ logger = logging.getLogger(__name__)
 
 _client_deleted_callbacks = []
 _client_erasing_callbacks = []
+_client_phone_erasing_callbacks = []
+
+
+def on_client_erasing(callback):
+    """Register `callback(user_id)` to run inside the erasure's transaction. Idempotent."""
+    if callback not in _client_erasing_callbacks:
+        _client_erasing_callbacks.append(callback)
+    return callback
+
+
+def notify_client_erasing(user_id):
+    """Call inside the erasure's transaction; exceptions propagate (and roll it back)."""
+    for callback in list(_client_erasing_callbacks):
+        callback(user_id)
+
+
+def on_client_phone_erasing(callback):
+    """Register `callback(user, phone)` to run inside the erasure's transaction, before the phone
+    is cleared. Idempotent."""
+    if callback not in _client_phone_erasing_callbacks:
+        _client_phone_erasing_callbacks.append(callback)
+    return callback
+
+
+def notify_client_phone_erasing(user, phone):
+    """Call inside the erasure's transaction, before the phone is cleared; exceptions propagate."""
+    for callback in list(_client_phone_erasing_callbacks):
+        callback(user, phone)
 
 
 def on_client_deleted(callback):
@@ -34,24 +66,11 @@ def on_client_deleted(callback):
     return callback
 
 
-def on_client_erasing(callback):
-    """Register `callback(user, phone)`; usable as a decorator. Registering twice is a no-op."""
-    if callback not in _client_erasing_callbacks:
-        _client_erasing_callbacks.append(callback)
-    return callback
-
-
 def remove_callback(callback):
     """Unregister a callback (tests restore the registry with it)."""
-    for callbacks in (_client_deleted_callbacks, _client_erasing_callbacks):
+    for callbacks in (_client_deleted_callbacks, _client_erasing_callbacks, _client_phone_erasing_callbacks):
         if callback in callbacks:
             callbacks.remove(callback)
-
-
-def notify_client_erasing(user, phone):
-    """Call inside the erasure's transaction, before the personal data is cleared."""
-    for callback in list(_client_erasing_callbacks):
-        callback(user, phone)
 
 
 def notify_client_deleted(user_id):

@@ -11,8 +11,8 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('payments', '0002_voucher_discount'),
-        ('sessions_app', '0007_voucher_discount_and_earnings_basis'),
+        ('payments', '0003_voucher_discount'),
+        ('sessions_app', '0008_voucher_discount_and_earnings_basis'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

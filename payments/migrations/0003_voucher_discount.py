@@ -6,8 +6,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0001_initial'),
-        ('sessions_app', '0007_voucher_discount_and_earnings_basis'),
+        ('payments', '0002_callback_payer_data_removed'),
+        ('sessions_app', '0008_voucher_discount_and_earnings_basis'),
     ]
 
     operations = [
@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='payment',
             name='discount_idr',
-            field=models.PositiveIntegerField(default=0),
+            field=models.PositiveIntegerField(db_default=0, default=0),
         ),
         migrations.AddConstraint(
             model_name='payment',
