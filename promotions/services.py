@@ -27,6 +27,7 @@ from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from halobestie.audit.services import audit_record
+from halobestie.db.purge import delete_if_any
 from halobestie.errors import Conflict, NotFound, ServiceError, TooManyRequests
 from halobestie.runtime.selectors import get_config
 from promotions.models import (
@@ -357,10 +358,10 @@ def phone_mark_on_erasure(user, phone):
 
 
 def voucher_lookups_purge(*, now=None) -> int:
-    deleted, _ = VoucherLookup.objects.filter(
-        created_at__lt=(now or timezone.now()) - LOOKUP_RETENTION
-    ).delete()
-    return deleted
+    # No transaction (and no write lock on SQLite) on the usual tick with nothing to purge.
+    return delete_if_any(
+        VoucherLookup.objects.filter(created_at__lt=(now or timezone.now()) - LOOKUP_RETENTION)
+    )
 
 
 def scheduler_jobs():
