@@ -6,7 +6,7 @@ from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
@@ -14,6 +14,7 @@ from payments.models import Payment, Refund
 from payments.services import refund_create
 from sessions_app import lifecycle
 from sessions_app.models import ChatSession, Message, Report, SessionEvent
+from sessions_app.preferences import preferences_asked, preferences_out
 
 
 class SessionEventInline(admin.TabularInline):
@@ -59,7 +60,7 @@ class RefundInline(admin.TabularInline):
 class ChatSessionAdmin(admin.ModelAdmin):
     list_display = (
         "short_id", "flag", "status", "end_reason", "client", "mitra", "package_code", "price_idr",
-        "created_at", "ends_at", "needs_refund_review",
+        "created_at", "ends_at", "needs_refund_review", "wishes",
     )  # fmt: skip
     list_filter = ("status", "is_flagged", "needs_refund_review", "end_reason", "package_code")
     search_fields = ("id", "client__phone", "client__display_name", "mitra__display_name")
@@ -67,7 +68,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
     list_select_related = ("client", "mitra")
     inlines = [SessionEventInline, PaymentInline, RefundInline]
     actions = ["force_end", "refund"]
-    readonly_fields = [f.name for f in ChatSession._meta.fields] + ["transcript_link"]
+    readonly_fields = [f.name for f in ChatSession._meta.fields] + ["wishes", "transcript_link"]
 
     def has_add_permission(self, request):
         return False
@@ -87,6 +88,21 @@ class ChatSessionAdmin(admin.ModelAdmin):
         if not session.is_flagged:
             return ""
         return format_html('<strong style="color:#ba2121">{}</strong>', "⚠ KRISIS")
+
+    @admin.display(description="Preferensi (dilepas dicoret)")
+    def wishes(self, session):
+        """Each preference the client set; the ones the dispatcher let go are struck through."""
+        shown = preferences_out(session)
+        values = {
+            "gender": shown["gender"],
+            "language": shown["language"],
+            "topics": ", ".join(shown["topics"]),
+        }
+        parts = [
+            format_html("<s>{}: {}</s>" if kind in shown["relaxed"] else "{}: {}", kind, values[kind])
+            for kind in preferences_asked(session)
+        ]
+        return format_html_join(" · ", "{}", ((part,) for part in parts)) if parts else "—"
 
     @admin.display(description="Transkrip")
     def transcript_link(self, session):

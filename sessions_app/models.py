@@ -50,6 +50,12 @@ class ChatSession(models.Model):
     )
     # With a requested mitra: may anyone else take the session when that mitra is not free?
     allow_any_mitra = models.BooleanField(default=True)
+    # The client's wishes for their Bestie (sessions_app/preferences.py), each optional, and the
+    # kinds the dispatcher has let go so far, in the order it let them go.
+    preferred_topics = models.JSONField(default=list, blank=True)
+    preferred_gender = models.CharField(max_length=12, blank=True)
+    preferred_language = models.CharField(max_length=8, blank=True)
+    relaxed_preferences = models.JSONField(default=list, blank=True)
     package_code = models.CharField(max_length=32)
     duration_seconds = models.PositiveIntegerField()
     price_idr = models.PositiveIntegerField()
