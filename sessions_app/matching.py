@@ -15,6 +15,7 @@ from django.utils import timezone
 from halobestie.db.locks import DISPATCH_LOCK_KEY, advisory_xact_lock
 from halobestie.runtime.selectors import get_config
 from halobestie.server import metrics
+from mitras.favourites import favourite_ids_by_client
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
 from sessions_app import events, notifications, preferences
@@ -49,7 +50,7 @@ def withdraw_pending_offer(session, *, outcome, now):
     )
 
 
-def _choose_mitra(session, candidates, loads, refused):
+def _choose_mitra(session, candidates, loads, refused, favourite_ids):
     """The requested mitra when free (and not refused), else — if allowed — the free mitra who best
     fits the session's preferences still held (sessions_app/preferences.py). `candidates` are
     locked rows with load < capacity."""
@@ -62,7 +63,7 @@ def _choose_mitra(session, candidates, loads, refused):
     free = [m for m in candidates.values() if (session.id, m.id) not in refused]
     if not free:
         return None
-    return preferences.choose_mitra(session, free, loads)
+    return preferences.choose_mitra(session, free, loads, favourite_ids)
 
 
 def _relax_preferences(session, *, now, config):
@@ -113,11 +114,14 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
             .exclude(outcome__in=[OfferOutcome.PENDING, OfferOutcome.ACCEPTED])
             .values_list("session_id", "mitra_id")
         )
+        favourites = favourite_ids_by_client({session.client_id for session in waiting})
         for session in waiting:
             _relax_preferences(session, now=now, config=config)
             if not candidates:
                 continue
-            mitra = _choose_mitra(session, candidates, loads, refused)
+            mitra = _choose_mitra(
+                session, candidates, loads, refused, favourites.get(session.client_id, set())
+            )
             if mitra is None:
                 continue
             _offer(session, mitra, now=now, timeout=config.offer_timeout_seconds)

@@ -115,9 +115,10 @@ def _fits(mitra, session, kind) -> bool:
     return bool(set(session.preferred_topics) & set(mitra.topics))
 
 
-def choose_mitra(session, free, loads):
+def choose_mitra(session, free, loads, favourite_ids=frozenset()):
     """Precondition: `free` are locked mitra rows with a free slot that have not refused this
-    session. The best of them for this session, or None when none fits what is still held."""
+    session. The best of them for this session, or None when none fits what is still held: the
+    client's favourites first, then the fuller fit, the least loaded, the one idle longest."""
     held = preferences_held(session)
     asked = preferences_asked(session)
     fitting = [m for m in free if all(_fits(m, session, kind) for kind in held)]
@@ -127,6 +128,7 @@ def choose_mitra(session, free, loads):
     return min(
         fitting,
         key=lambda m: (
+            m.id not in favourite_ids,
             -sum(_fits(m, session, kind) for kind in asked),
             loads.get(m.id, 0),
             m.last_assigned_at or epoch,
