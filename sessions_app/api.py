@@ -26,7 +26,9 @@ class SessionCreateIn(serializers.Serializer):
     topics = serializers.ListField(
         child=serializers.CharField(max_length=50, allow_blank=True), required=False, max_length=5
     )
-    gender = serializers.ChoiceField(choices=["female", "male"], required=False, allow_null=True)
+    gender = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=12, help_text="female atau male."
+    )
     language = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=8)
 
 
