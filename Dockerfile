@@ -18,10 +18,12 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
-COPY requirements.txt .
+# requirements.lock pins every package, transitive ones too, with their hashes (`make lock`
+# writes it from requirements.txt; `make lint` checks the two agree): every build installs the
+# same files, and a file whose hash differs stops the build.
+COPY requirements.lock .
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip wheel --wheel-dir /build/wheels -r requirements.txt \
-    && /opt/venv/bin/pip install --no-index --find-links /build/wheels -r requirements.txt
+    && /opt/venv/bin/pip install --require-hashes --no-deps -r requirements.lock
 
 # --- runtime: slim, no compilers, non-root ----------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

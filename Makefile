@@ -15,14 +15,17 @@ RUN_ENV := DEBUG=$${DEBUG:-true} \
 	ADMIN_PASSWORD=$${ADMIN_PASSWORD:-halobestie-admin} \
 	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PUBLIC_PORT)}
 
-.PHONY: help venv run test soak lint format openapi migrate seed clean demo bench
+.PHONY: help venv run test soak lint lock format openapi migrate seed clean demo bench
 
 help:
 	@echo "make run      serve both listeners with demo data (SQLite and in-memory layer unless"
 	@echo "              DATABASE_URL / VALKEY_URL are set)"
 	@echo "make test     the whole suite against real PostgreSQL and Valkey/Redis"
 	@echo "make soak     the slow reliability runs (long fuzzing; tests marked soak, see docs/RELIABILITY.md)"
-	@echo "make lint     ruff, import-linter contracts (pyproject.toml); hadolint, compose config, Kubernetes schema check of the packaging"
+	@echo "make lint     ruff, import-linter contracts (pyproject.toml); hadolint, compose config, the"
+	@echo "              Kubernetes overlays (kubectl kustomize + schema + resources), alert rules"
+	@echo "              (promtool), dashboard, lock file"
+	@echo "make lock     rewrite requirements.lock (hashes) from requirements.txt"
 	@echo "make openapi  write docs/openapi.yaml"
 	@echo "make bench    by hand, never in CI: the performance harness (bench/, docs/PERFORMANCE.md);"
 	@echo "              ~20 min, BENCH_QUICK=1 for ~3 min; its own database halobestie_bench"
@@ -63,7 +66,18 @@ lint: venv
 			HALOBESTIE_ENV_FILE=../.env.example POSTGRES_PASSWORD=lint docker-compose -f $$file config -q || exit 1; \
 		done; \
 	else echo "docker-compose not installed: compose files not checked"; fi
-	$(VENV)/bin/kubernetes-validate --strict --quiet deploy/k8s/*.yaml
+	$(PY) scripts/check_k8s.py
+	promtool check rules deploy/monitoring/rules.yml
+	promtool test rules deploy/monitoring/rules.test.yml
+	$(PY) scripts/check_monitoring.py
+	$(PY) scripts/check_lock.py
+
+# The image's lock file: every runtime package pinned with its hashes, resolved for the image's
+# Python (3.11.14, Debian 12 x86_64/glibc 2.36); the Dockerfile installs it with --require-hashes.
+lock: venv
+	$(VENV)/bin/uv pip compile requirements.txt --generate-hashes --python-version 3.11.14 \
+		--python-platform x86_64-manylinux_2_36 --custom-compile-command "make lock" \
+		--no-progress --quiet --output-file requirements.lock
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

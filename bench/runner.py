@@ -2,7 +2,8 @@
 
 Order: machine facts → bench database (dropped, created, migrated through manage.py) → data →
 1. chat (ours on uvicorn, floor relay, bare Channels relay; N sessions; rate sweep) →
-2. ASGI servers (ours on daphne) → 3. beacon (wrk) → 4. assignment → 5. reseed → 6. idle memory.
+2. ASGI servers (ours on daphne) → 3. beacon (wrk) → 4. assignment → 5. reseed → 6. idle memory →
+7. legacy import (1,000,000 messages, peak RSS; bench/legacy_import.py, its own database).
 Each result goes to bench/results/<name>.json (bench/results/quick/ with BENCH_QUICK=1), then a
 table, the targets and bench/results/chat_latency.png. Server processes are always stopped.
 """
@@ -24,6 +25,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 from bench import procs
+from bench.legacy_import import legacy_import
 
 ROOT = procs.ROOT
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0", "false")
@@ -88,6 +90,7 @@ def server_env(**overrides):
         AUTH_ACCESS_TOKEN_SECONDS="86400",
         XENDIT_ENABLED="false",
         FAZPASS_ENABLED="false",
+        PUSH_ENABLED="false",
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
         DRAIN_SECONDS="0",
@@ -762,6 +765,12 @@ def print_table(summary):
             f"assignment: {a['assigned']} assigned + {a['queued']} queued in {a['seconds']} s "
             f"({a['assignments_per_s']}/s), overbooked {a['overbooked_mitras']}"
         )
+    li = summary.get("legacy_import")
+    if li:
+        print(
+            f"legacy import {li['messages']:,} messages: {li['import']['seconds']} s, "
+            f"peak RSS {li['import']['peak_rss_mib']:.0f} MiB (second run {li['second_run']['seconds']} s)"
+        )
     r = summary.get("reseed")
     if r:
         print(
@@ -845,6 +854,15 @@ def targets(summary):
                 "met": a["overbooked_mitras"] == 0 and not a["errors"],
             }
         )
+    li = summary.get("legacy_import")
+    if li:
+        out.append(
+            {
+                "name": f"legacy import of {li['messages']:,} messages ≤ {li['memory_bound_mib']} MiB RSS",
+                "measured": f"{li['import']['peak_rss_mib']:.0f} MiB, {li['import']['seconds']} s",
+                "met": li["within_bound"] and li["import"]["checksums_match"],
+            }
+        )
     r = summary.get("reseed")
     if r:
         out.append(
@@ -906,7 +924,7 @@ def main():
                 },
             )
             plot(summary["chat"])
-        for name in ("beacon", "memory", "assignment", "reseed"):
+        for name in ("beacon", "memory", "assignment", "reseed", "legacy_import"):
             if not wanted(name) and (RESULTS / f"{name}.json").exists():
                 summary[name] = json.loads((RESULTS / f"{name}.json").read_text())
         if wanted("beacon"):
@@ -921,6 +939,9 @@ def main():
         if wanted("reseed"):
             summary["reseed"] = reseed()
             save("reseed", summary["reseed"])
+        if wanted("legacy_import"):
+            summary["legacy_import"] = legacy_import(admin_url=ADMIN_URL, server_env=server_env, say=say)
+            save("legacy_import", summary["legacy_import"])
     finally:
         procs.stop_all()
         clear_valkey()

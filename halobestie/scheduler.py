@@ -13,6 +13,7 @@ import time
 from django.db import close_old_connections
 from django.utils import timezone
 
+from halobestie import scheduler_health
 from halobestie.accounts import services as accounts
 from mitras import services as mitras
 from payments import services as payments
@@ -35,15 +36,18 @@ def run_tick(now=None) -> dict:
     results = {}
     for name, job in _jobs():
         try:
-            results[name] = job(now=now)
+            with scheduler_health.job_observed(name):
+                results[name] = job(now=now)
         except Exception:
             logger.exception("scheduler job failed", extra={"job": name})
             results[name] = None
+    scheduler_health.tick_completed()
     return results
 
 
 def run_forever(*, interval: float = 1.0, should_stop=lambda: False):
     logger.info("scheduler started", extra={"interval": interval})
+    scheduler_health.loop_started()
     while not should_stop():
         started = time.monotonic()
         close_old_connections()

@@ -7,7 +7,7 @@ missing or default secret, so a production instance can never run on the develop
 
 import os
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import environ
@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "halobestie.accounts",
     "halobestie.runtime",
     "halobestie.audit",
+    "halobestie.legacy",
     "mitras",
     "sessions_app",
     "payments",
@@ -211,7 +212,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env("MAX_REQUEST_BODY_BYTES", int, 64 * 1024)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["halobestie.accounts.authentication.JWTAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # The old backend's tokens during the cutover window (docs/cutover.md); steps aside for ours.
+        "halobestie.legacy.authentication.LegacyJWTAuthentication",
+        "halobestie.accounts.authentication.JWTAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -234,6 +239,45 @@ SIMPLE_JWT = {
     "USER_ID_CLAIM": "user_id",
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
+
+# Passwords: new ones with Django's default (PBKDF2). Plain bcrypt is here for the Besties'
+# hashes imported from the Node backend (`bcrypt$` + the `$2b$…` hash, docs/cutover.md): they verify as they
+# are and are re-hashed with the default at the next successful login.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.BCryptPasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+
+# Cutover from the Node backend (docs/cutover.md): its tokens (HS256, signed with its old
+# AUTH_JWT_SECRET) stay usable until LEGACY_JWT_ACCEPT_UNTIL for users that were imported; after
+# that they are refused with `legacy_token_expired`. Empty secret: old tokens are plain invalid.
+LEGACY_JWT_SECRET = env("LEGACY_JWT_SECRET", str, "")
+LEGACY_JWT_ACCEPT_UNTIL = env("LEGACY_JWT_ACCEPT_UNTIL", str, "")
+LEGACY_JWT_USER_CLAIM = env("LEGACY_JWT_USER_CLAIM", str, "sub")
+LEGACY_JWT_ROLE_CLAIM = env("LEGACY_JWT_ROLE_CLAIM", str, "role")
+LEGACY_JWT_ROLE_CLIENT = env("LEGACY_JWT_ROLE_CLIENT", str, "client")
+LEGACY_JWT_ROLE_MITRA = env("LEGACY_JWT_ROLE_MITRA", str, "mitra")
+LEGACY_JWT_TYPE_CLAIM = env("LEGACY_JWT_TYPE_CLAIM", str, "type")
+LEGACY_JWT_ACCESS_TYPE = env("LEGACY_JWT_ACCESS_TYPE", str, "access")
+LEGACY_JWT_REFRESH_TYPE = env("LEGACY_JWT_REFRESH_TYPE", str, "refresh")
+if LEGACY_JWT_SECRET:
+    if LEGACY_JWT_SECRET == AUTH_JWT_SECRET:
+        raise ImproperlyConfigured(
+            "LEGACY_JWT_SECRET must differ from AUTH_JWT_SECRET: give the new backend a fresh secret."
+        )
+    try:
+        _legacy_until = datetime.fromisoformat(LEGACY_JWT_ACCEPT_UNTIL)
+    except ValueError:
+        _legacy_until = None
+    if _legacy_until is None or _legacy_until.tzinfo is None:
+        raise ImproperlyConfigured(
+            "LEGACY_JWT_ACCEPT_UNTIL must be an ISO-8601 moment with a UTC offset "
+            "(e.g. 2027-01-31T00:00:00+00:00) when LEGACY_JWT_SECRET is set."
+        )
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "HaloBestie API",
@@ -298,6 +342,15 @@ MITRA_LOGIN_MAX_FAILURES_PER_IP = env("MITRA_LOGIN_MAX_FAILURES_PER_IP", int, 20
 
 FIREBASE_SERVICE_ACCOUNT_PATH = env("FIREBASE_SERVICE_ACCOUNT_PATH", str, "")
 FIREBASE_PROJECT_ID = env("FIREBASE_PROJECT_ID", str, "")
+# The runbook's trap: without a service account pushes go nowhere, silently. With DEBUG off that
+# must be a decision (PUSH_ENABLED=false), never a forgotten mount.
+PUSH_ENABLED = env("PUSH_ENABLED", bool, True)
+if PUSH_ENABLED and not FIREBASE_SERVICE_ACCOUNT_PATH and not (DEBUG or TESTING):
+    raise ImproperlyConfigured(
+        "FIREBASE_SERVICE_ACCOUNT_PATH is empty and DEBUG is off: pushes would silently go nowhere. "
+        "Mount the Firebase service account and set its path, or set PUSH_ENABLED=false to run "
+        "without pushes on purpose."
+    )
 
 ADMIN_EMAIL = env("ADMIN_EMAIL", str, "")
 ADMIN_PASSWORD = env("ADMIN_PASSWORD", str, "")
@@ -321,6 +374,8 @@ FORWARDED_ALLOW_IPS = env("FORWARDED_ALLOW_IPS", str, "127.0.0.1")
 # /metrics), bound to METRICS_HOST. Never publish it.
 METRICS_PORT = env("METRICS_PORT", int, 0)
 METRICS_HOST = env("METRICS_HOST", str, "127.0.0.1")
+# The scheduler's /healthz (on METRICS_PORT) fails when its last completed tick is older than this.
+SCHEDULER_STALE_SECONDS = env("SCHEDULER_STALE_SECONDS", float, 60.0)
 
 # Production hardening, all on when DEBUG is off (TLS terminates at the reverse proxy).
 if not DEBUG:

@@ -1,7 +1,7 @@
 """Staff roles as groups with least privilege, created and kept by `manage.py seed`.
 
 - support: sessions, reports and mitras day to day; no transcripts, no money, no config.
-- finance: payments and refunds; sessions read-only.
+- finance: payments, refunds (partial too), the earnings ledger and payouts; sessions read-only.
 - admin: everything, including transcripts (audited) and runtime config.
 Superusers (the seeded admin) have every permission anyway.
 """
@@ -21,13 +21,14 @@ ROLES = {
         "sessions_app.view_chatsession", "sessions_app.view_sessionevent",
         "payments.view_payment", "payments.view_refund", "payments.add_refund", "payments.change_refund",
         "payments.view_paymentcallback",
-        "sessions_app.view_earningsentry",
+        "sessions_app.view_earningsentry", "sessions_app.view_payoutbatch", "sessions_app.add_payoutbatch",
         "runtime.view_runtimeconfig",
     ],
     "admin": [
         "sessions_app.view_chatsession", "sessions_app.change_chatsession", "sessions_app.view_transcript",
         "sessions_app.force_end_session", "sessions_app.view_sessionevent", "sessions_app.view_report",
         "sessions_app.change_report", "sessions_app.view_rating", "sessions_app.view_earningsentry",
+        "sessions_app.view_payoutbatch", "sessions_app.add_payoutbatch",
         "mitras.view_mitra", "mitras.add_mitra", "mitras.change_mitra",
         "payments.view_payment", "payments.view_refund", "payments.add_refund", "payments.change_refund",
         "payments.view_paymentcallback",

@@ -8,6 +8,7 @@ so payments never imports sessions_app; sessions_app registers its handlers here
     hooks.on_invoice_paid(handle_paid)          # handler(payment)
     hooks.on_invoice_unpaid(handle_unpaid)      # handler(payment, reason)
     hooks.on_refund_issued(handle_refund)       # handler(refund)
+    hooks.on_refund_counted_changed(follow)     # handler(refund)
     hooks.on_payment_event(record_event)        # handler(session_id, event_kind, *, actor, data)
 
 Unlike mitras.hooks these run INSIDE the payments transaction, in the thread that made the
@@ -20,6 +21,7 @@ live events) to `transaction.on_commit`.
 _paid = []
 _unpaid = []
 _refund_issued = []
+_refund_counted_changed = []
 _payment_event = []
 
 
@@ -42,6 +44,11 @@ def on_invoice_unpaid(handler):
 def on_refund_issued(handler):
     """Register `handler(refund)`; usable as a decorator. Registering twice is a no-op."""
     return _register(_refund_issued, handler)
+
+
+def on_refund_counted_changed(handler):
+    """Register `handler(refund)`; usable as a decorator. Registering twice is a no-op."""
+    return _register(_refund_counted_changed, handler)
 
 
 def on_payment_event(handler):
@@ -75,6 +82,18 @@ def refund_issued(refund):
     Precondition: inside the transaction that settled the refund, with the refund row locked.
     Handlers defer what they do (a push) to after commit."""
     for handler in list(_refund_issued):
+        handler(refund)
+
+
+def refund_counted_changed(refund):
+    """What counts as refunded on the refund's session changed: `refund` was created (it counts
+    from then on) or failed (it no longer counts). The earnings ledger follows the client's net.
+
+    Precondition: inside the transaction that made the change, the refund row saved; the session
+    row locked before the payment and refund rows (refund_create's callers, refund_retry), or
+    locked by the handler after the refund (a refund callback: nothing locks a session and then
+    an existing refund, so this order cannot deadlock)."""
+    for handler in list(_refund_counted_changed):
         handler(refund)
 
 

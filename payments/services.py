@@ -55,6 +55,7 @@ XENDIT_REFUND_REASONS = {
     "no_mitra": "CANCELLATION",
     "staff_ended": "CANCELLATION",
     "paid_after_close": "CANCELLATION",
+    "unserved_minutes": "CANCELLATION",
 }
 # Headers worth keeping with a stored callback (never the token).
 KEPT_HEADERS = ("content-type", "user-agent", "webhook-id", "x-request-id", "x-forwarded-for")
@@ -91,6 +92,10 @@ def _is_local(invoice_id: str) -> bool:
 
 def _count(status):
     transaction.on_commit(lambda: metrics.PAYMENTS.labels(status=status).inc())
+
+
+def _count_refund(outcome):
+    transaction.on_commit(lambda: metrics.REFUNDS.labels(outcome=outcome).inc())
 
 
 def _session_event(session_id, event_kind, *, actor=None, **data):
@@ -423,6 +428,7 @@ def _refund_new(*, payment, session, amount_idr, reason, actor, retry_of=None) -
         retry_of=retry_of,
     )
     refund.save()
+    _count_refund("created")
     _session_event(
         session.pk,
         "refund_created",
@@ -434,6 +440,7 @@ def _refund_new(*, payment, session, amount_idr, reason, actor, retry_of=None) -
     if is_gateway:
         refund_id = refund.pk
         transaction.on_commit(lambda: _send_quietly(refund_id))
+    hooks.refund_counted_changed(refund)
     return refund
 
 
@@ -442,6 +449,7 @@ def _send_quietly(refund_id):
         refund_send(refund_id=refund_id)
     except Exception:
         # The refund stays `requested`; the scheduler (refunds_send_due) or staff retry it.
+        metrics.REFUNDS.labels(outcome="send_failed").inc()
         logger.exception("refund send after commit failed", extra={"refund_id": str(refund_id)})
 
 
@@ -533,6 +541,7 @@ def _refund_advance(refund, target, data):
         refund.failure_code = str(data.get("failure_code") or "")[:100]
     if target in (RefundStatus.SUCCEEDED, RefundStatus.FAILED):
         refund.settled_at = timezone.now()
+        _count_refund(RefundStatus(target).value)
         _session_event(
             refund.session_id,
             f"refund_{RefundStatus(target).value}",
@@ -541,6 +550,9 @@ def _refund_advance(refund, target, data):
         )
     if target == RefundStatus.SUCCEEDED:
         hooks.refund_issued(refund)
+    if target == RefundStatus.FAILED:
+        refund.save()
+        hooks.refund_counted_changed(refund)
     return True
 
 
@@ -624,6 +636,9 @@ def refund_retry(*, refund, actor) -> Refund:
     idempotency key, the same refund is returned. `failed`: a new refund (a new key) for the same
     payment and amount, pointing back at it. Raises Conflict `refund_not_retryable`."""
     with transaction.atomic():
+        # The session first, the lock order of the session services (a new refund books into the
+        # session's ledger under its lock).
+        _lock_session_row(refund.session_id)
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
         if refund.status == RefundStatus.REQUESTED and refund.is_gateway_refund:
             refund_id = refund.pk
@@ -655,6 +670,7 @@ def refunds_send_due(*, now=None, min_age_seconds: int = 60, limit: int = 50) ->
             refund_send(refund_id=refund_id)
             sent += 1
         except xendit.XenditError:
+            metrics.REFUNDS.labels(outcome="send_failed").inc()
             continue
     return sent
 

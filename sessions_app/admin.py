@@ -1,20 +1,25 @@
-"""Control center: sessions (timeline, force-end, refund, audited transcript), reports."""
+"""Control center: sessions (timeline, force-end, partial refunds, audited transcript), reports,
+ratings, the earnings ledger and payouts."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Sum
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
 from payments.models import Payment, Refund
-from payments.services import refund_create
-from sessions_app import lifecycle
-from sessions_app.models import ChatSession, Message, Report, SessionEvent
+from sessions_app import lifecycle, payouts, settlement
+from sessions_app.models import ChatSession, EarningsEntry, Message, PayoutBatch, Rating, Report, SessionEvent
 from sessions_app.preferences import preferences_asked, preferences_out
+from sessions_app.selectors import session_money
 
 
 class SessionEventInline(admin.TabularInline):
@@ -67,8 +72,10 @@ class ChatSessionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("client", "mitra")
     inlines = [SessionEventInline, PaymentInline, RefundInline]
-    actions = ["force_end", "refund"]
-    readonly_fields = [f.name for f in ChatSession._meta.fields] + ["wishes", "transcript_link"]
+    actions = ["force_end", "force_end_mitra_fault", "force_end_client_fault"]
+    readonly_fields = ["money", "refund_link", "wishes", "transcript_link"] + [
+        f.name for f in ChatSession._meta.fields
+    ]
 
     def has_add_permission(self, request):
         return False
@@ -88,6 +95,20 @@ class ChatSessionAdmin(admin.ModelAdmin):
         if not session.is_flagged:
             return ""
         return format_html('<strong style="color:#ba2121">{}</strong>', "⚠ KRISIS")
+
+    @admin.display(description="Uang sesi")
+    def money(self, session):
+        money = session_money(session=session)
+        return (
+            f"dibayar Rp{money.paid_idr} · dikembalikan Rp{money.refunded_idr} · "
+            f"bersih Rp{money.client_net_idr} · Bestie Rp{money.mitra_idr} · platform Rp{money.platform_idr}"
+            + ("" if money.is_settled else " (belum diselesaikan)")
+        )
+
+    @admin.display(description="Refund")
+    def refund_link(self, session):
+        url = reverse("admin:sessions_app_chatsession_refund", args=[session.pk])
+        return format_html('<a href="{}" id="refund-link">Refund sebagian / penuh</a>', url)
 
     @admin.display(description="Preferensi (dilepas dicoret)")
     def wishes(self, session):
@@ -116,6 +137,11 @@ class ChatSessionAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.transcript_view),
                 name="sessions_app_chatsession_transcript",
             ),
+            path(
+                "<uuid:session_id>/refund/",
+                self.admin_site.admin_view(self.refund_view),
+                name="sessions_app_chatsession_refund",
+            ),
             *super().get_urls(),
         ]
 
@@ -134,45 +160,204 @@ class ChatSessionAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/sessions_app/transcript.html", context)
 
-    @admin.action(description="Akhiri sesi terpilih secara paksa", permissions=["force_end"])
-    def force_end(self, request, queryset):
+    def _force_end(self, request, queryset, fault):
         done = 0
         for session in queryset:
             try:
                 with transaction.atomic():
                     before = {"status": session.status}
-                    ended = lifecycle.session_end(session_id=session.pk, actor=request.user)
+                    ended = lifecycle.session_end(session_id=session.pk, actor=request.user, fault=fault)
                     audit_record(
                         actor=request.user, action="force_end", obj=ended, before=before,
-                        after={"status": ended.status, "end_reason": ended.end_reason}, request=request,
+                        after={"status": ended.status, "end_reason": ended.end_reason, "fault": fault},
+                        request=request,
                     )  # fmt: skip
                 done += 1
             except ServiceError as error:
                 self.message_user(request, f"{str(session.pk)[:8]}: {error.detail}", messages.WARNING)
         self.message_user(request, f"{done} sesi diakhiri.")
 
+    @admin.action(description="Akhiri sesi terpilih secara paksa", permissions=["force_end"])
+    def force_end(self, request, queryset):
+        self._force_end(request, queryset, settlement.FAULT_NONE)
+
+    @admin.action(
+        description="Akhiri paksa: kesalahan Bestie (menit sisa dikembalikan)", permissions=["force_end"]
+    )
+    def force_end_mitra_fault(self, request, queryset):
+        self._force_end(request, queryset, settlement.FAULT_MITRA)
+
+    @admin.action(description="Akhiri paksa: kesalahan klien (laporan terbukti)", permissions=["force_end"])
+    def force_end_client_fault(self, request, queryset):
+        self._force_end(request, queryset, settlement.FAULT_CLIENT)
+
     def has_force_end_permission(self, request):
         return request.user.has_perm("sessions_app.force_end_session")
 
-    @admin.action(description="Refund pembayaran sesi terpilih", permissions=["refund"])
-    def refund(self, request, queryset):
-        done = 0
-        for session in queryset:
+    def refund_view(self, request, session_id):
+        """Finance: give back part or all of what the client paid (≤ paid − already refunded),
+        with a reason; through the refund service, the ledger books the reversal; audited."""
+        if not request.user.has_perm("payments.add_refund"):
+            raise PermissionDenied
+        session = get_object_or_404(ChatSession, pk=session_id)
+        money = session_money(session=session)
+        form = StaffRefundForm(request.POST or None, initial={"amount_idr": money.client_net_idr})
+        if request.method == "POST" and form.is_valid():
             try:
-                with transaction.atomic():
-                    refund = refund_create(session=session, reason="staff_decision", actor=request.user)
-                    ChatSession.objects.filter(pk=session.pk).update(needs_refund_review=False)
-                    audit_record(
-                        actor=request.user, action="refund", obj=session,
-                        after={"refund_id": refund.pk, "amount_idr": refund.amount_idr}, request=request,
-                    )  # fmt: skip
-                done += 1
+                refund = settlement.session_refund_by_staff(
+                    session_id=session.pk,
+                    actor=request.user,
+                    amount_idr=form.cleaned_data["amount_idr"],
+                    note=form.cleaned_data["note"],
+                    request=request,
+                )
             except ServiceError as error:
-                self.message_user(request, f"{str(session.pk)[:8]}: {error.detail}", messages.WARNING)
-        self.message_user(request, f"{done} refund dibuat.")
+                form.add_error(None, error.detail)
+                for field, errors in (error.fields or {}).items():
+                    if field in form.fields:
+                        form.add_error(field, errors)
+            else:
+                self.message_user(request, f"Refund Rp{refund.amount_idr} dibuat.")
+                return HttpResponseRedirect(
+                    reverse("admin:sessions_app_chatsession_change", args=[session.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Refund sesi {str(session.id)[:8]}",
+            "session": session,
+            "money": money,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/sessions_app/refund.html", context)
 
-    def has_refund_permission(self, request):
-        return request.user.has_perm("payments.add_refund")
+
+class StaffRefundForm(forms.Form):
+    amount_idr = forms.IntegerField(label="Jumlah (Rp)", min_value=1)
+    note = forms.CharField(label="Alasan", max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EarningsEntry)
+class EarningsEntryAdmin(ReadOnlyAdmin):
+    """The ledger, append-only: read here, written only by sessions_app/settlement.py."""
+
+    list_display = (
+        "created_at", "period", "mitra", "session_short", "kind", "amount_idr", "platform_idr",
+        "share_percent", "served_minutes", "paid_minutes", "reason",
+    )  # fmt: skip
+    list_filter = ("kind", "period")
+    search_fields = ("session__id", "mitra__display_name", "mitra__user__phone")
+    date_hierarchy = "created_at"
+    list_select_related = ("mitra",)
+    readonly_fields = [f.name for f in EarningsEntry._meta.fields]
+
+    @admin.display(description="Sesi")
+    def session_short(self, entry):
+        return str(entry.session_id)[:8]
+
+
+@admin.register(Rating)
+class RatingAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "mitra", "score", "comment", "session_short")
+    list_filter = ("score",)
+    search_fields = ("mitra__display_name", "session__id")
+    date_hierarchy = "created_at"
+    list_select_related = ("mitra",)
+    readonly_fields = [f.name for f in Rating._meta.fields]
+
+    @admin.display(description="Sesi")
+    def session_short(self, rating):
+        return str(rating.session_id)[:8]
+
+
+class PayoutRecordForm(forms.Form):
+    period = forms.CharField(label="Periode (YYYY-MM)", max_length=7)
+    reference = forms.CharField(label="Referensi transfer", max_length=100)
+
+
+@admin.register(PayoutBatch)
+class PayoutBatchAdmin(ReadOnlyAdmin):
+    """Payout periods: the CSV per period (one row per Bestie) and the record that it was paid,
+    which locks the period (sessions_app/payouts.py)."""
+
+    list_display = (
+        "period", "total_idr", "entries_idr", "reversals_idr", "mitra_count", "reference", "paid_by",
+        "paid_at",
+    )  # fmt: skip
+    readonly_fields = [f.name for f in PayoutBatch._meta.fields]
+    change_list_template = "admin/sessions_app/payoutbatch/change_list.html"
+
+    def get_urls(self):
+        return [
+            path(
+                "csv/<str:period>/", self.admin_site.admin_view(self.csv_view), name="sessions_app_payout_csv"
+            ),
+            path("record/", self.admin_site.admin_view(self.record_view), name="sessions_app_payout_record"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        paid = set(PayoutBatch.objects.values_list("period", flat=True))
+        periods = [
+            {"period": f"{row['period']:%Y-%m}", "total_idr": row["total"], "is_paid": row["period"] in paid}
+            for row in EarningsEntry.objects.values("period")
+            .annotate(total=Sum("amount_idr"))
+            .order_by("-period")
+        ]
+        extra = {"periods": periods, "can_record": request.user.has_perm("sessions_app.add_payoutbatch")}
+        return super().changelist_view(request, extra_context={**(extra_context or {}), **extra})
+
+    def csv_view(self, request, period):
+        if not request.user.has_perm("sessions_app.view_payoutbatch"):
+            raise PermissionDenied
+        try:
+            month = payouts.parse_period(period)
+        except ServiceError:
+            return HttpResponse("Periode harus berformat YYYY-MM.", status=400, content_type="text/plain")
+        audit_record(actor=request.user, action="payout_csv_export", object_type="payout", object_id=period,
+                     request=request)  # fmt: skip
+        response = HttpResponse(payouts.payout_csv(period=month), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="payout-{month:%Y-%m}.csv"'
+        return response
+
+    def record_view(self, request):
+        if not request.user.has_perm("sessions_app.add_payoutbatch"):
+            raise PermissionDenied
+        form = PayoutRecordForm(request.POST or None, initial={"period": request.GET.get("period", "")})
+        if request.method == "POST" and form.is_valid():
+            try:
+                batch = payouts.payout_batch_record(
+                    period=payouts.parse_period(form.cleaned_data["period"]),
+                    actor=request.user,
+                    reference=form.cleaned_data["reference"],
+                    request=request,
+                )
+            except ServiceError as error:
+                form.add_error(None, error.detail)
+            else:
+                self.message_user(
+                    request, f"Payout {batch.period:%Y-%m} Rp{batch.total_idr} dicatat dibayar."
+                )
+                return HttpResponseRedirect(reverse("admin:sessions_app_payoutbatch_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Catat payout dibayar",
+            "form": form,
+            "now": timezone.now(),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/sessions_app/payout_record.html", context)
 
 
 @admin.register(Report)

@@ -242,13 +242,52 @@ class SessionMessagesApi(APIView):
         )
 
 
+class EarningsSessionOut(serializers.Serializer):
+    session_id = serializers.UUIDField()
+    date = serializers.DateTimeField(help_text="Waktu sesi berakhir.")
+    package = serializers.CharField()
+    end_reason = serializers.CharField()
+    paid_minutes = serializers.IntegerField(help_text="Menit yang dibayar klien (paket + perpanjangan).")
+    minutes_served = serializers.IntegerField(
+        help_text="Menit yang benar-benar dilayani (dibulatkan ke bawah)."
+    )
+    gross_idr = serializers.IntegerField(help_text="Harga yang dibayar klien (paket + perpanjangan).")
+    net_idr = serializers.IntegerField(help_text="Yang tetap dibayar klien setelah refund.")
+    share_percent = serializers.IntegerField()
+    earned_idr = serializers.IntegerField(help_text="Bagian Bestie saat sesi selesai.")
+    reversals_idr = serializers.IntegerField(
+        help_text="Pembalikan karena refund sesudahnya (negatif) dan koreksi."
+    )
+    total_idr = serializers.IntegerField(help_text="earned_idr + reversals_idr.")
+
+
+class EarningsSessionPage(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = EarningsSessionOut(many=True)
+
+
+class EarningsQuery(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=100, required=False, default=20)
+    offset = serializers.IntegerField(min_value=0, required=False, default=0)
+
+
+class EarningsPagination(LimitOffsetPagination):
+    default_limit = 20
+    max_limit = 100
+
+
 class EarningsApi(APIView):
-    """The mitra's earnings: totals by period (Asia/Jakarta days, weeks from Monday, months)."""
+    """The mitra's earnings: totals by period (Asia/Jakarta days, weeks from Monday, months; every
+    total is the sum of the ledger rows, reversals included) and a statement per session, newest
+    first (`limit`/`offset`)."""
 
     permission_classes = [IsMitra]
 
     @extend_schema(
         operation_id="mitra_earnings",
+        parameters=[EarningsQuery],
         responses=inline_serializer(
             "Earnings",
             {
@@ -258,12 +297,35 @@ class EarningsApi(APIView):
                 "all_time_idr": serializers.IntegerField(),
                 "sessions_count": serializers.IntegerField(),
                 "share_percent": serializers.IntegerField(),
+                "sessions": EarningsSessionPage(),
             },
         ),
     )
     def get(self, request):
-        totals = selectors.earnings_totals(mitra=request.user.mitra)
-        return Response({**totals, "share_percent": get_config().mitra_share_percent})
+        EarningsQuery(data=request.query_params).is_valid(raise_exception=True)
+        mitra = request.user.mitra
+        totals = selectors.earnings_totals(mitra=mitra)
+        paginator = EarningsPagination()
+        page = paginator.paginate_queryset(selectors.mitra_statement(mitra=mitra), request, view=self)
+        rows = [
+            {
+                "session_id": session.id,
+                "date": session.ended_at,
+                "package": session.package_code,
+                "end_reason": session.end_reason,
+                "paid_minutes": session.paid_minutes,
+                "minutes_served": session.served_minutes,
+                "gross_idr": session.price_idr + session.extensions_total_idr,
+                "net_idr": session.net_idr,
+                "share_percent": session.share_percent,
+                "earned_idr": session.earned_idr,
+                "reversals_idr": session.reversals_idr,
+                "total_idr": session.total_idr,
+            }
+            for session in page
+        ]
+        statement = paginator.get_paginated_response(EarningsSessionOut(rows, many=True).data).data
+        return Response({**totals, "share_percent": get_config().mitra_share_percent, "sessions": statement})
 
 
 class RealtimeTicketOut(serializers.Serializer):

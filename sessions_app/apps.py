@@ -34,6 +34,10 @@ class SessionsAppConfig(AppConfig):
         payment_hooks.on_invoice_paid(payment_invoice_paid)
         payment_hooks.on_invoice_unpaid(payment_invoice_unpaid)
         payment_hooks.on_refund_issued(payment_refund_issued)
+        # Refunded money changed (a refund made, or failed): the earnings ledger follows.
+        from sessions_app.settlement import ledger_follow_refund
+
+        payment_hooks.on_refund_counted_changed(ledger_follow_refund)
         payment_hooks.on_payment_event(payment_event_record)
 
         from halobestie.accounts.hooks import on_client_deleted

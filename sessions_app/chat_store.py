@@ -38,7 +38,7 @@ from psycopg_pool import AsyncConnectionPool
 from halobestie.errors import ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
-from sessions_app import safety
+from sessions_app import observations, safety
 from sessions_app.errors import NotParticipant, SessionNotActive, SessionNotFound
 from sessions_app.models import ChatSession, Message, MessageKind, Status
 from sessions_app.selectors import session_participants
@@ -92,6 +92,7 @@ async def message_send(
             session_id=session_id, sender=sender, body=masked.text, is_masked=masked.is_masked,
             client_msg_id=client_msg_id,
         )  # fmt: skip
+    observations.message_stored(stored)
     return replace(stored, crisis_words=() if stored.is_duplicate else crisis)
 
 

@@ -39,6 +39,7 @@ from sessions_app import (
     events,
     lifecycle,
     notifications,
+    observations,
     realtime,
     safety,
     selectors,
@@ -205,6 +206,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             session = frame.get("session") or {}
             self.participants.pop(str(session.get("id")), None)
         await self.send_json(frame)
+        observations.frame_delivered(frame, recipient_user_id=self.user_id)
 
     async def force_close(self, event):
         await self.send_error("account_deactivated", "Akun dinonaktifkan. Hubungi tim HaloBestie.")

@@ -19,14 +19,13 @@ from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
 from payments.services import invoice_cancel_quietly, invoice_open, payment_record, refund_create
-from sessions_app import events, notifications
+from sessions_app import events, notifications, observations, settlement
 from sessions_app.chat_store import HOTLINE_REPEAT_AFTER, stored_message
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.errors import SessionNotFound
 from sessions_app.matching import back_to_matching, dispatch_after_commit, withdraw_pending_offer
 from sessions_app.models import (
     ChatSession,
-    EarningsEntry,
     EndReason,
     Message,
     MessageKind,
@@ -55,22 +54,17 @@ def lock_session(session_id, *, skip_locked=False) -> ChatSession:
         raise SessionNotFound()
 
 
-def end_active(session, *, reason, actor=None, now):
-    """Precondition: `session` is locked and active. Ends it and books the mitra's earnings."""
+def end_active(session, *, reason, actor=None, now, fault=settlement.FAULT_NONE):
+    """Precondition: `session` is locked and active. Ends it and settles the money (the Bestie's
+    earnings for the served minutes, the unserved ones back to the client: settlement.py)."""
     check_transition(session, Status.ENDED)
     session.status = Status.ENDED
     session.end_reason = reason
     session.ended_by = actor
     session.ended_at = now
     session.save()
-    share = get_config().mitra_share_percent
-    EarningsEntry.objects.create(
-        mitra_id=session.mitra_id,
-        session=session,
-        amount_idr=(session.price_idr + session.extensions_total_idr) * share // 100,
-        share_percent=share,
-    )
-    record(session, "ended", actor=actor, reason=reason)
+    record(session, "ended", actor=actor, reason=reason, **({"fault": fault} if fault else {}))
+    settlement.session_settle(session=session, fault=fault, now=now)
     load_changed(session.mitra_id, -1)
     notify_updated(session)
     transaction.on_commit(lambda: notifications.session_ended(session=session))
@@ -80,6 +74,8 @@ def end_active(session, *, reason, actor=None, now):
 def _cancel(session, *, reason, actor=None, now, refund):
     """Precondition: `session` is locked and not yet active. Cancels it; refunds what was paid."""
     check_transition(session, Status.CANCELLED)
+    if session.status in (Status.MATCHING, Status.OFFERED):
+        observations.matching_ended(outcome="cancelled")
     previous_mitra_id = session.mitra_id if session.status == Status.OFFERED else None
     if session.status == Status.OFFERED:
         withdraw_pending_offer(session, outcome=OfferOutcome.WITHDRAWN, now=now)
@@ -239,7 +235,8 @@ def payment_event_record(session_id, event_kind, *, actor=None, data):
 
 def sessions_release_deactivated_mitra(mitra_id) -> int:
     """Hook for mitras.hooks.on_mitra_deactivated: pending offers of the mitra go back to the
-    queue; active sessions end (`staff_ended`) and wait for a staff refund decision."""
+    queue; active sessions end (`staff_ended`, the Bestie's fault: the client gets the unserved
+    minutes back at once)."""
     now = timezone.now()
     released = 0
     for session_id in ChatSession.objects.filter(
@@ -252,8 +249,7 @@ def sessions_release_deactivated_mitra(mitra_id) -> int:
             if session.status == Status.OFFERED:
                 back_to_matching(session, outcome=OfferOutcome.WITHDRAWN, now=now)
             elif session.status == Status.ACTIVE:
-                session.needs_refund_review = True
-                end_active(session, reason=EndReason.STAFF_ENDED, now=now)
+                end_active(session, reason=EndReason.STAFF_ENDED, now=now, fault=settlement.FAULT_MITRA)
             released += 1
     return released
 
@@ -270,6 +266,7 @@ def session_accept(*, session_id, mitra) -> ChatSession:
         if session.offer_expires_at and session.offer_expires_at <= now:
             raise Conflict("Waktu menerima tawaran sudah habis.", code="offer_expired")
         check_transition(session, Status.ACTIVE)
+        observations.offer_ended(session, outcome=OfferOutcome.ACCEPTED, now=now)
         SessionOffer.objects.filter(session=session, mitra=mitra, outcome=OfferOutcome.PENDING).update(
             outcome=OfferOutcome.ACCEPTED, responded_at=now
         )
@@ -300,15 +297,18 @@ def session_decline(*, session_id, mitra) -> ChatSession:
     return session
 
 
-def session_end(*, session_id, actor) -> ChatSession:
+def session_end(*, session_id, actor, fault: str = settlement.FAULT_NONE, now=None) -> ChatSession:
     """End or cancel early, by the client, the mitra or staff; the reason follows from who and when.
 
     - before payment (client or staff): cancelled, the invoice is left to expire;
     - paid but not yet active (client or staff): cancelled and refunded;
-    - active (either participant or staff): ended, the mitra's earnings booked.
+    - active (either participant or staff): ended and settled (settlement.py); staff say whose
+      fault it was (`fault`: "mitra", "client" or "" for no one's).
     A mitra with a pending offer declines instead (POST …/decline).
     """
-    now = timezone.now()
+    if fault not in settlement.FAULTS:
+        raise ValueError(f"unknown fault {fault!r}")
+    now = now or timezone.now()
     with transaction.atomic():
         session = lock_session(session_id)
         role = actor.role
@@ -321,7 +321,7 @@ def session_end(*, session_id, actor) -> ChatSession:
             reason = {"client": EndReason.CLIENT_ENDED, "mitra": EndReason.MITRA_ENDED}.get(
                 role, EndReason.STAFF_ENDED
             )
-            end_active(session, reason=reason, actor=actor, now=now)
+            end_active(session, reason=reason, actor=actor, now=now, fault=fault if is_staff else "")
         elif session.status in (Status.PENDING_PAYMENT, Status.MATCHING, Status.OFFERED):
             if role == "mitra":
                 raise Conflict("Tolak tawaran dengan /decline.", code="use_decline")

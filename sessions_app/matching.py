@@ -14,11 +14,10 @@ from django.utils import timezone
 
 from halobestie.db.locks import DISPATCH_LOCK_KEY, advisory_xact_lock
 from halobestie.runtime.selectors import get_config
-from halobestie.server import metrics
 from mitras.favourites import favourite_ids_by_client
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
-from sessions_app import events, notifications, preferences
+from sessions_app import events, notifications, observations, preferences
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.models import (
     ChatSession,
@@ -45,6 +44,7 @@ def _safe_dispatch():
 
 
 def withdraw_pending_offer(session, *, outcome, now):
+    observations.offer_ended(session, outcome=outcome, now=now)
     SessionOffer.objects.filter(session=session, outcome=OfferOutcome.PENDING).update(
         outcome=outcome, responded_at=now
     )
@@ -154,7 +154,7 @@ def _offer(session, mitra, *, now, timeout):
     mitra.last_assigned_at = now
     record(session, "offered", mitra_id=mitra.id)
     load_changed(mitra.id, +1)
-    transaction.on_commit(metrics.ASSIGNMENTS.inc)
+    observations.offer_made(session, now=now)
     session_id, mitra_user_id = session.id, mitra.user_id
 
     def send_offer():

@@ -235,19 +235,100 @@ class Report(models.Model):
         constraints = [models.UniqueConstraint(fields=["session", "reporter"], name="report_once_per_side")]
 
 
+class EntryKind(models.TextChoices):
+    EARNING = "earning", "Pendapatan sesi"
+    REVERSAL = "reversal", "Pembalikan (refund setelah sesi)"
+    CORRECTION = "correction", "Koreksi (refund gagal)"
+
+
 class EarningsEntry(models.Model):
-    """Ledger of mitra earnings: one row per ended session (price × mitra share), whole rupiah."""
+    """The mitra earnings ledger, append-only, whole rupiah (rules: sessions_app/settlement.py).
+
+    A session gets one `earning` row when it ends (the Bestie's share of what the client keeps
+    paying for, the platform's part beside it); money that goes back to the client later books a
+    `reversal` (negative), a refund that failed books a `correction` back. So for every settled
+    session SUM(amount_idr + platform_idr) = paid − refunded, and a mitra's balance for a payout
+    period is SUM(amount_idr) of its rows in that period. Rows are never updated or deleted."""
 
     mitra = models.ForeignKey("mitras.Mitra", on_delete=models.PROTECT, related_name="earnings")
-    session = models.OneToOneField(ChatSession, on_delete=models.PROTECT, related_name="earnings_entry")
-    amount_idr = models.PositiveIntegerField()
+    session = models.ForeignKey(ChatSession, on_delete=models.PROTECT, related_name="earnings_entries")
+    kind = models.CharField(max_length=12, choices=EntryKind.choices, default=EntryKind.EARNING)
+    # The Bestie's part (signed: reversals are negative) and the platform's part of the same money.
+    amount_idr = models.IntegerField()
+    platform_idr = models.IntegerField(default=0)
     share_percent = models.PositiveSmallIntegerField()
+    # At settlement (earning rows): the minutes paid for, the minutes served, the rule applied.
+    paid_minutes = models.PositiveIntegerField(default=0)
+    served_minutes = models.PositiveIntegerField(default=0)
+    reason = models.CharField(max_length=60, blank=True)
+    # The payout period (first day of an Asia/Jakarta month) the row counts in: the month it was
+    # booked, or the first later month not paid out yet (a paid period is locked).
+    period = models.DateField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         verbose_name = "pendapatan mitra"
         verbose_name_plural = "pendapatan mitra"
-        indexes = [models.Index(fields=["mitra", "created_at"], name="earnings_mitra_created_idx")]
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["mitra", "created_at"], name="earnings_mitra_created_idx"),
+            models.Index(fields=["period", "mitra"], name="earnings_period_mitra_idx"),
+            models.Index(fields=["session", "kind"], name="earnings_session_idx"),
+        ]
+        constraints = [
+            # One settlement per session, however often the end is retried.
+            models.UniqueConstraint(
+                fields=["session"],
+                condition=models.Q(kind="earning"),
+                name="earnings_one_earning_per_session",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(kind="earning") | models.Q(amount_idr__gte=0, platform_idr__gte=0),
+                name="earnings_earning_not_negative",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} Rp{self.amount_idr} ({self.period:%Y-%m})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("EarningsEntry rows are append-only.")
+        super().save(*args, **kwargs)
+
+    @property
+    def gross_idr(self):
+        return self.amount_idr + self.platform_idr
+
+
+class PayoutBatch(models.Model):
+    """Finance paid the Besties for one period (an Asia/Jakarta month): the period is locked from
+    then on (later entries land in the next period). `lines` keeps what was paid, per mitra."""
+
+    period = models.DateField(unique=True)
+    entries_idr = models.BigIntegerField()
+    reversals_idr = models.BigIntegerField()
+    total_idr = models.BigIntegerField()
+    mitra_count = models.PositiveIntegerField()
+    lines = models.JSONField(default=list)
+    reference = models.CharField("referensi transfer", max_length=100)
+    paid_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    paid_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "pembayaran mitra (payout)"
+        verbose_name_plural = "pembayaran mitra (payout)"
+        ordering = ["-period"]
+
+    def __str__(self):
+        return f"Payout {self.period:%Y-%m} Rp{self.total_idr}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("PayoutBatch rows are append-only.")
+        super().save(*args, **kwargs)
 
 
 class RealtimeTicket(models.Model):

@@ -3,17 +3,19 @@
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, OuterRef, Prefetch, Q, Subquery, Sum
+from django.db.models import Count, F, Max, OuterRef, Prefetch, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from halobestie.errors import NotFound
-from payments.models import Payment
+from payments.models import REFUND_COUNTING_STATUSES, Payment, PaymentKind, PaymentStatus, Refund
 from sessions_app.errors import NotParticipant, SessionNotFound
 from sessions_app.models import (
     OCCUPYING_STATUSES,
     OPEN_STATUSES,
     ChatSession,
     EarningsEntry,
+    EntryKind,
     Message,
     Status,
 )
@@ -96,7 +98,7 @@ def mitra_session_loads(mitra_ids=None) -> dict:
 
 def earnings_totals(*, mitra) -> dict:
     """The mitra's earnings by period (Asia/Jakarta days, weeks from Monday, months), whole rupiah,
-    and how many sessions earned them."""
+    each the sum of the ledger rows (reversals included), and how many sessions earned them."""
     entries = EarningsEntry.objects.filter(mitra=mitra)
     day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     week = day - timezone.timedelta(days=day.weekday())
@@ -111,7 +113,7 @@ def earnings_totals(*, mitra) -> dict:
         "this_week_idr": total(week),
         "this_month_idr": total(month),
         "all_time_idr": total(),
-        "sessions_count": entries.count(),
+        "sessions_count": entries.filter(kind=EntryKind.EARNING).count(),
     }
 
 
@@ -124,6 +126,76 @@ def payment_latest_for_session(*, session):
 def messages_after(*, session, after_seq=0, limit=100):
     return list(
         Message.objects.filter(session=session, seq__gt=after_seq).order_by("seq")[: max(1, min(limit, 500))]
+    )
+
+
+# Money -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionMoney:
+    """A session's money from its payments, refunds and ledger rows (rules: settlement.py)."""
+
+    paid_idr: int
+    refunded_idr: int
+    mitra_idr: int  # SUM of the session's ledger rows, the Bestie's part
+    platform_idr: int  # the platform's part: its ledger rows, or all of it while unsettled
+    is_settled: bool
+
+    @property
+    def client_net_idr(self):
+        return self.paid_idr - self.refunded_idr
+
+    @property
+    def is_balanced(self):
+        """paid − refunded = client net and Bestie + platform = client net, with no side negative."""
+        return (
+            self.mitra_idr + self.platform_idr == self.client_net_idr
+            and min(self.mitra_idr, self.platform_idr, self.client_net_idr) >= 0
+        )
+
+
+def session_money(*, session) -> SessionMoney:
+    """What the client paid (paid payments; a session marked paid without a paid payment on record
+    counts its session payment, as refund_create does), what went back (refunds that count: asked,
+    pending, succeeded, settled by hand), and the ledger's split of the rest."""
+    payments = list(Payment.objects.filter(session_id=session.pk).values_list("kind", "status", "amount_idr"))
+    paid = sum(amount for _, status, amount in payments if status == PaymentStatus.PAID)
+    if session.paid_at is not None and not any(
+        kind == PaymentKind.SESSION and status == PaymentStatus.PAID for kind, status, _ in payments
+    ):
+        paid += next(
+            (amount for kind, _, amount in payments if kind == PaymentKind.SESSION), session.price_idr
+        )
+    refunded = (
+        Refund.objects.filter(session_id=session.pk, status__in=REFUND_COUNTING_STATUSES).aggregate(
+            total=Sum("amount_idr")
+        )["total"]
+        or 0
+    )
+    ledger = EarningsEntry.objects.filter(session_id=session.pk).aggregate(
+        rows=Count("id"), mitra=Sum("amount_idr"), platform=Sum("platform_idr")
+    )
+    if ledger["rows"]:
+        return SessionMoney(paid, refunded, ledger["mitra"], ledger["platform"], True)
+    return SessionMoney(paid, refunded, 0, paid - refunded, False)
+
+
+def mitra_statement(*, mitra):
+    """The mitra's settled sessions, newest first, each with its ledger sums (one query)."""
+    earning = Q(earnings_entries__kind=EntryKind.EARNING)
+    return (
+        ChatSession.objects.filter(earnings_entries__mitra=mitra)
+        .annotate(
+            earned_idr=Coalesce(Sum("earnings_entries__amount_idr", filter=earning), 0),
+            reversals_idr=Coalesce(Sum("earnings_entries__amount_idr", filter=~earning), 0),
+            total_idr=Sum("earnings_entries__amount_idr"),
+            net_idr=Sum(F("earnings_entries__amount_idr") + F("earnings_entries__platform_idr")),
+            share_percent=Max("earnings_entries__share_percent", filter=earning),
+            paid_minutes=Max("earnings_entries__paid_minutes", filter=earning),
+            served_minutes=Max("earnings_entries__served_minutes", filter=earning),
+        )
+        .order_by("-ended_at", "-id")
     )
 
 

@@ -11,12 +11,14 @@ import secrets
 from datetime import timedelta
 
 from django.utils import timezone
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from halobestie.accounts.models import Role, User
 from halobestie.db.locks import realtime_ticket_use
 from halobestie.errors import ServiceError
+from halobestie.legacy.tokens import legacy_token_user, refusal
 from sessions_app.models import RealtimeTicket
 
 TICKET_TTL_SECONDS = 60
@@ -56,11 +58,24 @@ def tickets_purge_expired(*, now=None) -> int:
     return deleted
 
 
+def _legacy_user_id(raw: str) -> int:
+    """An access token of the old backend, during the cutover window (halobestie/legacy/tokens.py)."""
+    try:
+        user = legacy_token_user(raw, token_type="access")
+    except AuthenticationFailed as exc:
+        code, detail = refusal(exc)
+        raise SocketUnauthenticated(detail, code=code) from None
+    if user is None:
+        raise SocketUnauthenticated("Token tidak valid atau kedaluwarsa.", code="token_not_valid")
+    return user.pk
+
+
 def socket_user(*, authorization: str | None, ticket: str | None):
     """The user opening a socket, with the same checks as the REST authentication (active, not
     deleted, a mitra not deactivated, the token's role claim matching). Raises
     SocketUnauthenticated with code `unauthenticated`, `token_not_valid`, `ticket_not_valid`,
-    `account_deleted`, `mitra_deactivated` or `role_not_allowed`."""
+    `account_deleted`, `mitra_deactivated`, `role_not_allowed` or, for an old backend's token
+    after the cutover window, `legacy_token_expired`."""
     claimed_role = None
     if authorization:
         scheme, _, raw = authorization.partition(" ")
@@ -69,11 +84,12 @@ def socket_user(*, authorization: str | None, ticket: str | None):
         try:
             token = AccessToken(raw.strip())
         except TokenError:
-            raise SocketUnauthenticated(
-                "Token tidak valid atau kedaluwarsa.", code="token_not_valid"
-            ) from None
-        user_id = token.get("user_id")
-        claimed_role = token.get("role")
+            token = None
+        if token is not None:
+            user_id = token.get("user_id")
+            claimed_role = token.get("role")
+        else:
+            user_id = _legacy_user_id(raw.strip())
     elif ticket:
         user_id = ticket_consume(ticket=ticket)
         if user_id is None:

@@ -10,7 +10,7 @@ from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
 from payments.services import refund_create
-from sessions_app import events, notifications
+from sessions_app import events, notifications, observations
 from sessions_app.chat_store import messages_purge_expired
 from sessions_app.effects import notify_updated, participant_user_ids, record
 from sessions_app.lifecycle import end_active
@@ -73,6 +73,7 @@ def matching_expire_due(*, now=None, limit=200) -> int:
         session.ended_at = now
         session.save()
         record(session, "unmatched")
+        observations.matching_ended(outcome="unmatched")
         refund_create(session=session, reason=EndReason.NO_MITRA, allow_nothing=True)
         notify_updated(session)
 
@@ -120,8 +121,8 @@ def sessions_end_due(*, now=None, limit=200) -> int:
 def sessions_check_mitra_presence(*, now=None, limit=200) -> int:
     """Active sessions whose mitra's presence lapsed (no fresh heartbeat: the app is gone, not
     merely switched to "no new offers"): both sides are told at once; back within the grace
-    period, the session goes on; else it ends `mitra_lost` and waits for a staff refund decision
-    (`needs_refund_review`)."""
+    period, the session goes on; else it ends `mitra_lost`: the Bestie earns the minutes served
+    until the presence lapsed, the client gets the rest back at once (settlement.py)."""
     now = now or timezone.now()
     config = get_config()
     grace = timedelta(seconds=config.mitra_lost_grace_seconds)
@@ -150,7 +151,6 @@ def sessions_check_mitra_presence(*, now=None, limit=200) -> int:
         notify_updated(session)
 
     def give_up(session):
-        session.needs_refund_review = True
         end_active(session, reason=EndReason.MITRA_LOST, now=now)
 
     lapsed = [sid for sid, mitra_id, lost_at in active if lost_at is None and mitra_id not in present]

@@ -13,6 +13,7 @@ from halobestie.accounts import services
 from halobestie.accounts.permissions import IsClient, IsClientOrMitra
 from halobestie.accounts.phones import normalize_phone
 from halobestie.accounts.tokens import tokens_for
+from halobestie.legacy.tokens import legacy_refresh_exchange, legacy_refresh_revoke
 
 
 class PhoneField(serializers.CharField):
@@ -178,24 +179,35 @@ class RefreshIn(serializers.Serializer):
 class TokenRefreshApi(PublicApi):
     """Exchange a refresh token for a new pair. The old refresh token is revoked (rotation); a
     revoked, expired or foreign token is 401 `token_not_valid`, and so is the token of a deleted
-    account (`account_deleted`) or a deactivated mitra (`mitra_deactivated`)."""
+    account (`account_deleted`) or a deactivated mitra (`mitra_deactivated`).
+
+    Cutover: until LEGACY_JWT_ACCEPT_UNTIL a refresh token of the old Node backend is exchanged
+    (once) for a pair of ours, for users brought across by the import; after that it is 401
+    `legacy_token_expired`: the app must log in again (docs/cutover.md)."""
 
     @extend_schema(operation_id="auth_token_refresh", request=RefreshIn, responses=TokenPairOut)
     def post(self, request):
         body = RefreshIn(data=request.data)
         body.is_valid(raise_exception=True)
-        pair = services.auth_token_refresh(refresh=body.validated_data["refresh"])
+        refresh = body.validated_data["refresh"]
+        # None unless it is a token of the old backend (halobestie/legacy/tokens.py).
+        pair = legacy_refresh_exchange(refresh=refresh)
+        if pair is None:
+            pair = services.auth_token_refresh(refresh=refresh)
         return Response(TokenPairOut(pair).data)
 
 
 class LogoutApi(PublicApi):
-    """Revoke the refresh token. The access token stays valid until it expires (minutes)."""
+    """Revoke the refresh token. The access token stays valid until it expires (minutes). During
+    the cutover window an old Node backend's refresh token is revoked too (docs/cutover.md)."""
 
     @extend_schema(operation_id="auth_logout", request=RefreshIn, responses={204: OpenApiResponse()})
     def post(self, request):
         body = RefreshIn(data=request.data)
         body.is_valid(raise_exception=True)
-        services.auth_logout(refresh=body.validated_data["refresh"])
+        refresh = body.validated_data["refresh"]
+        if not legacy_refresh_revoke(refresh=refresh):
+            services.auth_logout(refresh=refresh)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

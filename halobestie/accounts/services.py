@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -298,6 +299,7 @@ def auth_mitra_login(
     never exceed the cap. A successful login clears the phone's failures."""
     now = now or timezone.now()
     refused = None
+    outdated_hash = []  # the right password under a hasher that is no longer the preferred one
     with transaction.atomic():
         # Always phone before IP, as for OTP: no two requests wait on each other in opposite orders.
         advisory_xact_lock_text(f"login:phone:{phone}")
@@ -323,7 +325,7 @@ def auth_mitra_login(
             # Hash anyway: the answer takes as long as for a known phone.
             User().set_password(password)
             refused = InvalidCredentials()
-        elif not user.check_password(password):
+        elif not check_password(password, user.password, setter=lambda raw: outdated_hash.append(True)):
             refused = InvalidCredentials()
         if refused is not None:
             LoginFailure.objects.create(phone=phone, ip_address=ip_address, created_at=now)
@@ -337,8 +339,17 @@ def auth_mitra_login(
     if not user.is_active or user.deleted_at is not None:
         raise AccountInactive()
     User.objects.filter(pk=user.pk).update(last_login=now)
+    if outdated_hash:
+        _password_upgrade(user=user, password=password)
     logger.info("mitra logged in", extra={"user_id": user.pk, "mitra_id": user.mitra.pk})
     return user
+
+
+def _password_upgrade(*, user: User, password: str) -> None:
+    """Re-hash a right password with the preferred hasher (a bcrypt hash imported from the Node
+    backend, or PBKDF2 with fewer iterations than today's). Outside any transaction and lock:
+    hashing is slow. Compare-and-set on the old hash, so a password changed meanwhile stays."""
+    User.objects.filter(pk=user.pk, password=user.password).update(password=make_password(password))
 
 
 def login_failures_purge(*, before: datetime) -> int:

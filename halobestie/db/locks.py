@@ -9,6 +9,8 @@ from django.db import connection
 
 # The advisory lock that serialises queue dispatch ("HALO").
 DISPATCH_LOCK_KEY = 0x4841_4C4F
+# Booking a ledger row (shared) against recording a payout as paid (exclusive) ("HBPY").
+PAYOUT_LOCK_KEY = 0x4842_5059
 
 
 def advisory_xact_lock(key: int) -> None:
@@ -17,6 +19,15 @@ def advisory_xact_lock(key: int) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+def advisory_xact_lock_shared(key: int) -> None:
+    """Hold the advisory lock `key` in shared mode until this transaction ends: shared holders do
+    not wait for each other, only for (and block) an exclusive `advisory_xact_lock(key)`.
+    Precondition: inside transaction.atomic()."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [key])
 
 
 def advisory_xact_lock_text(key: str) -> None:

@@ -30,9 +30,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
-from prometheus_client import Counter
 
 from halobestie.accounts.models import Device
+from halobestie.server import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +47,8 @@ _SERVICE_ACCOUNT_KEYS = ("project_id", "private_key", "client_email")
 # `message.token`; switching needs the apps to send installation ids first.
 warnings.filterwarnings("ignore", message="Message.token is deprecated", category=DeprecationWarning)
 
-PUSHES = Counter(
-    "halobestie_pushes_total",
-    "Pushes by outcome: sent / failed (per device), dropped (queue full), logged (log-only sender), "
-    "pruned (dead tokens deleted).",
-    ["outcome"],
-)
+# Defined with every other metric (docs/metrics.md): halobestie_pushes_total{outcome}.
+PUSHES = metrics.PUSHES
 
 
 def send_to_user(*, user_id, title: str, body: str, data: dict, high_priority: bool = False):
@@ -147,8 +143,13 @@ def shutdown(timeout: float = 3.0):
 
 
 def configure_from_settings():
-    """At start-up: the FCM sender when FIREBASE_SERVICE_ACCOUNT_PATH is set, else log-only."""
-    if settings.FIREBASE_SERVICE_ACCOUNT_PATH:
+    """At start-up: the FCM sender when FIREBASE_SERVICE_ACCOUNT_PATH is set, else log-only.
+    PUSH_ENABLED=false is log-only on purpose, said at start-up (settings refuse an empty path
+    with DEBUG off unless pushes are disabled so)."""
+    if not settings.PUSH_ENABLED:
+        logger.warning("pushes disabled (PUSH_ENABLED=false): pushes are only logged")
+        configure_log_only()
+    elif settings.FIREBASE_SERVICE_ACCOUNT_PATH:
         configure(
             service_account_path=settings.FIREBASE_SERVICE_ACCOUNT_PATH,
             project_id=settings.FIREBASE_PROJECT_ID,

@@ -15,10 +15,15 @@ class Package:
     name: str
     duration_minutes: int
     price_idr: int
+    # The Bestie's share of this package in percent; None: the global `mitra_share_percent`.
+    mitra_share_percent: int | None = None
 
     @property
     def duration_seconds(self):
         return self.duration_minutes * 60
+
+    def public_json(self):
+        return {k: v for k, v in asdict(self).items() if k != "mitra_share_percent"}
 
 
 DEFAULT_PACKAGES = (
@@ -53,6 +58,8 @@ DEFAULT_HOTLINE_TEXT = (
 )
 
 
+CLIENT_FAULT_END_POLICIES = ("full", "served")
+
 # What GET /api/v1/config shows; the rest (shares, crisis words) stays internal.
 PUBLIC_KEYS = (
     "packages",
@@ -79,6 +86,10 @@ class RuntimeConfigValues:
     stale_grace_seconds: int = 30
     mitra_lost_grace_seconds: int = 120
     mitra_share_percent: int = 70
+    # A staff end for the client's fault (a report against the client upheld): "full" = the
+    # Bestie earns the full share and nothing goes back; "served" = as a Bestie-side end
+    # (the Bestie earns the served minutes, the client gets the unserved minutes back).
+    client_fault_end_policy: str = "full"
     default_capacity: int = 3
     message_retention_days: int = 90
     max_message_length: int = 4000
@@ -93,6 +104,13 @@ class RuntimeConfigValues:
         """The package with this code, or None."""
         return next((p for p in self.packages if p.code == code), None)
 
+    def share_percent_for(self, package_code):
+        """The Bestie's share for a package: its own percentage, else the global one."""
+        package = self.package(package_code)
+        if package is not None and package.mitra_share_percent is not None:
+            return package.mitra_share_percent
+        return self.mitra_share_percent
+
     def to_json(self):
         data = asdict(self)
         data["packages"] = [asdict(p) for p in self.packages]
@@ -103,6 +121,7 @@ class RuntimeConfigValues:
 
     def public_json(self):
         data = self.to_json()
+        data["packages"] = [p.public_json() for p in self.packages]
         return {key: data[key] for key in PUBLIC_KEYS}
 
 
@@ -153,7 +172,16 @@ def _packages(value, errors):
             errors[f"{prefix}.duration_minutes"] = ["Durasi harus 1–600 menit."]
         if isinstance(price, bool) or not isinstance(price, int) or not 1000 <= price <= 10_000_000:
             errors[f"{prefix}.price_idr"] = ["Harga harus rupiah bulat antara 1.000 dan 10.000.000."]
-        packages.append(Package(code=code, name=name, duration_minutes=minutes, price_idr=price))
+        share = item.get("mitra_share_percent")
+        if share is not None and (
+            isinstance(share, bool) or not isinstance(share, int) or not 0 <= share <= 100
+        ):
+            errors[f"{prefix}.mitra_share_percent"] = ["Bagian Bestie harus 0–100 (atau kosong)."]
+        packages.append(
+            Package(
+                code=code, name=name, duration_minutes=minutes, price_idr=price, mitra_share_percent=share
+            )
+        )
     return tuple(packages)
 
 
@@ -198,6 +226,10 @@ def validate_values(raw):
                 errors[name] = [f"Harus {len(PREFERENCE_KINDS)} detik bulat yang tidak menurun."]
             else:
                 values[name] = tuple(value)
+        elif name == "client_fault_end_policy":
+            if value not in CLIENT_FAULT_END_POLICIES:
+                errors[name] = [f"Harus salah satu dari: {', '.join(CLIENT_FAULT_END_POLICIES)}."]
+            values[name] = value
         elif name == "hotline_text":
             if not isinstance(value, str) or not value.strip():
                 errors[name] = ["Teks wajib."]

@@ -1,4 +1,5 @@
-"""Request id, one log line and the request counter per request; the same for WebSockets.
+"""Request id, one log line, the request counter and the duration histogram (by route pattern)
+per request; the same for WebSockets.
 
 The request id is taken from X-Request-ID when the proxy sets a sane one, else made up. The log
 line carries the path without its query string (a socket ticket or a payment token could be in
@@ -42,9 +43,10 @@ class RequestIdMiddleware:
             return response
         finally:
             listener = request_listener(request)
-            metrics.REQUESTS.labels(
-                listener=listener, method=request.method, status_class=metrics.status_class(status)
-            ).inc()
+            seconds = time.monotonic() - started
+            metrics.request_observed(
+                listener=listener, method=request.method, status=status, seconds=seconds, request=request
+            )
             logger.log(
                 logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO,
                 "request",
@@ -53,7 +55,7 @@ class RequestIdMiddleware:
                     "method": request.method,
                     "path": request.path,  # never the query string
                     "status": status,
-                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                    "duration_ms": round(seconds * 1000, 1),
                 },
             )
             reset_request_id(token)

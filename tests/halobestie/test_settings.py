@@ -1,5 +1,6 @@
 """Settings fail loudly on bad values and refuse development secrets in production."""
 
+import json
 import os
 import subprocess
 import sys
@@ -34,8 +35,35 @@ def test_it_names_a_malformed_variable():
 
 
 def test_it_starts_with_real_secrets():
-    result = run_settings(DEBUG="false", DJANGO_SECRET_KEY="s" * 40, AUTH_JWT_SECRET="j" * 40)
+    result = run_settings(
+        DEBUG="false", DJANGO_SECRET_KEY="s" * 40, AUTH_JWT_SECRET="j" * 40, PUSH_ENABLED="false"
+    )
     assert result.returncode == 0, result.stderr
+
+
+def test_it_refuses_to_start_without_debug_when_pushes_would_go_nowhere():
+    result = run_settings(
+        DEBUG="false", DJANGO_SECRET_KEY="s" * 40, AUTH_JWT_SECRET="j" * 40, FIREBASE_SERVICE_ACCOUNT_PATH=""
+    )
+    assert result.returncode != 0
+    assert "FIREBASE_SERVICE_ACCOUNT_PATH is empty and DEBUG is off" in result.stderr
+    assert "PUSH_ENABLED=false" in result.stderr
+
+
+def test_it_starts_without_pushes_only_when_told_and_says_so():
+    result = run_settings(
+        DEBUG="false",
+        DJANGO_SECRET_KEY="s" * 40,
+        AUTH_JWT_SECRET="j" * 40,
+        FIREBASE_SERVICE_ACCOUNT_PATH="",
+        PUSH_ENABLED="false",
+    )
+    assert result.returncode == 0, result.stderr
+    output = (result.stdout + result.stderr).splitlines()
+    lines = [json.loads(line) for line in output if line.startswith("{")]
+    assert [
+        (line["level"], line["msg"]) for line in lines if line["logger"] == "halobestie.integrations.push"
+    ] == [("WARNING", "pushes disabled (PUSH_ENABLED=false): pushes are only logged")]
 
 
 def test_it_falls_back_to_sqlite_and_memory_layer_without_urls():

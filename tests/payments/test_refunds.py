@@ -55,7 +55,7 @@ def test_it_runs_the_refund_round_trip(xendit, paid, post_callback, django_captu
     with django_capture_on_commit_callbacks(execute=True) as pushed:
         response = post_callback(body, path="/webhooks/xendit/refund")
     assert response.json() == {"received": True, "outcome": "applied"}
-    assert len(pushed) == 1  # the client's "refund issued" push
+    assert len(pushed) == 2  # the client's "refund issued" push, and halobestie_refunds_total
     refund.refresh_from_db()
     assert (refund.status, refund.settled_at is not None) == (RefundStatus.SUCCEEDED, True)
     assert post_callback(body, path="/webhooks/xendit/refund").json()["outcome"] == "duplicate"

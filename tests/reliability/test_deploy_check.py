@@ -14,6 +14,7 @@ PRODUCTION = {
     "AUTH_JWT_SECRET": "Ab3De5Gh7Jk9Lm1No3Pq5Rs7Tu9Vw1Xy3Za5Bc7De9Fg1Hi3Jk5Lm7No9Pq1Rs3",
     "ALLOWED_HOSTS": "api.halobestie.id",
     "PUBLIC_BASE_URL": "https://api.halobestie.id",
+    "PUSH_ENABLED": "false",
 }
 
 

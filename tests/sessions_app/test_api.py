@@ -125,10 +125,59 @@ def test_it_shows_mitra_earnings_by_period(paid_session, online_mitra):
         lifecycle.session_accept(session_id=session.id, mitra=mitra)
         lifecycle.session_end(session_id=session.id, actor=session.client)
     body = auth_client(mitra.user).get("/api/v1/mitra/earnings").json()
-    assert body == {
+    assert {key: value for key, value in body.items() if key != "sessions"} == {
         "today_idr": 63000, "this_week_idr": 63000, "this_month_idr": 63000, "all_time_idr": 63000,
         "sessions_count": 2, "share_percent": 70,
     }  # fmt: skip
+    assert body["sessions"]["count"] == 2
+
+
+def test_it_lists_the_mitra_statement_per_session_with_reversals(paid_session, online_mitra, make_staff):
+    from datetime import timedelta
+
+    from rest_framework.fields import DateTimeField
+
+    from sessions_app import settlement
+
+    mitra = online_mitra(capacity=3)
+    first = paid_session(package="curhat-60")
+    lifecycle.session_accept(session_id=first.id, mitra=mitra)
+    first.refresh_from_db()
+    lifecycle.session_end(
+        session_id=first.id, actor=first.client, now=first.accepted_at + timedelta(minutes=50)
+    )
+    second = paid_session(package="curhat-15")
+    lifecycle.session_accept(session_id=second.id, mitra=mitra)
+    second.refresh_from_db()
+    lifecycle.session_end(
+        session_id=second.id, actor=mitra.user, now=second.accepted_at + timedelta(minutes=5)
+    )
+    settlement.session_refund_by_staff(
+        session_id=first.id, actor=make_staff("finance"), amount_idr=5000, note="gangguan"
+    )
+    api = auth_client(mitra.user)
+    body = api.get("/api/v1/mitra/earnings?limit=1").json()
+    # 45000 kept 40000 after the refund: 28000; 15000 with 10 of 15 minutes unserved: 5000 → 3500
+    assert body["all_time_idr"] == 28000 + 3500 and body["sessions_count"] == 2
+    assert body["sessions"]["count"] == 2 and body["sessions"]["previous"] is None
+    assert body["sessions"]["next"].endswith("/api/v1/mitra/earnings?limit=1&offset=1")
+    first.refresh_from_db()
+    # newest end first: the 60-minute session ended 50 minutes after its start, the other after 5
+    assert body["sessions"]["results"] == [
+        {
+            "session_id": str(first.id), "date": DateTimeField().to_representation(first.ended_at),
+            "package": "curhat-60", "end_reason": "client_ended", "paid_minutes": 60, "minutes_served": 50,
+            "gross_idr": 45000, "net_idr": 40000, "share_percent": 70, "earned_idr": 31500,
+            "reversals_idr": -3500, "total_idr": 28000,
+        }
+    ]  # fmt: skip
+    older = api.get("/api/v1/mitra/earnings?limit=1&offset=1").json()["sessions"]["results"]
+    assert [
+        (r["session_id"], r["end_reason"], r["minutes_served"], r["gross_idr"], r["net_idr"], r["earned_idr"],
+         r["reversals_idr"], r["total_idr"]) for r in older
+    ] == [(str(second.id), "mitra_ended", 5, 15000, 5000, 3500, 0, 3500)]  # fmt: skip
+    bad = api.get("/api/v1/mitra/earnings?limit=0")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "validation_error"
 
 
 def test_it_pages_the_message_history(paid_session, online_mitra):

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from halobestie.errors import Conflict
+from payments.services import local_checkout_complete
 from sessions_app import lifecycle, timers
 from sessions_app.models import ChatSession, EarningsEntry, OfferOutcome, SessionOffer, Status
 from tests.conftest import auth_client
@@ -119,7 +120,8 @@ def test_it_ends_a_session_whose_mitra_is_lost_after_the_grace(paid_session, onl
     assert timers.sessions_check_mitra_presence(now=start + timedelta(seconds=41)) == 1
     session.refresh_from_db()
     assert session.mitra_lost_at is None
-    # gone for longer than the grace (120 s): ended, waiting for a staff refund decision
+    # gone for longer than the grace (120 s): ended; the Bestie served 1 minute (until the
+    # presence lapsed at 71 s), the client gets the other 29 of 30 back at once
     gone_at = start + timedelta(seconds=71)
     assert timers.sessions_check_mitra_presence(now=gone_at) == 1
     assert timers.sessions_check_mitra_presence(now=gone_at + timedelta(seconds=119)) == 0
@@ -128,8 +130,11 @@ def test_it_ends_a_session_whose_mitra_is_lost_after_the_grace(paid_session, onl
     assert (session.status, session.end_reason, session.needs_refund_review) == (
         Status.ENDED,
         "mitra_lost",
-        True,
+        False,
     )
+    assert list(session.refunds.values_list("amount_idr", "reason")) == [(24167, "unserved_minutes")]
+    entries = EarningsEntry.objects.filter(session=session)
+    assert list(entries.values_list("amount_idr", "served_minutes")) == [(583, 1)]
 
 
 def test_it_keeps_the_chats_of_a_mitra_who_switches_off_new_offers(paid_session, online_mitra):
@@ -231,7 +236,7 @@ def test_it_moves_ends_at_when_an_extension_is_paid(paid_session, online_mitra):
         session_id=session.id, client=session.client, package_code="curhat-30"
     )
     assert payment.kind == "extension" and payment.amount_idr == 25000
-    lifecycle.session_extension_paid(session_id=session.id, payment=payment)
+    local_checkout_complete(external_id=payment.external_id, is_paid=True)  # the real callback path
     session.refresh_from_db()
     assert session.ends_at == ends_at + timedelta(minutes=30)
     assert session.extensions_total_idr == 25000

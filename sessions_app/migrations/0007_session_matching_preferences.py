@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sessions_app', '0005_backfill_mitra_load'),
+        ('sessions_app', '0006_fair_money_ledger_and_payouts'),
     ]
 
     operations = [
