@@ -13,9 +13,10 @@ RUN_ENV := DEBUG=$${DEBUG:-true} \
 	OTP_TEST_PHONES=$${OTP_TEST_PHONES:-+6281200000001} \
 	ADMIN_EMAIL=$${ADMIN_EMAIL:-admin@halobestie.local} \
 	ADMIN_PASSWORD=$${ADMIN_PASSWORD:-halobestie-admin} \
-	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PUBLIC_PORT)}
+	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PUBLIC_PORT)} \
+	PUBLIC_PORT=$(PUBLIC_PORT) INTERNAL_PORT=$(INTERNAL_PORT)
 
-.PHONY: help venv run test soak lint lock format openapi migrate seed clean demo bench
+.PHONY: help venv venv-dev run test soak lint lock format openapi migrate seed clean demo bench
 
 help:
 	@echo "make run      serve both listeners with demo data (SQLite and in-memory layer unless"
@@ -31,13 +32,26 @@ help:
 	@echo "              ~20 min, BENCH_QUICK=1 for ~3 min; its own database halobestie_bench"
 	@echo "make demo     against a running \`make run\`: a scripted client and mitra pay, chat, end, rate"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+# One stamp per requirement file: `make run` installs only what serving needs; `make test` and
+# `make lint` add the test and lint tools, `make bench` the bench tools.
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+
+$(VENV)/.installed-run: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $@
 
-venv: $(VENV)/.installed
+$(VENV)/.installed-dev: requirements-dev.txt requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@ $(VENV)/.installed-run
+
+$(VENV)/.installed-bench: requirements-bench.txt requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	@touch $@ $(VENV)/.installed-run
+
+venv: $(VENV)/.installed-run
+venv-dev: $(VENV)/.installed-dev
 
 run: venv
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
@@ -48,13 +62,13 @@ run: venv
 	@echo ""
 	$(RUN_ENV) $(PY) scripts/run_all.py --public-port $(PUBLIC_PORT) --internal-port $(INTERNAL_PORT)
 
-test: venv
+test: venv-dev
 	$(PY) scripts/with_services.py -- $(PY) -m pytest $(PYTEST_ARGS)
 
-soak: venv
+soak: venv-dev
 	$(PY) scripts/with_services.py -- $(PY) -m pytest -m soak tests/reliability $(PYTEST_ARGS)
 
-lint: venv
+lint: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
@@ -74,16 +88,16 @@ lint: venv
 
 # The image's lock file: every runtime package pinned with its hashes, resolved for the image's
 # Python (3.11.14, Debian 12 x86_64/glibc 2.36); the Dockerfile installs it with --require-hashes.
-lock: venv
+lock: venv-dev
 	$(VENV)/bin/uv pip compile requirements.txt --generate-hashes --python-version 3.11.14 \
 		--python-platform x86_64-manylinux_2_36 --custom-compile-command "make lock" \
 		--no-progress --quiet --output-file requirements.lock
 
-format: venv
+format: venv-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-openapi: venv
+openapi: venv-dev
 	$(PY) scripts/with_services.py -- env TESTING=true $(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
 demo: venv
@@ -91,7 +105,7 @@ demo: venv
 
 # By hand only (not in CI, not in `make test`): needs PostgreSQL and Valkey/Redis like `make test`,
 # and wrk (apt-get install wrk). Results: bench/results/*.json and chat_latency.png.
-bench: venv
+bench: $(VENV)/.installed-bench
 	$(PY) scripts/with_services.py -- $(PY) -m bench
 
 migrate: venv

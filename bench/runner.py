@@ -88,8 +88,14 @@ def server_env(**overrides):
         DJANGO_SECRET_KEY=_SECRET,
         AUTH_JWT_SECRET=_JWT_SECRET,
         AUTH_ACCESS_TOKEN_SECONDS="86400",
+        # The bench pays through services, never a checkout page: Xendit is off on purpose.
         XENDIT_ENABLED="false",
+        PAYMENTS_LOCAL_CHECKOUT_UNSAFE="true",
         FAZPASS_ENABLED="false",
+        # Load from a handful of users: the per-person limits would measure themselves.
+        API_THROTTLE_READS_PER_MINUTE="0",
+        API_THROTTLE_WRITES_PER_MINUTE="0",
+        REALTIME_MAX_SOCKETS_PER_USER="1000",
         PUSH_ENABLED="false",
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",

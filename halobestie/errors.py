@@ -9,7 +9,7 @@ import logging
 import sys
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
@@ -80,21 +80,100 @@ class DatabaseUnavailable(ServiceUnavailable):
     detail = "Layanan sedang tidak tersedia. Coba lagi sebentar lagi."
 
 
+class DatabaseConflict(Conflict):
+    """A deadlock or a serialization failure: the transaction was rolled back whole, so the same
+    request may simply be sent again."""
+
+    code = "database_conflict"
+    detail = "Permintaan bertabrakan dengan permintaan lain. Coba lagi."
+
+
+class DatabaseTimeout(ServiceUnavailable):
+    """A lock wait or a statement ran past its timeout (DATABASE_LOCK_TIMEOUT_MS,
+    DATABASE_STATEMENT_TIMEOUT_MS): the database is up but busy with this row."""
+
+    code = "database_timeout"
+    detail = "Data ini sedang sibuk diproses. Coba lagi sebentar lagi."
+
+
+class BadInput(ServiceError):
+    code = "bad_request"
+    detail = "Permintaan berisi data yang tidak dapat disimpan."
+
+
 # PostgreSQL unreachable, restarting, or the connection pool exhausted (psycopg_pool's
 # PoolTimeout reaches us as Django's OperationalError): the client may retry, so 503, not 500.
-DATABASE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_ERRORS = (OperationalError, InterfaceError, DataError)
 DATABASE_RETRY_AFTER_SECONDS = 5
+# SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html) that are not an
+# outage: each has its own answer.
+_CONFLICT_STATES = {"40P01": "deadlock", "40001": "serialization_failure"}
+_TIMEOUT_STATES = {"55P03": "lock_timeout", "57014": "statement_timeout"}
+# Connection-level: class 08, the server shutting down or starting, too many connections.
+_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "53300"}
+
+
+def _sqlstate(exc):
+    cause = exc.__cause__ or exc
+    return getattr(cause, "sqlstate", None) or getattr(getattr(cause, "diag", None), "sqlstate", None)
+
+
+def database_error_as_service_error(exc) -> ServiceError | None:
+    """The answer to a database exception, or None when it is not one we answer (a 500 then).
+    Logs one line with the exception's class, SQLSTATE and primary message: never the statement,
+    its parameters or a body, so an operator can tell a lock from an outage."""
+    cause = exc.__cause__ or exc
+    sqlstate = _sqlstate(exc)
+    primary = getattr(getattr(cause, "diag", None), "message_primary", None)
+    extra = {"error": type(cause).__name__, "sqlstate": sqlstate}
+    if isinstance(exc, DataError):
+        # The last net: input that should have been refused at the boundary (halobestie.server.safe_input).
+        logger.warning("database refused a value", extra={**extra, "db_message": primary})
+        return BadInput()
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return None
+    if sqlstate in _CONFLICT_STATES:
+        logger.warning(
+            "database conflict", extra={**extra, "db_message": primary, "kind": _CONFLICT_STATES[sqlstate]}
+        )
+        return DatabaseConflict()
+    if sqlstate in _TIMEOUT_STATES:
+        logger.warning(
+            "database timeout", extra={**extra, "db_message": primary, "kind": _TIMEOUT_STATES[sqlstate]}
+        )
+        return DatabaseTimeout(headers={"Retry-After": "1"})
+    if (
+        isinstance(exc, InterfaceError)
+        or sqlstate is None
+        or sqlstate.startswith("08")
+        or sqlstate in _UNAVAILABLE_STATES
+    ):
+        # No SQLSTATE: the connection itself failed (refused, reset, pool timeout). The
+        # message of a connection error names host and port only.
+        logger.warning(
+            "database unavailable", extra={**extra, "db_message": primary or str(cause).split("\n")[0][:200]}
+        )
+        return DatabaseUnavailable(headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+    logger.error("database error", extra={**extra, "db_message": primary})
+    return None
+
+
+def service_error_response(exc, response_class):
+    """A ServiceError in the envelope, built with DRF's Response or Django's JsonResponse."""
+    response = response_class(envelope(exc.code, exc.detail, exc.fields), status=exc.status_code)
+    for name, value in exc.headers.items():
+        response[name] = value
+    if isinstance(exc, DatabaseConflict):
+        response.is_database_conflict = True
+    return response
 
 
 def database_unavailable_response(response_class):
     """A 503 `database_unavailable` in the envelope, built with `response_class` (DRF's
     Response or Django's JsonResponse)."""
-    response = response_class(
-        envelope(DatabaseUnavailable.code, DatabaseUnavailable.detail),
-        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+    return service_error_response(
+        DatabaseUnavailable(headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}), response_class
     )
-    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
-    return response
 
 
 def envelope(code, detail, fields=None):
@@ -127,18 +206,17 @@ def _flatten_fields(data):
 def api_exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: every API error leaves in the envelope."""
     if isinstance(exc, ServiceError):
-        response = Response(envelope(exc.code, exc.detail, exc.fields), status=exc.status_code)
-        for name, value in exc.headers.items():
-            response[name] = value
-        return response
+        return service_error_response(exc, Response)
     if isinstance(exc, RequestDataTooBig):
         return Response(
             envelope("payload_too_large", "Isi permintaan terlalu besar."),
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     if isinstance(exc, DATABASE_ERRORS):
-        logger.warning("database unavailable", extra={"error": type(exc).__name__})
-        return database_unavailable_response(Response)
+        answer = database_error_as_service_error(exc)
+        return service_error_response(answer, Response) if answer is not None else None
+    if isinstance(exc, exceptions.Throttled):
+        return service_error_response(TooManyRequests(retry_after=exc.wait or 1), Response)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -185,26 +263,35 @@ def handler404(request, exception=None):
 
 
 class DatabaseUnavailableMiddleware:
-    """Outside DRF views (payment pages, the admin): a database outage answers 503 in the
-    envelope instead of the 500 page. (Django's handler500 cannot see the exception under
-    ASGI, so this is a middleware's process_exception.)"""
+    """Outside DRF views (payment pages, the admin): a database error answers in the envelope
+    (503 `database_unavailable`, 409 `database_conflict`, 503 `database_timeout`, 400) instead of
+    the 500 page. (Django's handler500 cannot see the exception under ASGI, so this is a
+    middleware's process_exception.) A read (GET/HEAD) that lost a deadlock or a serialization
+    failure is run once more: its transaction was rolled back whole and it changes nothing."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        return self.get_response(request)
+        response = self.get_response(request)
+        if getattr(response, "is_database_conflict", False) and request.method in ("GET", "HEAD"):
+            logger.info("database conflict on a read: retried once")
+            response = self.get_response(request)
+        return response
 
     def process_exception(self, request, exception):
         if isinstance(exception, DATABASE_ERRORS):
-            logger.warning("database unavailable", extra={"error": type(exception).__name__})
-            return database_unavailable_response(JsonResponse)
+            answer = database_error_as_service_error(exception)
+            return service_error_response(answer, JsonResponse) if answer is not None else None
         return None
 
 
 def handler500(request):
-    if isinstance(sys.exc_info()[1], DATABASE_ERRORS):
-        return database_unavailable_response(JsonResponse)
+    exc = sys.exc_info()[1]
+    if isinstance(exc, DATABASE_ERRORS):
+        answer = database_error_as_service_error(exc)
+        if answer is not None:
+            return service_error_response(answer, JsonResponse)
     return JsonResponse(
         envelope("server_error", "Terjadi kesalahan di server. Tim kami sudah diberi tahu."),
         status=500,

@@ -51,4 +51,13 @@ class JWTAuthenticationScheme(OpenApiAuthenticationExtension):
     name = "jwtAuth"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": (
+                "Access token from login or refresh. Refused with 401 `token_not_valid` (expired, "
+                "forged), `token_revoked` (logged out, or its login revoked after a refresh-token "
+                "reuse), `user_inactive`, `account_deleted`, `mitra_deactivated`."
+            ),
+        }

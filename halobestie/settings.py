@@ -96,6 +96,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "halobestie.server.middleware.RequestIdMiddleware",
+    # NUL bytes and lone surrogates in the path or the query string: 400 before any view.
+    "halobestie.server.middleware.HostileInputMiddleware",
     "halobestie.server.listeners.ListenerUrlconfMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -139,8 +141,26 @@ if DATABASE_URL:
     except Exception as exc:  # django-environ raises several types for a bad URL
         raise ImproperlyConfigured(f"Environment variable DATABASE_URL is malformed: {exc}") from exc
 else:
-    (BASE_DIR / "var").mkdir(exist_ok=True)
-    _database = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "var" / "db.sqlite3")}
+    # SQLite is one writer at a time. Set up for what `make run` does (two listeners, the
+    # scheduler, concurrent requests): every transaction takes the write lock when it begins
+    # (IMMEDIATE: a deferred one that upgrades to a write fails at once with "database is
+    # locked" when another holds it, whatever the timeout), waits up to SQLITE_BUSY_TIMEOUT
+    # seconds for it, and WAL lets readers go on while one writes.
+    SQLITE_PATH = Path(env("SQLITE_PATH", str, "") or BASE_DIR / "var" / "db.sqlite3")
+    SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    _sqlite_timeout = env("SQLITE_BUSY_TIMEOUT", float, 30.0)
+    _database = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(SQLITE_PATH),
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": _sqlite_timeout,
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                f"PRAGMA busy_timeout={int(_sqlite_timeout * 1000)}; PRAGMA temp_store=MEMORY"
+            ),
+        },
+    }
 if _database["ENGINE"] == "django.db.backends.postgresql":
     _database.setdefault("OPTIONS", {})
     if env("DATABASE_POOL", bool, True):
@@ -155,6 +175,15 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
         # connection in the pool is dead, and without the check each would fail one request.
         _database["CONN_HEALTH_CHECKS"] = True
     _database["OPTIONS"].setdefault("connect_timeout", env("DATABASE_CONNECT_TIMEOUT", int, 3))
+    # A request waiting on a row lock (or a statement running) longer than this fails with its own
+    # answer (503 database_timeout, halobestie/errors.py) instead of holding a worker; 0: no limit.
+    _server_options = {
+        "lock_timeout": env("DATABASE_LOCK_TIMEOUT_MS", int, 10_000),
+        "statement_timeout": env("DATABASE_STATEMENT_TIMEOUT_MS", int, 0),
+    }
+    _database["OPTIONS"]["options"] = " ".join(
+        f"-c {name}={value}" for name, value in _server_options.items()
+    )
 _test_database_name = env("TEST_DATABASE_NAME", str, "test_halobestie")
 if _test_database_name:
     _database["TEST"] = {"NAME": _test_database_name}
@@ -185,6 +214,10 @@ if VALKEY_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The timers (halobestie/scheduler.py) inside the public process, as a task of its event loop:
+# the embedded default, where the in-memory layer reaches only the sockets of its own process.
+# With Valkey, production runs `manage.py run_scheduler` as its own process instead.
+SCHEDULER_IN_PROCESS = env("SCHEDULER_IN_PROCESS", bool, not VALKEY_URL)
 
 # Realtime chat: the async psycopg pool that stores messages (sessions_app/chat_store.py), one per
 # server process, and the per-socket limits (sessions_app/consumers.py).
@@ -195,6 +228,10 @@ REALTIME_MESSAGES_PER_SECOND = env("REALTIME_MESSAGES_PER_SECOND", float, 5.0)
 REALTIME_MESSAGES_BURST = env("REALTIME_MESSAGES_BURST", int, 20)
 REALTIME_FRAMES_PER_SECOND = env("REALTIME_FRAMES_PER_SECOND", float, 20.0)
 REALTIME_FRAMES_BURST = env("REALTIME_FRAMES_BURST", int, 60)
+# Per user, across every process: open sockets (more: closed with 4029 `too_many_sockets`), and
+# how often an open socket re-checks its account and token (deactivated, deleted, revoked).
+REALTIME_MAX_SOCKETS_PER_USER = env("REALTIME_MAX_SOCKETS_PER_USER", int, 5)
+REALTIME_USER_RECHECK_SECONDS = env("REALTIME_USER_RECHECK_SECONDS", float, 60.0)
 
 LANGUAGE_CODE = "id"
 TIME_ZONE = "Asia/Jakarta"
@@ -219,13 +256,26 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON with a depth limit and no NUL or lone surrogate in any string (halobestie/server/safe_input.py).
+    "DEFAULT_PARSER_CLASSES": ["halobestie.server.safe_input.SafeJSONParser"],
     "EXCEPTION_HANDLER": "halobestie.errors.api_exception_handler",
+    # Reads and writes per person per minute (halobestie/server/throttles.py), except where a view has
+    # a limit of its own (OTP, mitra login) or another authentication (Xendit's webhooks).
+    "DEFAULT_THROTTLE_CLASSES": ["halobestie.server.throttles.PersonRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "halobestie.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 20,
 }
+
+# Per-person API limits (halobestie/server/throttles.py); 0: off. Off by default only under tests (the
+# suite shares one client address); the throttle tests set them.
+API_THROTTLE_READS_PER_MINUTE = env("API_THROTTLE_READS_PER_MINUTE", int, 0 if TESTING else 300)
+API_THROTTLE_WRITES_PER_MINUTE = env("API_THROTTLE_WRITES_PER_MINUTE", int, 0 if TESTING else 60)
+
+# A rotated refresh token sent again within this many seconds gets the same successor pair (an
+# app's foreground and background refreshing at once); later, it revokes its whole family.
+AUTH_REFRESH_REUSE_LEEWAY_SECONDS = env("AUTH_REFRESH_REUSE_LEEWAY_SECONDS", int, 10)
 
 SIMPLE_JWT = {
     "ALGORITHM": "HS256",
@@ -283,7 +333,21 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "HaloBestie API",
     "DESCRIPTION": (
         "REST API of the HaloBestie apps. Every error has the shape "
-        '`{"error": {"code", "detail", "fields"?}}`. The WebSocket protocol is in docs/realtime.md.'
+        '`{"error": {"code", "detail", "fields"?}}`. The WebSocket protocol is in docs/realtime.md.\n\n'
+        "**Tokens.** Access tokens are short-lived; `POST /api/v1/auth/token/refresh` rotates the "
+        "refresh token. The same refresh token again within AUTH_REFRESH_REUSE_LEEWAY_SECONDS gets "
+        "the same new pair; later it is a reuse: 401 `token_reused` and every token of that login "
+        "is revoked. Logout revokes the login's refresh and access tokens. A revoked access token "
+        "is 401 `token_revoked` on every endpoint (and at socket connect). The deny list is in "
+        "PostgreSQL: revocation holds while Valkey is down. Deactivating a mitra refuses its "
+        "tokens at once (401 `mitra_deactivated`) and closes its sockets.\n\n"
+        "**Limits.** Every endpoint without a limit of its own is limited per person (the user, "
+        "else the client address): API_THROTTLE_READS_PER_MINUTE and "
+        "API_THROTTLE_WRITES_PER_MINUTE; past them 429 `rate_limited` with `Retry-After`.\n\n"
+        "**Input.** JSON nested deeper than 20 levels, or with a NUL or a lone surrogate in any "
+        "string, is 400 `parse_error`; such a character in a path or query is 400 `bad_request`. "
+        "Database trouble: 503 `database_unavailable` (unreachable), 503 `database_timeout` (a "
+        "row busy past the lock timeout), 409 `database_conflict` (a deadlock: send again)."
     ),
     "VERSION": "1.0.0",
     "SERVE_URLCONF": "halobestie.urls_public",
@@ -310,13 +374,36 @@ XENDIT_FAILURE_REDIRECT_URL = env(
     "XENDIT_FAILURE_REDIRECT_URL", str, f"{PUBLIC_BASE_URL}/payment/return/failure"
 )
 XENDIT_TIMEOUT_SECONDS = env("XENDIT_TIMEOUT_SECONDS", float, 10.0)
-if XENDIT_ENABLED and not (DEBUG or TESTING) and not (XENDIT_SECRET_KEY and XENDIT_WEBHOOK_TOKEN):
+# The local checkout (a stand-in for Xendit's invoice page: "Bayar" marks the session paid) exists
+# only with XENDIT_ENABLED off, which DEBUG off refuses unless this escape hatch is set on purpose
+# (a staging without Xendit test keys); it is logged as a warning at every start, and the page only
+# opens with the signed key in the invoice_url its session's client received.
+PAYMENTS_LOCAL_CHECKOUT_UNSAFE = env("PAYMENTS_LOCAL_CHECKOUT_UNSAFE", bool, False)
+if not (DEBUG or TESTING):
+    if PAYMENTS_LOCAL_CHECKOUT_UNSAFE and XENDIT_ENABLED:
+        raise ImproperlyConfigured(
+            "PAYMENTS_LOCAL_CHECKOUT_UNSAFE and XENDIT_ENABLED are both on: choose one."
+        )
+    if not PAYMENTS_LOCAL_CHECKOUT_UNSAFE:
+        if not XENDIT_ENABLED:
+            raise ImproperlyConfigured(
+                "Environment variable XENDIT_ENABLED must be true when DEBUG is off (payments go "
+                "through Xendit; a staging without Xendit sets PAYMENTS_LOCAL_CHECKOUT_UNSAFE=true)."
+            )
+        for _name, _value in (
+            ("XENDIT_SECRET_KEY", XENDIT_SECRET_KEY),
+            ("XENDIT_WEBHOOK_TOKEN", XENDIT_WEBHOOK_TOKEN),
+        ):
+            if not _value:
+                raise ImproperlyConfigured(
+                    f"Environment variable {_name} must be set when DEBUG is off (Xendit payments)."
+                )
+elif XENDIT_ENABLED and not TESTING and not (XENDIT_SECRET_KEY and XENDIT_WEBHOOK_TOKEN):
     raise ImproperlyConfigured(
         "XENDIT_ENABLED is on: XENDIT_SECRET_KEY and XENDIT_WEBHOOK_TOKEN must be set."
     )
-if not XENDIT_WEBHOOK_TOKEN and (DEBUG or TESTING or not XENDIT_ENABLED):
-    # The local checkout signs its own callbacks with this token.
-    XENDIT_WEBHOOK_TOKEN = "local-checkout-token"
+# There is no default webhook token: with XENDIT_WEBHOOK_TOKEN empty every callback is refused
+# (the local checkout and the reconciler feed the handler in process, without a token).
 APP_DEEP_LINK_SCHEME = env("APP_DEEP_LINK_SCHEME", str, "mybestie")
 
 FAZPASS_ENABLED = env("FAZPASS_ENABLED", bool, False)
@@ -328,8 +415,13 @@ if FAZPASS_ENABLED and not (FAZPASS_MERCHANT_KEY and FAZPASS_GATEWAY_KEY):
     raise ImproperlyConfigured(
         "FAZPASS_ENABLED is on: FAZPASS_MERCHANT_KEY and FAZPASS_GATEWAY_KEY must be set."
     )
+# The OTP test bypass (FAZPASS_ENABLED off; app-store review accounts): the phones in
+# OTP_TEST_PHONES accept OTP_TEST_CODE. DEBUG off: no default code, so a bypass needs both set
+# on purpose (logged as a warning at every start); DEBUG on: any phone, code 123456 by default.
 OTP_TEST_PHONES = env("OTP_TEST_PHONES", list, [])
-OTP_TEST_CODE = env("OTP_TEST_CODE", str, "123456")
+OTP_TEST_CODE = env("OTP_TEST_CODE", str, "") or ("123456" if DEBUG or TESTING else "")
+if OTP_TEST_CODE and (len(OTP_TEST_CODE) < 6 or not OTP_TEST_CODE.isdigit()) and not (DEBUG or TESTING):
+    raise ImproperlyConfigured("Environment variable OTP_TEST_CODE must be at least 6 digits.")
 OTP_TTL_SECONDS = env("OTP_TTL_SECONDS", int, 300)
 OTP_RESEND_COOLDOWN_SECONDS = env("OTP_RESEND_COOLDOWN_SECONDS", int, 60)
 OTP_MAX_ATTEMPTS = env("OTP_MAX_ATTEMPTS", int, 5)
@@ -368,7 +460,8 @@ INTERNAL_PORT = env("INTERNAL_PORT", int, 3001)
 # at most this many seconds for in-flight requests before they are cancelled.
 DRAIN_SECONDS = env("DRAIN_SECONDS", float, 5.0)
 GRACEFUL_SHUTDOWN_SECONDS = env("GRACEFUL_SHUTDOWN_SECONDS", int, 20)
-# Proxies whose X-Forwarded-For / -Proto are trusted (comma-separated addresses, or *).
+# Proxies whose X-Forwarded-For / -Proto are trusted (comma-separated addresses or CIDRs; never
+# "*", which lets any client choose its IP for the per-IP limits: DEPLOY.md § 10).
 FORWARDED_ALLOW_IPS = env("FORWARDED_ALLOW_IPS", str, "127.0.0.1")
 # Prometheus: each process's own registry on this port (0: off; the internal listener always has
 # /metrics), bound to METRICS_HOST. Never publish it.

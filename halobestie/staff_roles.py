@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group, Permission
 
 ROLES = {
     "support": [
-        "sessions_app.view_chatsession", "sessions_app.force_end_session",
+        "sessions_app.view_chatsession", "sessions_app.force_end_session", "sessions_app.handle_crisis",
         "sessions_app.view_sessionevent", "sessions_app.view_report", "sessions_app.change_report",
         "sessions_app.view_rating",
         "mitras.view_mitra", "mitras.change_mitra",
@@ -26,9 +26,9 @@ ROLES = {
     ],
     "admin": [
         "sessions_app.view_chatsession", "sessions_app.change_chatsession", "sessions_app.view_transcript",
-        "sessions_app.force_end_session", "sessions_app.view_sessionevent", "sessions_app.view_report",
-        "sessions_app.change_report", "sessions_app.view_rating", "sessions_app.view_earningsentry",
-        "sessions_app.view_payoutbatch", "sessions_app.add_payoutbatch",
+        "sessions_app.force_end_session", "sessions_app.handle_crisis", "sessions_app.view_sessionevent",
+        "sessions_app.view_report", "sessions_app.change_report", "sessions_app.view_rating",
+        "sessions_app.view_earningsentry", "sessions_app.view_payoutbatch", "sessions_app.add_payoutbatch",
         "mitras.view_mitra", "mitras.add_mitra", "mitras.change_mitra",
         "payments.view_payment", "payments.view_refund", "payments.add_refund", "payments.change_refund",
         "payments.view_paymentcallback",

@@ -1,8 +1,8 @@
 """The Valkey mirror of mitra availability: the hot read path, never the source of truth.
 
 Keys (names from the runbook; each goes through `halobestie.integrations.valkey.key()` for the prefix):
-- `mitras:online`        set of ids toggled online and not deactivated
-- `mitras:deactivated`   set of deactivated ids
+- `mitras:online`        set of ids toggled online and not deactivated (read by the heartbeat
+                         flush: whose heartbeats matter)
 - `mitra:capacity:<id>`  sessions occupying the mitra now ("load"; every mitra has one)
 - `mitra:heartbeat:<id>` last heartbeat, epoch seconds, with a TTL (transient liveness: Postgres
                          holds it only as `last_heartbeat_at`, flushed periodically)
@@ -13,6 +13,9 @@ late callback writes today's truth, not the value it was handed); sessions call
 `mirror_capacity_changed()` inside their transactions and the load is read from Postgres
 (`Mitra.load`) after commit (SET, never INCR/DECR, so the key cannot drift). `seed_from_postgres()` rebuilds
 everything on start and after Valkey comes back.
+
+A restart that no failed call saw (Valkey back empty before anyone asked) is noticed by the
+background checker from Valkey's `run_id`, which it compares every CHECK_INTERVAL_SECONDS.
 
 Failure handling: a Valkey error never fails a request. It is logged (once per outage), counted
 in `valkey_fallbacks`, the mirror is marked dirty, and for `RETRY_SECONDS` no call goes to Valkey
@@ -65,7 +68,9 @@ def online_key():
     return valkey.key("mitras:online")
 
 
-def deactivated_key():
+def legacy_deactivated_key():
+    """A set of deactivated ids that nothing ever read (Postgres answers that): no longer
+    written, deleted at every seed."""
     return valkey.key("mitras:deactivated")
 
 
@@ -145,7 +150,6 @@ class MirrorState:
     """The mirror's keys as ids and values (heartbeats: the ids that have one)."""
 
     online: set = field(default_factory=set)
-    deactivated: set = field(default_factory=set)
     capacity: dict = field(default_factory=dict)
     heartbeats: set = field(default_factory=set)
 
@@ -159,7 +163,6 @@ def build_from_postgres() -> MirrorState:
     }
     return MirrorState(
         online=online,
-        deactivated={mitra_id for mitra_id, _, deactivated_at in rows if deactivated_at is not None},
         capacity={mitra_id: loads[mitra_id] for mitra_id, _, _ in rows},
         heartbeats=set(online),
     )
@@ -178,7 +181,6 @@ def read_state() -> MirrorState:
         values = client.mget([capacity_key(i) for i in capacity_ids]) if capacity_ids else []
         return MirrorState(
             online={int(i) for i in client.smembers(online_key())},
-            deactivated={int(i) for i in client.smembers(deactivated_key())},
             capacity={i: int(v) for i, v in zip(capacity_ids, values, strict=True) if v is not None},
             heartbeats=_ids_of(client, "mitra:heartbeat:*"),
         )
@@ -208,13 +210,11 @@ def seed_from_postgres(*, heartbeat_ttl_seconds=None) -> bool:
         stale_capacity = _ids_of(client, "mitra:capacity:*") - set(state.capacity)
         now = str(round(time.time(), 3))
         pipe = client.pipeline(transaction=True)
-        pipe.delete(online_key(), deactivated_key(), snapshot_key())
+        pipe.delete(online_key(), legacy_deactivated_key(), snapshot_key())
         if stale_capacity:
             pipe.delete(*[capacity_key(i) for i in stale_capacity])
         if state.online:
             pipe.sadd(online_key(), *state.online)
-        if state.deactivated:
-            pipe.sadd(deactivated_key(), *state.deactivated)
         for mitra_id, load in state.capacity.items():
             pipe.set(capacity_key(mitra_id), load)
         for mitra_id in state.online:
@@ -263,13 +263,34 @@ def start_background_checker():
     threading.Thread(target=_check_forever, name="valkey-mirror-checker", daemon=True).start()
 
 
+_last_run_id = {"value": None}
+
+
+def notice_restart() -> bool:
+    """Compare Valkey's `run_id` with the one seen last (as the realtime watchdog does): a
+    restart that no failed call saw (quicker than the next mirror call, or with no call at all)
+    leaves an empty mirror that nobody marked dirty. Marks it dirty and returns True then."""
+    global _dirty
+    try:
+        run_id = valkey.get_client().info("server").get("run_id")
+    except (redis.RedisError, OSError):
+        return False  # down: the next call (or the checker's ping) handles it
+    previous, _last_run_id["value"] = _last_run_id["value"], run_id
+    if previous is None or previous == run_id:
+        return False
+    with _state_lock:
+        _dirty = True
+    logger.warning("valkey restarted (run_id changed): reseeding the mirror")
+    return True
+
+
 def _check_forever():
     while True:
         time.sleep(CHECK_INTERVAL_SECONDS)
-        if not _dirty:
-            continue
         try:
-            check_and_reseed()
+            notice_restart()
+            if _dirty:
+                check_and_reseed()
         except Exception:
             logger.exception("valkey mirror reseed failed")
         finally:
@@ -319,7 +340,6 @@ def sync_mitra(mitra_id):
         pipe = client.pipeline(transaction=True)
         if row is None:
             pipe.srem(online_key(), mitra_id)
-            pipe.srem(deactivated_key(), mitra_id)
             pipe.delete(capacity_key(mitra_id), heartbeat_key(mitra_id))
         else:
             is_deactivated = row["deactivated_at"] is not None
@@ -327,10 +347,6 @@ def sync_mitra(mitra_id):
                 pipe.sadd(online_key(), mitra_id)
             else:
                 pipe.srem(online_key(), mitra_id)
-            if is_deactivated:
-                pipe.sadd(deactivated_key(), mitra_id)
-            else:
-                pipe.srem(deactivated_key(), mitra_id)
             pipe.set(capacity_key(mitra_id), load)
         pipe.delete(snapshot_key())
         pipe.execute()
@@ -393,10 +409,11 @@ def read_live(mitra_ids):
 
 
 def read_all_heartbeats() -> dict:
-    """{mitra_id: last heartbeat epoch} for every heartbeat key. Raises Unavailable."""
+    """{mitra_id: last heartbeat epoch} of the online mitras (`mitras:online`: theirs are the
+    heartbeats that matter, and a set read beats a SCAN of the keyspace). Raises Unavailable."""
 
     def read(client):
-        ids = sorted(_ids_of(client, "mitra:heartbeat:*"))
+        ids = sorted(int(i) for i in client.smembers(online_key()))
         values = client.mget([heartbeat_key(i) for i in ids]) if ids else []
         return {i: float(v) for i, v in zip(ids, values, strict=True) if v is not None}
 

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
@@ -121,10 +122,13 @@ def mitra_create(
         gender=gender,
         capacity=capacity or get_config().default_capacity,
     )
+    # Hashed before the transaction: the hash is slow on purpose and must hold no lock.
+    hashed = make_password(password) if password else None
     with transaction.atomic():
-        user = User.objects.create_user(
-            phone=phone, password=password, role=Role.MITRA, display_name=profile["display_name"]
-        )
+        user = User.objects.create_user(phone=phone, role=Role.MITRA, display_name=profile["display_name"])
+        if hashed:
+            user.password = hashed
+            user.save(update_fields=["password"])
         return Mitra.objects.create(user=user, **profile)
 
 

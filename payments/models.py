@@ -88,6 +88,9 @@ class PaymentCallback(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     outcome = models.CharField(max_length=40)
     outcome_detail = models.CharField(max_length=300, blank=True)
+    # When the payer's fields were removed from `body` (retention or account erasure); what stays
+    # is what the bookkeeping needs (payments/privacy.py, docs/privacy.md).
+    payer_data_removed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "callback pembayaran"

@@ -39,9 +39,13 @@ def payment_return(request, status):
 
 @require_http_methods(["GET", "POST"])
 def local_checkout(request, external_id):
-    """XENDIT_ENABLED=false only: a stand-in for Xendit's invoice page. "Bayar" and "Gagal" send a
-    Xendit-shaped callback through the same handler as the real webhook."""
+    """XENDIT_ENABLED=false only (DEBUG, or PAYMENTS_LOCAL_CHECKOUT_UNSAFE): a stand-in for
+    Xendit's invoice page. "Bayar" and "Gagal" send a Xendit-shaped callback through the same
+    handler as the real webhook. Only with the signed `key` of the invoice_url the session's
+    client received: without it (or with another payment's) the page does not exist (404)."""
     if settings.XENDIT_ENABLED:
+        raise Http404()
+    if not services.local_checkout_key_is_valid(external_id=external_id, key=request.GET.get("key")):
         raise Http404()
     payment = selectors.payment_by_external_id(external_id=external_id)
     if payment is None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core import signing
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -36,6 +37,7 @@ from payments.models import (
     Refund,
     RefundStatus,
 )
+from payments.privacy import callbacks_purge_payer_data
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +124,10 @@ def invoice_open(*, external_id: str, amount_idr: int, description: str) -> Invo
     if not settings.XENDIT_ENABLED:
         return InvoiceInfo(
             invoice_id=f"{LOCAL_INVOICE_PREFIX}{external_id}",
-            invoice_url=f"{settings.PUBLIC_BASE_URL}/payment/checkout/{external_id}",
+            invoice_url=(
+                f"{settings.PUBLIC_BASE_URL}/payment/checkout/{external_id}"
+                f"?key={local_checkout_key(external_id=external_id)}"
+            ),
             expires_at=timezone.now() + timedelta(seconds=duration),
         )
     data = xendit.invoice_create(
@@ -202,6 +207,17 @@ def _whole_rupiah(value):
     return int(value) if float(value).is_integer() else None
 
 
+def local_checkout_key(*, external_id: str) -> str:
+    """The signed key of a local checkout page: only the invoice_url handed to the session's
+    client carries it, so nobody else can open (and pay) the page by guessing the external id."""
+    return signing.Signer(salt="payments.local_checkout").signature(external_id)
+
+
+def local_checkout_key_is_valid(*, external_id: str, key) -> bool:
+    expected = local_checkout_key(external_id=external_id)
+    return isinstance(key, str) and hmac.compare_digest(key.encode(), expected.encode())
+
+
 def invoice_callback_receive(*, token, body, headers=None) -> PaymentCallback:
     """Apply one Xendit invoice callback (or the local checkout's, or the reconciler's: the same
     path). Idempotent per (invoice, status), safe out of order; returns the stored callback.
@@ -216,6 +232,12 @@ def invoice_callback_receive(*, token, body, headers=None) -> PaymentCallback:
     Raises InvalidCallbackToken (401, nothing stored) and ServiceError `invalid_callback` (400).
     """
     _check_token(token)
+    return _invoice_callback_apply(body=body, headers=headers)
+
+
+def _invoice_callback_apply(*, body, headers) -> PaymentCallback:
+    """The callback handler past the token check: for Xendit's webhook (token checked) and, in
+    process, the local checkout and the reconciler (there is no default token to sign them)."""
     if not isinstance(body, dict):
         raise _invalid("Harus objek JSON.", "non_field_errors")
     external_id, status = body.get("external_id"), body.get("status")
@@ -350,9 +372,7 @@ def local_checkout_complete(*, external_id: str, is_paid: bool) -> PaymentCallba
             paid_amount=payment.amount_idr, paid_at=now.isoformat(),
             payment_method="LOCAL", payment_channel="LOCAL_CHECKOUT",
         )  # fmt: skip
-    return invoice_callback_receive(
-        token=settings.XENDIT_WEBHOOK_TOKEN, body=body, headers={"user-agent": "local-checkout"}
-    )
+    return _invoice_callback_apply(body=body, headers={"user-agent": "local-checkout"})
 
 
 def payments_expire_due(*, now=None, grace_seconds: int = 120, limit: int = 100) -> int:
@@ -395,9 +415,7 @@ def _reconcile(payment) -> int:
             return 0  # next tick
         if body.get("status") not in INVOICE_STATUSES or body.get("status") == "PENDING":
             return 0
-    invoice_callback_receive(
-        token=settings.XENDIT_WEBHOOK_TOKEN, body=body, headers={"user-agent": "halobestie-reconciler"}
-    )
+    _invoice_callback_apply(body=body, headers={"user-agent": "halobestie-reconciler"})
     return 1
 
 
@@ -680,4 +698,5 @@ def scheduler_jobs():
     return [
         ("payments_expire_due", lambda now: payments_expire_due(now=now)),
         ("refunds_send_due", lambda now: refunds_send_due(now=now)),
+        ("callbacks_purge_payer_data", lambda now: callbacks_purge_payer_data(now=now)),
     ]

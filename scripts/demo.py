@@ -1,10 +1,15 @@
 """`make demo`: a scripted client and mitra, against a running `make run` (public :3000).
 
-Client logs in by OTP (test bypass), mitra by password; the mitra goes online; the client creates
-a session and pays on the local checkout page; the mitra accepts; both chat over the WebSocket
-(/ws/v1/); the client ends the session and rates it. Each step is printed.
+Client logs in by OTP (test bypass), mitra by password; the client creates a session and pays on
+the local checkout page while no Bestie is online, and hears its place in the queue live (from the
+payment, then from the scheduler's next tick); the mitra goes online and gets the offer live; the
+mitra accepts; both chat over the WebSocket (/ws/v1/); the client ends the session and rates it.
+Each step is printed; any failure (an HTTP error, a live event that does not come) exits non-zero.
 
-    python scripts/demo.py [--base-url http://127.0.0.1:3000]
+    python scripts/demo.py [--base-url http://127.0.0.1:3000] [--mitra-base-url URL]
+
+--mitra-base-url puts the mitra on another public process than the client (with VALKEY_URL, the
+events cross processes through Valkey; CI runs it so, scripts/ci_newcomer.py).
 """
 
 import argparse
@@ -42,6 +47,20 @@ def call(http, method, url, token=None, **kwargs):
     if response.status_code >= 400:
         sys.exit(f"   failed: {json.dumps(body, ensure_ascii=False)[:500]}")
     return body
+
+
+def request_otp(http, api):
+    """Ask for an OTP; a run right after another meets the resend cooldown: wait it out."""
+    while True:
+        response = http.post(f"{api}/auth/otp/request", json={"phone": CLIENT_PHONE}, timeout=15)
+        wait = int(response.headers.get("Retry-After") or 0)
+        if response.status_code != 429 or not 0 < wait <= 120:
+            break
+        print(f"   POST /auth/otp/request → 429 (an OTP went to {CLIENT_PHONE} just now): waiting {wait} s")
+        time.sleep(wait)
+    print(f"   POST /auth/otp/request → {response.status_code}", flush=True)
+    if response.status_code >= 400:
+        sys.exit(f"   failed: {response.text[:500]}")
 
 
 def pay(http, invoice_url):
@@ -83,7 +102,12 @@ class Socket:
                 return self.pending.pop(index)
         deadline = time.monotonic() + timeout
         while True:
-            frame = json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            try:
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+                frame = json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            except TimeoutError:
+                sys.exit(f"   failed: no {frame_type} frame on the {self.name}'s socket within {timeout} s")
             if frame.get("type") == frame_type and all(frame.get(k) == v for k, v in fields.items()):
                 return frame
             self.pending.append(frame)
@@ -92,12 +116,15 @@ class Socket:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--base-url", default="http://127.0.0.1:3000")
-    base = parser.parse_args().base_url.rstrip("/")
-    api = f"{base}/api/v1"
+    parser.add_argument("--mitra-base-url", default=None, help="the mitra's public process (default: same)")
+    args = parser.parse_args()
+    base = args.base_url.rstrip("/")
+    mitra_base = (args.mitra_base_url or base).rstrip("/")
+    api, mitra_api = f"{base}/api/v1", f"{mitra_base}/api/v1"
     client_http, mitra_http = requests.Session(), requests.Session()
 
     step(f"client logs in by OTP ({CLIENT_PHONE}, test code)")
-    call(client_http, "POST", f"{api}/auth/otp/request", json={"phone": CLIENT_PHONE})
+    request_otp(client_http, api)
     client = call(
         client_http, "POST", f"{api}/auth/otp/verify", json={"phone": CLIENT_PHONE, "code": OTP_CODE}
     )
@@ -105,19 +132,18 @@ def main():
     print(f"   client user {client['user'].get('id')}")
 
     step(f"mitra logs in ({MITRA_PHONE})")
-    mitra = call(
-        mitra_http, "POST", f"{api}/auth/mitra/login", json={"phone": MITRA_PHONE, "password": MITRA_PASSWORD}
-    )
+    login = {"phone": MITRA_PHONE, "password": MITRA_PASSWORD}
+    mitra = call(mitra_http, "POST", f"{mitra_api}/auth/mitra/login", json=login)
     mitra_token = mitra["access"]
 
     step("both open the chat socket (/ws/v1/)")
-    mitra_socket = Socket(base, mitra_token, "mitra")
+    mitra_socket = Socket(mitra_base, mitra_token, "mitra")
     client_socket = Socket(base, client_token, "client")
     print(f"   mitra: {mitra_socket.expect('hello')}")
     print(f"   client: {client_socket.expect('hello')}")
 
-    step("mitra goes online")
-    call(mitra_http, "POST", f"{api}/mitra/status", mitra_token, json={"online": True})
+    # Offline first: a mitra left online by an earlier run would take the session at once.
+    call(mitra_http, "POST", f"{mitra_api}/mitra/status", mitra_token, json={"online": False})
 
     step("client creates a session (curhat-15)")
     session = call(client_http, "POST", f"{api}/sessions", client_token, json={"package": "curhat-15"})
@@ -128,10 +154,18 @@ def main():
     step("client pays on the local checkout page")
     pay(client_http, invoice_url)
 
+    step("no Bestie online yet: the client hears its place in the queue live")
+    for source in ("after the payment", "from the scheduler"):
+        position = client_socket.expect("queue.position", timeout=30, session_id=session_id)
+        print(f"   position {position['position']} ({source})")
+
+    step("mitra goes online")
+    call(mitra_http, "POST", f"{mitra_api}/mitra/status", mitra_token, json={"online": True})
+
     step("mitra gets the offer and accepts")
     offer = mitra_socket.expect("session.offer", timeout=30)
     print(f"   offer for session {offer['session']['id']}")
-    accepted = call(mitra_http, "POST", f"{api}/sessions/{session_id}/accept", mitra_token)
+    accepted = call(mitra_http, "POST", f"{mitra_api}/sessions/{session_id}/accept", mitra_token)
     print(f"   status {accepted['status']}, ends at {accepted.get('ends_at')}")
 
     step("they chat over the WebSocket")
@@ -169,6 +203,9 @@ def main():
         client_token,
         json={"score": 5, "comment": "Makasih kak!"},
     )
+
+    step("mitra goes offline")
+    call(mitra_http, "POST", f"{mitra_api}/mitra/status", mitra_token, json={"online": False})
 
     client_socket.ws.close()
     mitra_socket.ws.close()

@@ -1,6 +1,10 @@
 """Development supervisor for `make run`: the public and internal listeners (uvicorn through
-`python -m halobestie.serve`) and the scheduler, in one terminal. Ctrl-C (or SIGTERM) stops them
-all; if one dies, all stop.
+`python -m halobestie.serve`) and, with VALKEY_URL set, the scheduler, in one terminal. Ctrl-C
+(or SIGTERM) stops them all; if one dies, all stop.
+
+Without VALKEY_URL (SCHEDULER_IN_PROCESS, the embedded default) the public listener runs the
+scheduler itself: its events must reach the sockets through the public process's in-memory
+channel layer, so no scheduler process is started.
 
 Production runs each process as its own container (see DEPLOY.md); this is only for local work.
 """
@@ -23,6 +27,15 @@ def has_command(name):
     )
 
 
+def scheduler_in_process():
+    """settings.SCHEDULER_IN_PROCESS, read the way the public process reads it."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "halobestie.settings")
+    sys.path.insert(0, str(ROOT))
+    from django.conf import settings
+
+    return settings.SCHEDULER_IN_PROCESS
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--public-host", default=os.environ.get("PUBLIC_HOST", "127.0.0.1"))
@@ -39,7 +52,9 @@ def main():
         "internal": [python, "-m", "halobestie.serve", "internal", "--host", args.internal_host,
                      "--port", str(args.internal_port)],
     }  # fmt: skip
-    if has_command("run_scheduler"):
+    if scheduler_in_process():
+        print("scheduler: inside the public listener (SCHEDULER_IN_PROCESS)", flush=True)
+    elif has_command("run_scheduler"):
         commands["scheduler"] = [python, "manage.py", "run_scheduler"]
 
     # No load balancer to wait for locally: stop at once unless DRAIN_SECONDS says otherwise.

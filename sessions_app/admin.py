@@ -6,8 +6,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Sum
-from django.http import HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -16,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
 from payments.models import Payment, Refund
-from sessions_app import lifecycle, payouts, settlement
+from sessions_app import handoff, lifecycle, payouts, settlement
 from sessions_app.models import ChatSession, EarningsEntry, Message, PayoutBatch, Rating, Report, SessionEvent
 from sessions_app.preferences import preferences_asked, preferences_out
 from sessions_app.selectors import session_money
@@ -64,16 +64,19 @@ class RefundInline(admin.TabularInline):
 @admin.register(ChatSession)
 class ChatSessionAdmin(admin.ModelAdmin):
     list_display = (
-        "short_id", "flag", "status", "end_reason", "client", "mitra", "package_code", "price_idr",
+        "short_id", "flag", "needs_staff_attention", "status", "end_reason", "client", "mitra",
+        "package_code", "price_idr",
         "created_at", "ends_at", "needs_refund_review", "wishes",
     )  # fmt: skip
-    list_filter = ("status", "is_flagged", "needs_refund_review", "end_reason", "package_code")
+    list_filter = (
+        "status", "is_flagged", "needs_staff_attention", "needs_refund_review", "end_reason", "package_code",
+    )  # fmt: skip
     search_fields = ("id", "client__phone", "client__display_name", "mitra__display_name")
     date_hierarchy = "created_at"
     list_select_related = ("client", "mitra")
     inlines = [SessionEventInline, PaymentInline, RefundInline]
     actions = ["force_end", "force_end_mitra_fault", "force_end_client_fault"]
-    readonly_fields = ["money", "refund_link", "wishes", "transcript_link"] + [
+    readonly_fields = ["money", "refund_link", "transcript_link", "handoff_link", "wishes"] + [
         f.name for f in ChatSession._meta.fields
     ]
 
@@ -130,8 +133,23 @@ class ChatSessionAdmin(admin.ModelAdmin):
         url = reverse("admin:sessions_app_chatsession_transcript", args=[session.pk])
         return format_html('<a href="{}">Buka transkrip (diaudit)</a>', url)
 
+    @admin.display(description="Krisis: tanggapi / pesan staf")
+    def handoff_link(self, session):
+        url = reverse("admin:sessions_app_chatsession_handoff", args=[session.pk])
+        return format_html('<a href="{}">Buka penanganan (diaudit)</a>', url)
+
     def get_urls(self):
         return [
+            path(
+                "alerts.json",
+                self.admin_site.admin_view(self.alerts_view),
+                name="sessions_app_chatsession_alerts",
+            ),
+            path(
+                "<uuid:session_id>/handoff/",
+                self.admin_site.admin_view(self.handoff_view),
+                name="sessions_app_chatsession_handoff",
+            ),
             path(
                 "<uuid:session_id>/transcript/",
                 self.admin_site.admin_view(self.transcript_view),
@@ -159,6 +177,47 @@ class ChatSessionAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/sessions_app/transcript.html", context)
+
+    def alerts_view(self, request):
+        """The live crisis alert every control-center page polls (templates/admin/base_site.html)."""
+        if not request.user.has_perm("sessions_app.view_chatsession"):
+            raise PermissionDenied
+        sessions = handoff.attention_list()
+        for item in sessions:
+            item["handoff_url"] = reverse("admin:sessions_app_chatsession_handoff", args=[item["session_id"]])
+        return JsonResponse({"sessions": sessions})
+
+    def handoff_view(self, request, session_id):
+        """Acknowledge a crisis flag (with a note) or write to both sides as Tim HaloBestie;
+        both through sessions_app/handoff.py, both audited there."""
+        if not request.user.has_perm("sessions_app.handle_crisis"):
+            raise PermissionDenied
+        session = get_object_or_404(ChatSession, pk=session_id)
+        if request.method == "POST":
+            try:
+                if request.POST.get("action") == "acknowledge":
+                    handoff.attention_acknowledge(
+                        session_id=session.pk, actor=request.user, note=request.POST.get("note", ""),
+                        request=request,
+                    )  # fmt: skip
+                    self.message_user(request, "Sesi ditandai sudah ditangani.")
+                elif request.POST.get("action") == "message":
+                    handoff.staff_message_post(
+                        session_id=session.pk, actor=request.user, text=request.POST.get("text", ""),
+                        request=request,
+                    )  # fmt: skip
+                    self.message_user(request, "Pesan Tim HaloBestie terkirim.")
+            except ServiceError as error:
+                self.message_user(request, error.detail, messages.WARNING)
+            return redirect(request.path)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Penanganan sesi {str(session.id)[:8]}",
+            "session": session,
+            "events": session.events.select_related("actor").order_by("created_at", "id"),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/sessions_app/handoff.html", context)
 
     def _force_end(self, request, queryset, fault):
         done = 0

@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from halobestie.accounts.permissions import IsClient, IsClientOrMitra, IsMitra
 from halobestie.runtime.selectors import get_config
-from sessions_app import lifecycle, selectors
+from sessions_app import blocking, erasure, lifecycle, selectors
 from sessions_app.models import Status
 from sessions_app.serializers import MessageOut, SessionOut, session_payload
 from sessions_app.tickets import ticket_issue
@@ -211,6 +211,35 @@ class SessionReportApi(APIView):
         return Response(ReportOut(report).data, status=status.HTTP_201_CREATED)
 
 
+class BlockOut(serializers.Serializer):
+    session_id = serializers.UUIDField(allow_null=True)
+    blocked_by = serializers.ChoiceField(choices=["client", "mitra"])
+    created_at = serializers.DateTimeField()
+
+
+class SessionBlockApi(APIView):
+    permission_classes = [IsClientOrMitra]
+
+    @extend_schema(
+        operation_id="sessions_block",
+        description=(
+            "Either side of an ended session blocks the other: the two are never matched again "
+            "(a client who asks for a Bestie they blocked, or who was blocked, gets 404 "
+            "`mitra_not_found`). 201 for a new block, 200 when the pair was blocked already "
+            "(by either side). 409 `session_not_ended` before the end."
+        ),
+        request=None,
+        responses={201: BlockOut, 200: BlockOut},
+    )
+    def post(self, request, session_id):
+        session = _session(request, session_id)
+        existed = blocking.is_blocked(client_id=session.client_id, mitra_id=session.mitra_id)
+        block = blocking.block_after_session(session_id=session.id, user=request.user)
+        return Response(
+            BlockOut(block).data, status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED
+        )
+
+
 class MessagesQuery(serializers.Serializer):
     after_seq = serializers.IntegerField(min_value=0, required=False, default=0)
     limit = serializers.IntegerField(min_value=1, max_value=500, required=False, default=100)
@@ -218,6 +247,25 @@ class MessagesQuery(serializers.Serializer):
 
 class SessionMessagesApi(APIView):
     permission_classes = [IsClientOrMitra]
+
+    def get_permissions(self):
+        return [IsClient()] if self.request.method == "DELETE" else [IsClientOrMitra()]
+
+    @extend_schema(
+        operation_id="sessions_messages_erase",
+        description=(
+            "The client erases the transcript of one of their closed sessions (ended, cancelled, "
+            "unmatched) at once: every message keeps its id and seq as a tombstone with an empty "
+            "body. 409 `session_not_ended` while the session is open. A repeat erases 0."
+        ),
+        request=None,
+        responses={
+            200: inline_serializer("TranscriptErased", {"erased_messages": serializers.IntegerField()})
+        },
+    )
+    def delete(self, request, session_id):
+        erased = erasure.transcript_erase(session_id=session_id, client=request.user)
+        return Response({"erased_messages": erased})
 
     @extend_schema(
         operation_id="sessions_messages",

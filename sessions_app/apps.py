@@ -40,9 +40,12 @@ class SessionsAppConfig(AppConfig):
         payment_hooks.on_refund_counted_changed(ledger_follow_refund)
         payment_hooks.on_payment_event(payment_event_record)
 
-        from halobestie.accounts.hooks import on_client_deleted
+        from halobestie.accounts.hooks import on_client_deleted, on_client_erasing
+        from sessions_app.erasure import client_data_erase
 
-        # A client erased their account: their open session ends (refunded if paid), sockets close.
+        # A client erased their account: transcripts, comments and report texts go with it (same
+        # transaction); after commit their open session ends (refunded if paid), sockets close.
+        on_client_erasing(client_data_erase)
         on_client_deleted(_end_sessions_of_deleted_client)
 
         from sessions_app import realtime
@@ -69,9 +72,12 @@ def _close_mitra_sockets(mitra_id):
 def _end_sessions_of_deleted_client(user_id):
     from halobestie.accounts.models import User
     from sessions_app import events
+    from sessions_app.erasure import client_data_erase
     from sessions_app.lifecycle import sessions_cancel_for_deleted_client
 
     client = User.objects.filter(pk=user_id).first()
     if client is not None:
         sessions_cancel_for_deleted_client(client=client)
+        # A message may have arrived between the erasure and the end of the open session.
+        client_data_erase(user_id)
     events.close_user_sockets(user_id)

@@ -1,6 +1,8 @@
 """Chat storage: storing a sent message (the hot path: the async pool and its SQL, and the ORM
-path), read receipts, retention. Reads (participants, replay) are in selectors.py, the crisis
-flag in lifecycle.py, the message types and frames in stored_message.py.
+path, with the crisis flag written in the same statement / transaction), read receipts,
+retention. Reads (participants, replay) are in selectors.py, which messages flag and how in
+flagging.py, the follow-up of a flag (hotline, free minutes, staff) in handoff.py, the message
+types and frames in stored_message.py.
 
 Why storing a message has two implementations:
 
@@ -38,7 +40,7 @@ from psycopg_pool import AsyncConnectionPool
 from halobestie.errors import ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
-from sessions_app import observations, safety
+from sessions_app import flagging, observations, safety
 from sessions_app.errors import NotParticipant, SessionNotActive, SessionNotFound
 from sessions_app.models import ChatSession, Message, MessageKind, Status
 from sessions_app.selectors import session_participants
@@ -48,7 +50,6 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_LENGTH = 4000
 MAX_CLIENT_MSG_ID_LENGTH = 64
-HOTLINE_REPEAT_AFTER = timedelta(minutes=10)
 
 
 def check_body(body, *, max_length: int = MAX_BODY_LENGTH) -> str:
@@ -80,20 +81,24 @@ async def message_send(
     SessionNotActive. Precondition: `client_msg_id` is 1–64 characters (the consumer checks)."""
     config = config or await database_sync_to_async(get_config)()
     check_body(body, max_length=config.max_message_length)
-    crisis = tuple(safety.crisis_words_found(body, config.crisis_words))
+    # Flagged in the same statement as the message is stored (issue 20): a crash after the ack
+    # never loses the flag; sessions_app/handoff.py does the rest (hotline, free minutes, alert).
+    crisis = flagging.crisis_scan(body=body, is_client=sender.mitra_id is None, config=config)
     masked = safety.mask_contacts(body)
     if connection.vendor == "postgresql":
         stored = await _store_postgres(
             session_id=str(session_id), sender=sender, body=masked.text, is_masked=masked.is_masked,
-            client_msg_id=client_msg_id,
+            client_msg_id=client_msg_id, crisis_source=crisis.source,
         )  # fmt: skip
     else:
         stored = await database_sync_to_async(_store_orm)(
             session_id=session_id, sender=sender, body=masked.text, is_masked=masked.is_masked,
-            client_msg_id=client_msg_id,
+            client_msg_id=client_msg_id, crisis_source=crisis.source,
         )  # fmt: skip
     observations.message_stored(stored)
-    return replace(stored, crisis_words=() if stored.is_duplicate else crisis)
+    if stored.is_duplicate:
+        return stored
+    return replace(stored, crisis_words=crisis.words, crisis_source=crisis.source)
 
 
 # The ORM implementation (SQLite, and the reference for the Postgres one) -----------------------
@@ -136,7 +141,9 @@ def _refusal(session, sender):
     return None
 
 
-def _store_orm(*, session_id, sender: Sender, body, is_masked, client_msg_id) -> StoredMessage:
+def _store_orm(
+    *, session_id, sender: Sender, body, is_masked, client_msg_id, crisis_source=""
+) -> StoredMessage:
     try:
         with transaction.atomic():
             session = ChatSession.objects.select_for_update(of=("self",)).filter(pk=session_id).first()
@@ -160,6 +167,8 @@ def _store_orm(*, session_id, sender: Sender, body, is_masked, client_msg_id) ->
                 is_masked=is_masked,
                 created_at=timezone.now(),
             )
+            if crisis_source:
+                flagging.flag_with_message(session=session, message=message, source=crisis_source)
             return stored_message(message, session)
     except IntegrityError:
         # A concurrent resend with the same client_msg_id won the race: answer with its row.
@@ -172,18 +181,34 @@ def _store_orm(*, session_id, sender: Sender, body, is_masked, client_msg_id) ->
 
 # The PostgreSQL implementation: one statement on an async psycopg pool -------------------------
 
+# With a crisis signal (%(crisis)s true) the same statement flags the session for staff
+# (is_flagged, flagged_at once, needs_staff_attention, crisis_followup_pending) and records the
+# `crisis_flagged` event naming the message: all or nothing with the message (issue 20). The ORM
+# twin is flagging.flag_with_message.
 _INSERT_SQL = """
 WITH s AS (
-    UPDATE sessions_app_chatsession SET last_seq = last_seq + 1
+    UPDATE sessions_app_chatsession SET last_seq = last_seq + 1,
+        is_flagged = is_flagged OR %(crisis)s,
+        flagged_at = CASE WHEN %(crisis)s AND flagged_at IS NULL THEN now() ELSE flagged_at END,
+        needs_staff_attention = needs_staff_attention OR %(crisis)s,
+        crisis_followup_pending = crisis_followup_pending OR %(crisis)s
     WHERE id = %(sid)s AND status = 'active' AND (client_id = %(uid)s OR mitra_id = %(mid)s)
     RETURNING id, last_seq, client_id, mitra_id
+), m AS (
+    INSERT INTO sessions_app_message
+        (session_id, seq, sender_id, kind, body, client_msg_id, is_masked, created_at)
+    SELECT s.id, s.last_seq, %(uid)s, 'text', %(body)s, %(cmid)s, %(masked)s, now() FROM s
+    RETURNING id, seq, created_at, session_id
+), e AS (
+    INSERT INTO sessions_app_sessionevent (session_id, kind, actor_id, data, created_at)
+    SELECT m.session_id, 'crisis_flagged', NULL,
+        jsonb_build_object('message_id', m.id, 'source', %(source)s::text), now()
+    FROM m WHERE %(crisis)s
 )
-INSERT INTO sessions_app_message
-    (session_id, seq, sender_id, kind, body, client_msg_id, is_masked, created_at)
-SELECT s.id, s.last_seq, %(uid)s, 'text', %(body)s, %(cmid)s, %(masked)s, now() FROM s
-RETURNING id, seq, created_at,
+SELECT m.id, m.seq, m.created_at,
     (SELECT client_id FROM s),
-    (SELECT m.user_id FROM s JOIN mitras_mitra m ON m.id = s.mitra_id)
+    (SELECT mm.user_id FROM s JOIN mitras_mitra mm ON mm.id = s.mitra_id)
+FROM m
 """
 
 _DIAGNOSE_SQL = """
@@ -250,7 +275,9 @@ async def close_pools():
         await entry[0].close()
 
 
-async def _store_postgres(*, session_id, sender: Sender, body, is_masked, client_msg_id) -> StoredMessage:
+async def _store_postgres(
+    *, session_id, sender: Sender, body, is_masked, client_msg_id, crisis_source=""
+) -> StoredMessage:
     params = {
         "sid": session_id,
         "uid": sender.user_id,
@@ -258,6 +285,8 @@ async def _store_postgres(*, session_id, sender: Sender, body, is_masked, client
         "body": body,
         "cmid": client_msg_id,
         "masked": is_masked,
+        "crisis": bool(crisis_source),
+        "source": crisis_source,
     }
     pool = await _pool()
     async with pool.connection() as conn:

@@ -18,6 +18,8 @@ after running.
 """
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import time
@@ -27,17 +29,21 @@ from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 
 from halobestie.errors import ServiceError
 from halobestie.runtime.selectors import get_config
-from halobestie.server import drain
+from halobestie.server import drain, safe_input
 from mitras.services import mitra_heartbeat
 from sessions_app import (
     chat_store,
+    errors,
     events,
-    lifecycle,
+    handoff,
     notifications,
     observations,
     realtime,
@@ -45,16 +51,18 @@ from sessions_app import (
     selectors,
     stored_message,
 )
-from sessions_app.tickets import socket_user
+from sessions_app.tickets import socket_user, socket_user_recheck
 
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_CHARACTERS = 20_000
 CLOSE_UNAUTHENTICATED = 4001
 CLOSE_FORCED = 4003
+CLOSE_TOO_MANY = 4029
 SYNC_PAGE = 200
 CONFIG_CACHE_SECONDS = 5.0
 PARTICIPANTS_CACHE = 64
+NEW_CHANNEL_TIMEOUT_SECONDS = 3.0
 
 
 class TokenBucket:
@@ -107,11 +115,28 @@ def _invalid(field, ref, detail="Nilai tidak valid."):
     raise FrameError("validation_error", f"{field}: {detail}", ref)
 
 
+def _unrevealing(code, detail):
+    """No existence oracle: a session the user takes no part in is answered exactly like one that
+    does not exist (`session_not_found`), so a socket cannot probe which session ids are real."""
+    if code == errors.NotParticipant.code:
+        return errors.SessionNotFound.code, errors.SessionNotFound.detail
+    return code, detail
+
+
 def _int_field(frame, field, ref, *, minimum=0):
     value = frame.get(field)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         _invalid(field, ref, f"harus bilangan bulat ≥ {minimum}.")
     return value
+
+
+async def _accept_and_close(receive, send, code):
+    """Speak just enough ASGI to accept the handshake and close it with `code`."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": code})
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -126,6 +151,26 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     # Connection ------------------------------------------------------------------------------
+
+    async def __call__(self, scope, receive, send):
+        """Channels' AsyncConsumer.__call__, except that a channel layer that cannot give this
+        socket its channel (Valkey down) no longer fails the upgrade with an HTTP 500: the socket
+        is accepted and closed with 1012 (service restart), as docs/realtime.md promises, and
+        the outage is logged once (sessions_app.realtime.layer_unavailable_at_upgrade)."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        try:
+            async with asyncio.timeout(NEW_CHANNEL_TIMEOUT_SECONDS):
+                self.channel_name = await self.channel_layer.new_channel()
+        except Exception as exc:
+            realtime.layer_unavailable_at_upgrade(exc)
+            await _accept_and_close(receive, send, realtime.CLOSE_SERVICE_RESTART)
+            return
+        realtime.layer_available_at_upgrade()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            await await_many_dispatch([receive, self.channel_receive], self.dispatch)
 
     async def connect(self):
         await self.accept()
@@ -142,7 +187,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_error(exc.code, exc.detail)
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        if not await self._within_socket_cap(user.id):
+            return
         self.user_id = user.id
+        self.token_jti = getattr(user, "socket_token_jti", None)
         self.role = user.role
         self.mitra = getattr(user, "mitra", None) if user.role == "mitra" else None
         self.mitra_id = self.mitra.id if self.mitra else None
@@ -156,15 +204,51 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.tasks = set()
         try:
             await self.channel_layer.group_add(events.user_group(user.id), self.channel_name)
-        except Exception:
-            logger.warning("channel layer unavailable at connect", exc_info=True)
+        except Exception as exc:
+            realtime.layer_unavailable_at_upgrade(exc)
             await self.close_with(realtime.CLOSE_SERVICE_RESTART)
             return
         self.joined = True
         realtime.register(self)
         realtime.ensure_watchdog()
-        await realtime.socket_opened(self.user_id, self.channel_name)
         await self.send_json({"type": "hello", "user_id": user.id, "role": user.role})
+        self._background(self._recheck_user_periodically())
+
+    async def _within_socket_cap(self, user_id) -> bool:
+        """At most REALTIME_MAX_SOCKETS_PER_USER sockets per user on all processes (this
+        process's only while Valkey is down); past it: `too_many_sockets`, closed with 4029."""
+        count = await realtime.socket_open_count(user_id, self.channel_name)
+        if count is None:
+            count = 1 + sum(1 for c in realtime.local_consumers() if c.user_id == user_id)
+        if count <= settings.REALTIME_MAX_SOCKETS_PER_USER:
+            return True
+        await realtime.socket_closed(user_id, self.channel_name)
+        await self.send_error("too_many_sockets", "Terlalu banyak koneksi terbuka untuk akun ini.")
+        await self.close_with(CLOSE_TOO_MANY)
+        return False
+
+    async def _recheck_user_periodically(self):
+        """Every REALTIME_USER_RECHECK_SECONDS: is the account still allowed (not deactivated
+        or deleted) and the socket's access token not revoked? A missed force-close (a process
+        that died before sending it) closes the socket here at the latest."""
+        interval = settings.REALTIME_USER_RECHECK_SECONDS
+        if interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                refusal = await database_sync_to_async(socket_user_recheck)(
+                    user_id=self.user_id, token_jti=self.token_jti
+                )
+            except Exception:
+                logger.warning("socket user re-check failed", exc_info=True)
+                continue
+            if refusal is not None:
+                await self.send_error(refusal.code, refusal.detail)
+                await self.close_with(
+                    CLOSE_FORCED if refusal.code == "mitra_deactivated" else CLOSE_UNAUTHENTICATED
+                )
+                return
 
     async def disconnect(self, code):
         if self.user_id is None:
@@ -226,7 +310,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if not self.frame_bucket.take():
                 raise FrameError("rate_limited", "Terlalu banyak frame. Pelan-pelan ya.")
             try:
-                frame = json.loads(text_data)
+                frame = safe_input.loads(text_data)
+            except safe_input.HostileInput as exc:
+                # Too deep, or a NUL / lone surrogate in some string (body, client_msg_id, …).
+                raise FrameError("validation_error", str(exc)) from None
             except ValueError:
                 raise FrameError("bad_frame", "Frame bukan JSON yang valid.") from None
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
@@ -239,9 +326,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._refresh_presence()
             await handler(self, frame)
         except FrameError as exc:
-            await self.send_error(exc.code, exc.detail, exc.ref if exc.ref is not None else ref)
+            await self.send_error(
+                *_unrevealing(exc.code, exc.detail), exc.ref if exc.ref is not None else ref
+            )
         except ServiceError as exc:
-            await self.send_error(exc.code, exc.detail, ref)
+            await self.send_error(*_unrevealing(exc.code, exc.detail), ref)
         except Exception:
             logger.exception("chat frame failed", extra={"user_id": self.user_id, "frame_type": ref})
             await self.send_error("server_error", "Terjadi kesalahan di server. Coba lagi.", ref)
@@ -280,7 +369,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         body = frame.get("body")
         if not isinstance(body, str):
             _invalid("body", ref, "wajib berupa teks.")
-        if not self.message_bucket.take():
+        # One bucket per user across all sockets (Valkey); the socket's own while Valkey is down.
+        allowed = await realtime.user_message_allowed(self.user_id)
+        if not (allowed if allowed is not None else self.message_bucket.take()):
             raise FrameError("rate_limited", "Terlalu banyak pesan. Tunggu sebentar.", ref)
         config = await _runtime_config()
         try:
@@ -299,16 +390,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 {"type": "message.masked", "session_id": session_id, "client_msg_id": client_msg_id,
                  "detail": safety.MASKED_NOTICE}
             )  # fmt: skip
+        if stored.is_duplicate:
+            # A resend (same client_msg_id): the same ack, and nothing else. The first send
+            # broadcast the message; if that broadcast was lost, `sync` brings it.
+            return
         frame_out = stored_message.message_frame(stored)
         recipients = [stored.client_user_id, stored.mitra_user_id]
         for user_id in recipients:
             if user_id is not None:
                 await self._group_send(user_id, frame_out)
         other = stored.mitra_user_id if self.user_id == stored.client_user_id else stored.client_user_id
-        if not stored.is_duplicate:
-            self._background(self._push_if_offline(stored, other))
-            if stored.crisis_words and self.user_id == stored.client_user_id:
-                self._background(self._flag_crisis(stored))
+        self._background(self._push_if_offline(stored, other))
+        if stored.crisis_source:
+            # The flag is stored already (with the message); this is the follow-up.
+            self._background(self._crisis_followup(stored))
 
     async def _group_send(self, user_id, frame):
         try:
@@ -340,13 +435,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.warning("new-message push failed", exc_info=True)
 
-    async def _flag_crisis(self, stored):
+    async def _crisis_followup(self, stored):
         try:
-            await database_sync_to_async(lifecycle.session_flag_crisis)(
-                session_id=stored.session_id, message_id=stored.id
-            )
+            await database_sync_to_async(handoff.crisis_followup)(session_id=stored.session_id)
         except Exception:
-            logger.exception("crisis flag failed", extra={"session_id": stored.session_id})
+            # The scheduler's crisis_followups job picks it up (crisis_followup_pending).
+            logger.exception("crisis follow-up failed", extra={"session_id": stored.session_id})
 
     async def on_typing(self, frame):
         session_id = _session_id(frame, "typing")

@@ -14,6 +14,7 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
+FORCE_CLOSE_TIMEOUT_SECONDS = 5.0
 _loop = None
 _loop_lock = threading.Lock()
 
@@ -73,7 +74,8 @@ def send_on_commit(user_ids, frame):
 
 def close_user_sockets(user_id):
     """Close every socket of the user on every server process with 4003 (the control center
-    calls this when it deactivates a mitra). Fire-and-forget, like `send_now`."""
+    calls this when it deactivates a mitra). Returns once the send went out (at most
+    FORCE_CLOSE_TIMEOUT_SECONDS), except when called on the sending loop itself."""
     if user_id is None:
         return
 
@@ -90,5 +92,11 @@ def close_user_sockets(user_id):
         running = None
     if running is loop:
         loop.create_task(send())
-    else:
-        asyncio.run_coroutine_threadsafe(send(), loop)
+        return
+    # Waited for: from a one-off process (`manage.py shell`, a job) a fire-and-forget send is
+    # lost when the process exits right after. (Sockets also re-check their account every
+    # REALTIME_USER_RECHECK_SECONDS, should this send be lost anyway.)
+    try:
+        asyncio.run_coroutine_threadsafe(send(), loop).result(timeout=FORCE_CLOSE_TIMEOUT_SECONDS)
+    except Exception:
+        logger.warning("force close not confirmed", exc_info=True)

@@ -1,5 +1,5 @@
 """Every state change of a chat session, one function each (its lifecycle: create, pay, accept,
-decline, end, cancel, extend, rate, report, the crisis flag).
+decline, end, cancel, extend, rate, report). The crisis flag: flagging.py and handoff.py.
 
 Views, consumers, the payment hooks, the admin and the timers call these. Decisions are made under
 row locks in Postgres; live events, mirror updates and queue dispatch go out after commit. The
@@ -19,16 +19,13 @@ from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
 from payments.services import invoice_cancel_quietly, invoice_open, payment_record, refund_create
-from sessions_app import events, notifications, observations, settlement
-from sessions_app.chat_store import HOTLINE_REPEAT_AFTER, stored_message
+from sessions_app import blocking, notifications, observations, settlement
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.errors import SessionNotFound
 from sessions_app.matching import back_to_matching, dispatch_after_commit, withdraw_pending_offer
 from sessions_app.models import (
     ChatSession,
     EndReason,
-    Message,
-    MessageKind,
     OfferOutcome,
     Rating,
     Report,
@@ -39,7 +36,6 @@ from sessions_app.models import (
 from sessions_app.preferences import preferences_clean
 from sessions_app.selectors import session_open_for_client
 from sessions_app.states import check_transition
-from sessions_app.stored_message import message_frame
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +116,7 @@ def session_create(
     requested = None
     if mitra_id is not None:
         requested = Mitra.objects.filter(pk=mitra_id, deactivated_at__isnull=True).first()
-        if requested is None:
+        if requested is None or blocking.is_blocked(client_id=client.id, mitra_id=mitra_id):
             raise NotFound("Bestie tidak ditemukan.", code="mitra_not_found")
     if session_open_for_client(client=client) is not None:
         raise Conflict("Kamu masih punya sesi yang berjalan.", code="session_already_open")
@@ -414,15 +410,22 @@ def session_extension_paid(*, session_id, payment) -> ChatSession:
         )
         package = get_config().package(payment.package_code)
         seconds = (requested or {}).get("duration_seconds") or (package.duration_seconds if package else 0)
-        session.ends_at = session.ends_at + timedelta(seconds=seconds)
-        session.extended_seconds += seconds
-        session.extensions_total_idr += payment.amount_idr
-        if session.ends_at - timezone.now() > timedelta(seconds=get_config().ending_soon_lead_seconds):
-            session.ending_soon_sent_at = None
-        session.save()
-        record(session, "extended", seconds=seconds, amount_idr=payment.amount_idr)
-        notify_updated(session)
+        session_extend_locked(session, seconds=seconds, amount_idr=payment.amount_idr)
     return session
+
+
+def session_extend_locked(session, *, seconds: int, amount_idr: int, **event_data) -> None:
+    """Precondition: `session` locked and active. `ends_at` moves by `seconds`; `amount_idr` is
+    what the client paid for them (0 for the free minutes of a crisis flag, sessions_app/handoff.py:
+    then the mitra's earnings stay as they were)."""
+    session.ends_at = session.ends_at + timedelta(seconds=seconds)
+    session.extended_seconds += seconds
+    session.extensions_total_idr += amount_idr
+    if session.ends_at - timezone.now() > timedelta(seconds=get_config().ending_soon_lead_seconds):
+        session.ending_soon_sent_at = None
+    session.save()
+    record(session, "extended", seconds=seconds, amount_idr=amount_idr, **event_data)
+    notify_updated(session)
 
 
 def session_rate(*, session_id, client, score: int, comment: str = "") -> Rating:
@@ -485,43 +488,3 @@ def report_resolve(*, report_id, actor, note: str) -> Report:
         report.save()
         record(report.session, "report_resolved", actor=actor, report_id=report.id)
     return report
-
-
-# Safety ----------------------------------------------------------------------------------------
-
-
-def session_flag_crisis(*, session_id, message_id: int, now=None) -> bool:
-    """A message of the client's signalled crisis: the session is flagged for staff (once; a
-    SessionEvent per message, with no text) and the hotline goes to the session as a system
-    message with its own seq (not more often than every HOTLINE_REPEAT_AFTER). Both sides get
-    it live after commit. Returns True when a hotline message was stored."""
-    now = now or timezone.now()
-    config = get_config()
-    with transaction.atomic():
-        session = ChatSession.objects.select_for_update(of=("self",)).filter(pk=session_id).first()
-        if session is None:
-            return False
-        if not session.is_flagged:
-            session.is_flagged = True
-            session.flagged_at = now
-            ChatSession.objects.filter(pk=session.pk).update(is_flagged=True, flagged_at=now)
-        SessionEvent.objects.create(session=session, kind="crisis_flagged", data={"message_id": message_id})
-        recent = Message.objects.filter(
-            session=session, kind=MessageKind.SYSTEM, created_at__gte=now - HOTLINE_REPEAT_AFTER
-        ).exists()
-        if recent:
-            return False
-        ChatSession.objects.filter(pk=session.pk).update(last_seq=F("last_seq") + 1)
-        seq = ChatSession.objects.filter(pk=session.pk).values_list("last_seq", flat=True).get()
-        message = Message.objects.create(
-            session=session,
-            seq=seq,
-            sender=None,
-            kind=MessageKind.SYSTEM,
-            body=config.hotline_text,
-            created_at=now,
-        )
-        stored = stored_message(message, session)
-        events.send_on_commit([stored.client_user_id, stored.mitra_user_id], message_frame(stored))
-    logger.warning("session flagged for crisis", extra={"session_id": str(session_id)})
-    return True

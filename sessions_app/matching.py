@@ -17,7 +17,7 @@ from halobestie.runtime.selectors import get_config
 from mitras.favourites import favourite_ids_by_client
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
-from sessions_app import events, notifications, observations, preferences
+from sessions_app import blocking, events, notifications, observations, preferences
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.models import (
     ChatSession,
@@ -86,6 +86,8 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
     online, and every scheduler tick): dispatchers are serialised by an advisory lock.
     """
     now = now or timezone.now()
+    if not ChatSession.objects.filter(status=Status.MATCHING).exists():
+        return []  # checked before locking: most scheduler ticks find nobody waiting
     config = get_config()
     offered = []
     with transaction.atomic():
@@ -114,6 +116,7 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
             .exclude(outcome__in=[OfferOutcome.PENDING, OfferOutcome.ACCEPTED])
             .values_list("session_id", "mitra_id")
         )
+        refused |= blocking.blocked_pairs(waiting)  # a blocked pair is never offered (issue 20)
         favourites = favourite_ids_by_client({session.client_id for session in waiting})
         for session in waiting:
             _relax_preferences(session, now=now, config=config)

@@ -86,6 +86,14 @@ class ChatSession(models.Model):
     needs_refund_review = models.BooleanField(default=False)
     is_flagged = models.BooleanField("ditandai krisis", default=False)
     flagged_at = models.DateTimeField(null=True, blank=True)
+    # Warm handoff (sessions_app/handoff.py). Set with the message that signalled crisis, in its
+    # statement; cleared when a staff member acknowledges (audited, with a note).
+    needs_staff_attention = models.BooleanField("perlu perhatian staf", default=False, db_default=False)
+    # Set with such a message too; cleared once the hotline, the free minutes and the live
+    # events went out (right after the ack, or by the scheduler if the process died first).
+    crisis_followup_pending = models.BooleanField(default=False, db_default=False)
+    # The free minutes granted on the first crisis flag (part of extended_seconds; no price).
+    crisis_extension_seconds = models.PositiveIntegerField(default=0, db_default=0)
     # The last message seq handed out; the next message gets last_seq + 1 (under the row lock).
     last_seq = models.PositiveIntegerField(default=0)
     # Read receipts: the highest seq each side has read (realtime `read` frames).
@@ -99,6 +107,7 @@ class ChatSession(models.Model):
         permissions = [
             ("view_transcript", "Boleh membaca transkrip chat (setiap akses diaudit)"),
             ("force_end_session", "Boleh mengakhiri sesi secara paksa"),
+            ("handle_crisis", "Boleh menanggapi sesi krisis dan mengirim pesan Tim HaloBestie (diaudit)"),
         ]
         indexes = [
             models.Index(fields=["status", "matching_started_at"], name="session_queue_idx"),
@@ -106,6 +115,11 @@ class ChatSession(models.Model):
             models.Index(fields=["status", "ends_at"], name="session_end_due_idx"),
             models.Index(fields=["mitra", "status"], name="session_mitra_status_idx"),
             models.Index(fields=["client", "-created_at"], name="session_client_idx"),
+            models.Index(
+                fields=["flagged_at"],
+                name="session_attention_idx",
+                condition=models.Q(needs_staff_attention=True),
+            ),
         ]
         constraints = [
             # A client has at most one open session, whatever races happen.
@@ -348,3 +362,21 @@ class RealtimeTicket(models.Model):
         verbose_name = "tiket realtime"
         verbose_name_plural = "tiket realtime"
         indexes = [models.Index(fields=["expires_at"], name="realtime_ticket_expires_idx")]
+
+
+class Block(models.Model):
+    """One side blocked the other after a session: the two are never matched again
+    (sessions_app/blocking.py). One row per client–mitra pair, whoever blocked first."""
+
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    mitra = models.ForeignKey("mitras.Mitra", on_delete=models.CASCADE, related_name="+")
+    blocked_by = models.CharField(max_length=10, choices=[("client", "Klien"), ("mitra", "Mitra")])
+    session = models.ForeignKey(
+        ChatSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "blokir"
+        verbose_name_plural = "blokir"
+        constraints = [models.UniqueConstraint(fields=["client", "mitra"], name="block_pair_unique")]

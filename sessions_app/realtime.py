@@ -58,6 +58,28 @@ def local_consumers():
     return list(_consumers)
 
 
+# Layer outages seen by new sockets -------------------------------------------------------------
+
+_upgrade_outage = {"is_down": False}
+
+
+def layer_unavailable_at_upgrade(exc):
+    """A socket could not get its channel (Valkey down): it is accepted and closed with 1012.
+    Logged once per outage, not once per socket (apps retry every few seconds)."""
+    if not _upgrade_outage["is_down"]:
+        _upgrade_outage["is_down"] = True
+        logger.warning(
+            "channel layer unavailable: new sockets are closed with 1012 until it is back",
+            extra={"error": type(exc).__name__},
+        )
+
+
+def layer_available_at_upgrade():
+    if _upgrade_outage["is_down"]:
+        _upgrade_outage["is_down"] = False
+        logger.info("channel layer available again for new sockets")
+
+
 # Sockets per user ------------------------------------------------------------------------------
 
 
@@ -94,6 +116,75 @@ async def socket_opened(user_id, channel_name):
             await pipe.execute()
     except Exception:
         logger.warning("socket registry unavailable", exc_info=True)
+
+
+async def socket_open_count(user_id, channel_name) -> int | None:
+    """Mark the socket as open and count the user's open sockets on every process, in one
+    round trip (MULTI), for the per-user cap. None when Valkey cannot answer (the caller then
+    counts this process's sockets only)."""
+    now = time.time()
+    if not settings.VALKEY_URL:
+        sockets = _local_sockets.setdefault(user_id, {})
+        sockets[channel_name] = now + SOCKET_TTL_SECONDS
+        return sum(1 for lapses_at in sockets.values() if lapses_at > now)
+    key = _sockets_key(user_id)
+    try:
+        async with _redis().pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.zadd(key, {channel_name: now + SOCKET_TTL_SECONDS})
+            pipe.expire(key, SOCKET_TTL_SECONDS * 2)
+            pipe.zcard(key)
+            *_, count = await pipe.execute()
+        return int(count)
+    except Exception as exc:
+        _note_valkey_degraded("socket count", exc)
+        return None
+
+
+# A token bucket per user in Valkey, shared by the user's sockets on every process: rate per
+# second, burst, now (seconds, float). Returns 1 when a token was taken.
+_BUCKET_SCRIPT = """
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tokens, updated = tonumber(state[1]), tonumber(state[2])
+if tokens == nil then tokens = burst; updated = now end
+tokens = math.min(burst, tokens + math.max(0, now - updated) * rate)
+local taken = 0
+if tokens >= 1 then tokens = tokens - 1; taken = 1 end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
+return taken
+"""
+
+
+async def user_message_allowed(user_id) -> bool | None:
+    """Take one token of the user's message bucket (REALTIME_MESSAGES_PER_SECOND / _BURST),
+    shared by all of the user's sockets. None when Valkey cannot answer (or is not configured):
+    the caller falls back to the socket's own bucket."""
+    if not settings.VALKEY_URL:
+        return None
+    from halobestie.integrations.valkey import key
+
+    try:
+        taken = await _redis().eval(
+            _BUCKET_SCRIPT, 1, key(f"realtime:messages:{user_id}"),
+            settings.REALTIME_MESSAGES_PER_SECOND, settings.REALTIME_MESSAGES_BURST, time.time(),
+        )  # fmt: skip
+    except Exception as exc:
+        _note_valkey_degraded("message rate", exc)
+        return None
+    return bool(taken)
+
+
+_degraded_logged = {}
+
+
+def _note_valkey_degraded(what, exc):
+    """Log a per-socket fallback at most once a minute per kind (never once per frame)."""
+    now = time.monotonic()
+    if now - _degraded_logged.get(what, -1e9) > 60:
+        _degraded_logged[what] = now
+        logger.warning(f"valkey unavailable: {what} per socket/process", extra={"error": type(exc).__name__})
 
 
 async def socket_closed(user_id, channel_name):

@@ -33,6 +33,8 @@ class StoredMessage:
     is_duplicate: bool = False
     # Crisis phrases found in what the sender wrote (before masking); [] if none.
     crisis_words: tuple = ()
+    # "client" / "mitra" when this message flagged the session (in its own transaction), else "".
+    crisis_source: str = ""
 
     @classmethod
     def of(cls, message, *, client_user_id, mitra_user_id, is_duplicate=False) -> "StoredMessage":

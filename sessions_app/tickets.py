@@ -16,7 +16,9 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from halobestie.accounts.models import Role, User
+from halobestie.accounts.tokens import access_is_revoked
 from halobestie.db.locks import realtime_ticket_use
+from halobestie.db.purge import delete_if_any
 from halobestie.errors import ServiceError
 from halobestie.legacy.tokens import legacy_token_user, refusal
 from sessions_app.models import RealtimeTicket
@@ -54,8 +56,7 @@ def ticket_consume(*, ticket: str, now=None) -> int | None:
 def tickets_purge_expired(*, now=None) -> int:
     """Delete tickets expired for more than a day (kept that long for forensics)."""
     now = now or timezone.now()
-    deleted, _ = RealtimeTicket.objects.filter(expires_at__lt=now - timedelta(days=1)).delete()
-    return deleted
+    return delete_if_any(RealtimeTicket.objects.filter(expires_at__lt=now - timedelta(days=1)))
 
 
 def _legacy_user_id(raw: str) -> int:
@@ -77,6 +78,7 @@ def socket_user(*, authorization: str | None, ticket: str | None):
     `account_deleted`, `mitra_deactivated`, `role_not_allowed` or, for an old backend's token
     after the cutover window, `legacy_token_expired`."""
     claimed_role = None
+    token_jti = None
     if authorization:
         scheme, _, raw = authorization.partition(" ")
         if scheme != "Bearer" or not raw.strip():
@@ -86,8 +88,11 @@ def socket_user(*, authorization: str | None, ticket: str | None):
         except TokenError:
             token = None
         if token is not None:
+            if access_is_revoked(token.get("jti")):
+                raise SocketUnauthenticated("Token sudah dicabut. Masuk lagi.", code="token_revoked")
             user_id = token.get("user_id")
             claimed_role = token.get("role")
+            token_jti = token.get("jti")
         else:
             user_id = _legacy_user_id(raw.strip())
     elif ticket:
@@ -99,6 +104,25 @@ def socket_user(*, authorization: str | None, ticket: str | None):
     else:
         raise SocketUnauthenticated()
     user = User.objects.select_related("mitra").filter(pk=user_id).first()
+    _check_socket_user(user, claimed_role=claimed_role)
+    # The consumer re-checks the token (revoked?) and the account periodically.
+    user.socket_token_jti = token_jti
+    return user
+
+
+def socket_user_recheck(*, user_id, token_jti) -> ServiceError | None:
+    """For an open socket, every REALTIME_USER_RECHECK_SECONDS: the refusal the socket would get
+    if it connected now (account deactivated, deleted, its access token revoked), or None."""
+    if access_is_revoked(token_jti):
+        return SocketUnauthenticated("Token sudah dicabut. Masuk lagi.", code="token_revoked")
+    try:
+        _check_socket_user(User.objects.select_related("mitra").filter(pk=user_id).first(), claimed_role=None)
+    except SocketUnauthenticated as refusal:
+        return refusal
+    return None
+
+
+def _check_socket_user(user, *, claimed_role):
     if user is None or not user.is_active:
         raise SocketUnauthenticated("Akun tidak aktif.", code="token_not_valid")
     if user.deleted_at is not None:
@@ -109,4 +133,3 @@ def socket_user(*, authorization: str | None, ticket: str | None):
         raise SocketUnauthenticated("Hanya untuk akun klien atau mitra.", code="role_not_allowed")
     if user.role == Role.MITRA and user.mitra.deactivated_at is not None:
         raise SocketUnauthenticated("Akun mitra dinonaktifkan.", code="mitra_deactivated")
-    return user

@@ -10,7 +10,7 @@ from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
 from payments.services import refund_create
-from sessions_app import events, notifications, observations
+from sessions_app import events, handoff, notifications, observations
 from sessions_app.chat_store import messages_purge_expired
 from sessions_app.effects import notify_updated, participant_user_ids, record
 from sessions_app.lifecycle import end_active
@@ -169,6 +169,8 @@ def sessions_check_mitra_presence(*, now=None, limit=200) -> int:
 def scheduler_jobs():
     """(name, job(now=…)) pairs for the project scheduler (halobestie/scheduler.py), in order."""
     return [
+        # First: a crisis follow-up a dead process left pending (hotline, free minutes).
+        ("crisis_followups", lambda now: handoff.crisis_followups_due(now=now)),
         ("messages_purge_expired", lambda now: messages_purge_expired(now=now)),
         ("tickets_purge_expired", lambda now: tickets_purge_expired(now=now)),
         ("offers_expire", offers_expire_due),

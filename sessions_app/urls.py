@@ -13,6 +13,7 @@ urlpatterns = [
     path("sessions/<uuid:session_id>/extend", api.SessionExtendApi.as_view(), name="session-extend"),
     path("sessions/<uuid:session_id>/rating", api.SessionRatingApi.as_view(), name="session-rating"),
     path("sessions/<uuid:session_id>/report", api.SessionReportApi.as_view(), name="session-report"),
+    path("sessions/<uuid:session_id>/block", api.SessionBlockApi.as_view(), name="session-block"),
     path("sessions/<uuid:session_id>/messages", api.SessionMessagesApi.as_view(), name="session-messages"),
     path("realtime/ticket", api.RealtimeTicketApi.as_view(), name="realtime-ticket"),
     path("mitra/earnings", api.EarningsApi.as_view(), name="mitra-earnings"),

@@ -8,6 +8,8 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken
 
 from halobestie.accounts import services
 from halobestie.accounts.permissions import IsClient, IsClientOrMitra
@@ -104,6 +106,8 @@ class OtpRequestApi(PublicApi):
     (`otp_resend_too_soon`) or past the hourly caps (`otp_phone_limit`, `otp_ip_limit`); 503
     `otp_unavailable` when the OTP provider is down."""
 
+    throttle_classes = []  # a limit of its own (accounts.services), with its own codes
+
     @extend_schema(operation_id="auth_otp_request", request=OtpRequestIn, responses={201: OtpChallengeOut})
     def post(self, request):
         body = OtpRequestIn(data=request.data)
@@ -134,6 +138,8 @@ class OtpVerifyApi(PublicApi):
     `otp_invalid`; after OTP_MAX_ATTEMPTS codes every further one is 429 `otp_attempts_exceeded`
     (ask for a new code)."""
 
+    throttle_classes = []  # a limit of its own (accounts.services), with its own codes
+
     @extend_schema(operation_id="auth_otp_verify", request=OtpVerifyIn, responses=LoginOut)
     def post(self, request):
         body = OtpVerifyIn(data=request.data)
@@ -160,6 +166,8 @@ class MitraLoginApi(PublicApi):
     `Retry-After` after too many wrong passwords for the phone (`login_phone_limit`) or from the
     address (`login_ip_limit`)."""
 
+    throttle_classes = []  # a limit of its own (accounts.services), with its own codes
+
     @extend_schema(operation_id="auth_mitra_login", request=MitraLoginIn, responses=LoginOut)
     def post(self, request):
         body = MitraLoginIn(data=request.data)
@@ -176,10 +184,24 @@ class RefreshIn(serializers.Serializer):
     refresh = serializers.CharField(max_length=2048)
 
 
+def _bearer_payload(request):
+    """The claims of a valid access token in the Authorization header, or None."""
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "Bearer" or not raw.strip():
+        return None
+    try:
+        return dict(AccessToken(raw.strip()).payload)
+    except TokenError:
+        return None
+
+
 class TokenRefreshApi(PublicApi):
-    """Exchange a refresh token for a new pair. The old refresh token is revoked (rotation); a
-    revoked, expired or foreign token is 401 `token_not_valid`, and so is the token of a deleted
-    account (`account_deleted`) or a deactivated mitra (`mitra_deactivated`).
+    """Exchange a refresh token for a new pair. The old refresh token is revoked (rotation). The
+    same refresh token sent again within AUTH_REFRESH_REUSE_LEEWAY_SECONDS (an app refreshing
+    from foreground and background at once) gets the same new pair; sent again later it is a
+    reuse: 401 `token_reused`, and every token of that login (refresh and access) is revoked.
+    A revoked, expired or foreign token is 401 `token_not_valid`, and so is the token of a
+    deleted account (`account_deleted`) or a deactivated mitra (`mitra_deactivated`).
 
     Cutover: until LEGACY_JWT_ACCEPT_UNTIL a refresh token of the old Node backend is exchanged
     (once) for a pair of ours, for users brought across by the import; after that it is 401
@@ -198,8 +220,12 @@ class TokenRefreshApi(PublicApi):
 
 
 class LogoutApi(PublicApi):
-    """Revoke the refresh token. The access token stays valid until it expires (minutes). During
-    the cutover window an old Node backend's refresh token is revoked too (docs/cutover.md)."""
+    """Log out: the refresh token's whole family is revoked (every refresh token rotated from the
+    same login is blacklisted, every access token issued with them refused from now on with 401
+    `token_revoked`, on REST and at socket connect), and so is the access token in the
+    Authorization header, if one is sent. The deny list is in PostgreSQL: it holds while Valkey
+    is down. During the cutover window an old Node backend's refresh token is revoked too
+    (docs/cutover.md)."""
 
     @extend_schema(operation_id="auth_logout", request=RefreshIn, responses={204: OpenApiResponse()})
     def post(self, request):
@@ -207,7 +233,7 @@ class LogoutApi(PublicApi):
         body.is_valid(raise_exception=True)
         refresh = body.validated_data["refresh"]
         if not legacy_refresh_revoke(refresh=refresh):
-            services.auth_logout(refresh=refresh)
+            services.auth_logout(refresh=refresh, access_payload=_bearer_payload(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -241,6 +267,12 @@ class MeApi(APIView):
 
     @extend_schema(
         operation_id="me_delete",
+        description=(
+            "The client erases their account: personal data, devices, tokens, and in the same "
+            "transaction every transcript of their sessions (tombstones keep seq), rating comments, "
+            "report texts and the payer fields of their payment callbacks. What stays and why: "
+            "docs/privacy.md."
+        ),
         responses={204: OpenApiResponse(description="Data pribadi dihapus; semua token dicabut.")},
     )
     def delete(self, request):

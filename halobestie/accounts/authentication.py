@@ -20,7 +20,21 @@ def check_may_authenticate(user, *, role_claim) -> None:
         raise AuthenticationFailed("Token tidak cocok dengan akun.", code="token_not_valid")
 
 
+def check_access_not_revoked(validated_token) -> None:
+    """Raise AuthenticationFailed (401 `token_revoked`) for an access token denied before its
+    expiry (logout, a reused refresh token: halobestie/accounts/tokens.py)."""
+    from halobestie.accounts.tokens import access_is_revoked
+
+    if access_is_revoked(validated_token.get("jti")):
+        raise AuthenticationFailed("Token sudah dicabut. Masuk lagi.", code="token_revoked")
+
+
 class JWTAuthentication(SimpleJWTAuthentication):
+    def get_validated_token(self, raw_token):
+        validated_token = super().get_validated_token(raw_token)
+        check_access_not_revoked(validated_token)
+        return validated_token
+
     def get_user(self, validated_token):
         user = super().get_user(validated_token)
         check_may_authenticate(user, role_claim=validated_token.get("role"))

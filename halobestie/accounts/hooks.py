@@ -13,6 +13,11 @@ account change registers a callback here in its `AppConfig.ready()`:
 
 Called after the transaction commits, in the thread that made the change. A failing callback is
 logged and does not stop the others: the deletion already committed.
+
+- `notify_client_erasing`: the same erasure, but INSIDE its transaction, for the other apps'
+  copies of the client's personal data (message bodies, comments, report texts, payer fields in
+  payment callbacks): erased together with the account or not at all. A failing callback fails
+  the erasure (the client gets an error and can retry), never half of it.
 """
 
 import logging
@@ -20,6 +25,20 @@ import logging
 logger = logging.getLogger(__name__)
 
 _client_deleted_callbacks = []
+_client_erasing_callbacks = []
+
+
+def on_client_erasing(callback):
+    """Register `callback(user_id)` to run inside the erasure's transaction. Idempotent."""
+    if callback not in _client_erasing_callbacks:
+        _client_erasing_callbacks.append(callback)
+    return callback
+
+
+def notify_client_erasing(user_id):
+    """Call inside the erasure's transaction; exceptions propagate (and roll it back)."""
+    for callback in list(_client_erasing_callbacks):
+        callback(user_id)
 
 
 def on_client_deleted(callback):

@@ -141,3 +141,40 @@ class LoginFailure(models.Model):
 
     def __str__(self):
         return f"login failure {self.pk}"
+
+
+class IssuedTokenPair(models.Model):
+    """One `{access, refresh}` pair as issued, in its family: a login starts a family, each
+    refresh adds the successor pair to it. Reusing a rotated refresh token after the leeway
+    revokes the whole family (halobestie/accounts/tokens.py); within it, the same successor is
+    answered again (an app refreshing from two places at once must not log the person out)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    family = models.UUIDField(db_index=True)
+    refresh_jti = models.CharField(max_length=64, unique=True)
+    access_jti = models.CharField(max_length=64)
+    access_expires_at = models.DateTimeField()
+    # The pair as handed out: answered again to a refresh of its predecessor inside the leeway.
+    access_token = models.TextField(blank=True)
+    refresh_token = models.TextField(blank=True)
+    successor = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "pasangan token"
+        verbose_name_plural = "pasangan token"
+
+
+class RevokedAccessToken(models.Model):
+    """An access token refused before it expires (logout, a reused refresh token): checked on
+    every REST request and socket connect, in PostgreSQL only, so it holds while Valkey is down."""
+
+    jti = models.CharField(max_length=64, primary_key=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "token akses dicabut"
+        verbose_name_plural = "token akses dicabut"

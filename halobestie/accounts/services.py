@@ -10,24 +10,35 @@ any lock. OTP codes and tokens are never logged.
 
 import logging
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from django.conf import settings
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from rest_framework import status
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenBackendError, TokenError
+from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
-from rest_framework_simplejwt.tokens import RefreshToken
 
-from halobestie.accounts import hooks
+from halobestie.accounts import hooks, tokens
 from halobestie.accounts.authentication import check_may_authenticate
-from halobestie.accounts.models import Device, LoginFailure, OtpChallenge, OtpStatus, Role, User
-from halobestie.accounts.tokens import tokens_for
+from halobestie.accounts.models import (
+    Device,
+    IssuedTokenPair,
+    LoginFailure,
+    OtpChallenge,
+    OtpStatus,
+    Role,
+    User,
+)
+from halobestie.audit.models import AuditEntry
 from halobestie.db.locks import advisory_xact_lock_text
+from halobestie.db.purge import delete_if_any
 from halobestie.errors import Forbidden, NotFound, ServiceError, TooManyRequests
 from halobestie.integrations.otp import OtpProviderError, OtpProviderUnavailable, get_provider
 
@@ -278,11 +289,30 @@ def _client_for_phone(*, phone: str, now: datetime) -> User:
 def otp_challenges_purge(*, before: datetime) -> int:
     """Delete challenges created before `before` (they hold phone numbers and serve no limit
     after an hour). For the scheduler's retention purge. Returns how many went."""
-    deleted, _ = OtpChallenge.objects.filter(created_at__lt=before).delete()
-    return deleted
+    return delete_if_any(OtpChallenge.objects.filter(created_at__lt=before))
 
 
 # Mitra login and tokens ---------------------------------------------------------------------
+
+
+def _login_caps(*, phone: str, ip_address: str | None, now: datetime) -> None:
+    """Raise 429 with Retry-After when the phone or the IP is at its cap of login failures."""
+    window = timedelta(seconds=settings.MITRA_LOGIN_WINDOW_SECONDS)
+    _window_cap(
+        LoginFailure.objects.filter(phone=phone),
+        limit=settings.MITRA_LOGIN_MAX_FAILURES_PER_PHONE,
+        window=window,
+        now=now,
+        error=LoginPhoneLimit,
+    )
+    if ip_address:
+        _window_cap(
+            LoginFailure.objects.filter(ip_address=ip_address),
+            limit=settings.MITRA_LOGIN_MAX_FAILURES_PER_IP,
+            window=window,
+            now=now,
+            error=LoginIpLimit,
+        )
 
 
 def auth_mitra_login(
@@ -294,46 +324,34 @@ def auth_mitra_login(
     Brute force: each wrong password is stored (LoginFailure); past
     MITRA_LOGIN_MAX_FAILURES_PER_PHONE for the phone or MITRA_LOGIN_MAX_FAILURES_PER_IP for the
     address within MITRA_LOGIN_WINDOW_SECONDS, every attempt is refused with 429 and Retry-After
-    before the password is even checked (the right one too). The check, the password hash and
-    the recording happen under the phone's and the IP's advisory locks, so concurrent guesses
-    never exceed the cap. A successful login clears the phone's failures."""
+    before the password is even checked (the right one too). The password hash (slow on
+    purpose) runs outside any transaction; its verdict is only given after the caps are checked
+    again and a failure recorded under the phone's and the IP's advisory locks, so concurrent
+    guesses never learn more than the cap allows. A successful login clears the phone's failures."""
     now = now or timezone.now()
-    refused = None
     outdated_hash = []  # the right password under a hasher that is no longer the preferred one
+    _login_caps(phone=phone, ip_address=ip_address, now=now)
+    user = User.objects.select_related("mitra").filter(phone=phone, role=Role.MITRA).first()
+    if user is None or not hasattr(user, "mitra"):
+        # Hash anyway: the answer takes as long as for a known phone.
+        User().set_password(password)
+        is_right = False
+    else:
+        is_right = check_password(password, user.password, setter=lambda raw: outdated_hash.append(True))
     with transaction.atomic():
         # Always phone before IP, as for OTP: no two requests wait on each other in opposite orders.
         advisory_xact_lock_text(f"login:phone:{phone}")
         if ip_address:
             advisory_xact_lock_text(f"login:ip:{ip_address}")
-        _window_cap(
-            LoginFailure.objects.filter(phone=phone),
-            limit=settings.MITRA_LOGIN_MAX_FAILURES_PER_PHONE,
-            window=timedelta(seconds=settings.MITRA_LOGIN_WINDOW_SECONDS),
-            now=now,
-            error=LoginPhoneLimit,
-        )
-        if ip_address:
-            _window_cap(
-                LoginFailure.objects.filter(ip_address=ip_address),
-                limit=settings.MITRA_LOGIN_MAX_FAILURES_PER_IP,
-                window=timedelta(seconds=settings.MITRA_LOGIN_WINDOW_SECONDS),
-                now=now,
-                error=LoginIpLimit,
-            )
-        user = User.objects.select_related("mitra").filter(phone=phone, role=Role.MITRA).first()
-        if user is None or not hasattr(user, "mitra"):
-            # Hash anyway: the answer takes as long as for a known phone.
-            User().set_password(password)
-            refused = InvalidCredentials()
-        elif not check_password(password, user.password, setter=lambda raw: outdated_hash.append(True)):
-            refused = InvalidCredentials()
-        if refused is not None:
-            LoginFailure.objects.create(phone=phone, ip_address=ip_address, created_at=now)
-        else:
+        # Again under the locks: guesses hashed concurrently are judged one at a time.
+        _login_caps(phone=phone, ip_address=ip_address, now=now)
+        if is_right:
             LoginFailure.objects.filter(phone=phone).delete()
-    if refused is not None:
+        else:
+            LoginFailure.objects.create(phone=phone, ip_address=ip_address, created_at=now)
+    if not is_right:
         # Raised after the commit: the failure must be counted.
-        raise refused
+        raise InvalidCredentials()
     if user.mitra.deactivated_at is not None:
         raise MitraDeactivated()
     if not user.is_active or user.deleted_at is not None:
@@ -355,39 +373,84 @@ def _password_upgrade(*, user: User, password: str) -> None:
 def login_failures_purge(*, before: datetime) -> int:
     """Delete login failures recorded before `before` (outside every window, they limit
     nothing). For the scheduler's retention purge. Returns how many went."""
-    deleted, _ = LoginFailure.objects.filter(created_at__lt=before).delete()
-    return deleted
+    return delete_if_any(LoginFailure.objects.filter(created_at__lt=before))
 
 
-def _parse_refresh(raw: str) -> RefreshToken:
+def _decode_refresh(raw: str) -> dict:
+    """The refresh token's claims: signature, expiry and type checked; the blacklist is not (a
+    rotated token must be recognised as reuse, tokens.py)."""
     try:
-        # Checks the signature, the type, the expiry and the blacklist.
-        return RefreshToken(raw)
-    except TokenError as exc:
+        payload = token_backend.decode(raw, verify=True)
+    except (TokenError, TokenBackendError) as exc:
         raise InvalidToken(str(exc.args[0]) if exc.args else None) from None
+    if payload.get("token_type") != "refresh" or not payload.get("jti"):
+        raise InvalidToken("Token has wrong type")
+    return payload
 
 
-def auth_token_refresh(*, refresh: str) -> dict:
-    """Rotate: the given refresh token is blacklisted and a new `{access, refresh}` pair
-    issued. Under the outstanding token's row lock, so a token rotates at most once even when
-    sent twice at the same moment. Refused (401) for deleted users, deactivated mitras and
+class RefreshTokenReused(InvalidToken):
+    default_detail = "Token refresh sudah dipakai; semua sesi login dari token ini dicabut. Masuk lagi."
+    default_code = "token_reused"
+
+
+def auth_token_refresh(*, refresh: str, now: datetime | None = None) -> dict:
+    """Rotate: the given refresh token is blacklisted and a new `{access, refresh}` pair of the
+    same family issued, under the outstanding token's row lock, so a token rotates at most once
+    even when sent twice at the same moment. The same token again within
+    AUTH_REFRESH_REUSE_LEEWAY_SECONDS gets the same successor pair; after that it is a reuse
+    (a stolen token, or its thief's): the whole family is revoked, access tokens too, and the
+    answer is 401 `token_reused`. Refused (401) for deleted users, deactivated mitras and
     inactive accounts."""
-    token = _parse_refresh(refresh)
+    now = now or timezone.now()
+    payload = _decode_refresh(refresh)
+    reused = False
     with transaction.atomic():
-        outstanding = OutstandingToken.objects.select_for_update().filter(jti=token["jti"]).first()
-        if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
+        outstanding = OutstandingToken.objects.select_for_update().filter(jti=payload["jti"]).first()
+        if outstanding is None:
             raise InvalidToken("Token is blacklisted")
-        user = User.objects.select_related("mitra").filter(pk=token.get("user_id")).first()
+        pair = IssuedTokenPair.objects.select_for_update().filter(refresh_jti=payload["jti"]).first()
+        user = User.objects.select_related("mitra").filter(pk=payload.get("user_id")).first()
         if user is None:
             raise InvalidToken("User not found")
-        check_may_authenticate(user, role_claim=token.get("role"))
-        BlacklistedToken.objects.create(token=outstanding)
-        return tokens_for(user)
+        if BlacklistedToken.objects.filter(token=outstanding).exists():
+            answer = tokens.successor_within_leeway(pair=pair, now=now) if pair is not None else None
+            if answer is None:
+                if pair is None:
+                    raise InvalidToken("Token is blacklisted")
+                tokens.family_revoke(family=pair.family)
+                reused = True
+        else:
+            answer = None
+        if not reused:
+            check_may_authenticate(user, role_claim=payload.get("role"))
+            if answer is None:
+                BlacklistedToken.objects.create(token=outstanding)
+                answer = (
+                    tokens.pair_rotate(pair=pair, user=user) if pair is not None else tokens.tokens_for(user)
+                )
+    if reused:
+        # Raised after the commit: the family stays revoked.
+        logger.warning("refresh token reused: its family is revoked", extra={"user_id": user.pk})
+        raise RefreshTokenReused()
+    return answer
 
 
-def auth_logout(*, refresh: str) -> None:
-    """Revoke the refresh token (blacklist). The access token dies with its short lifetime."""
-    _parse_refresh(refresh).blacklist()
+def auth_logout(*, refresh: str, access_payload: dict | None = None) -> None:
+    """Revoke the refresh token's whole family: its refresh tokens are blacklisted and its
+    access tokens refused from now on (REST and socket connect), the one the request
+    carried (`access_payload`) too."""
+    payload = _decode_refresh(refresh)
+    with transaction.atomic():
+        pair = IssuedTokenPair.objects.filter(refresh_jti=payload["jti"]).first()
+        if pair is not None:
+            tokens.family_revoke(family=pair.family)
+        outstanding = OutstandingToken.objects.filter(jti=payload["jti"]).first()
+        if outstanding is not None:
+            BlacklistedToken.objects.get_or_create(token=outstanding)
+        if access_payload and access_payload.get("jti") and access_payload.get("exp"):
+            tokens.access_revoke(
+                jti=access_payload["jti"], expires_at=datetime.fromtimestamp(access_payload["exp"], tz=UTC)
+            )
 
 
 def _revoke_refresh_tokens(user_id) -> None:
@@ -448,10 +511,25 @@ def user_erase(*, user: User) -> User:
         Device.objects.filter(user=locked).delete()
         if phone:
             OtpChallenge.objects.filter(phone=phone).delete()
+        _admin_log_pseudonymise(locked.pk)
         _revoke_refresh_tokens(locked.pk)
+        # The other apps' copies (transcripts, comments, report texts, payer data): same transaction.
+        hooks.notify_client_erasing(locked.pk)
         transaction.on_commit(partial(hooks.notify_client_deleted, locked.pk))
     logger.info("client account erased", extra={"user_id": locked.pk})
     return locked
+
+
+def _admin_log_pseudonymise(user_id) -> None:
+    """The control center's own records name the user by str(user) (phone or nickname): the
+    admin log and the audit entries about this user keep what happened, not who."""
+    user_type = ContentType.objects.get_for_model(User)
+    LogEntry.objects.filter(content_type=user_type, object_id=str(user_id)).update(
+        object_repr=f"user {user_id}", change_message=""
+    )
+    AuditEntry.objects.filter(object_type="accounts.user", object_id=str(user_id)).update(
+        before=None, after={"erased": True}
+    )
 
 
 # Devices ------------------------------------------------------------------------------------
@@ -490,4 +568,6 @@ def scheduler_jobs():
         # OTP challenges hold phone numbers and serve the hourly limits only: kept two hours.
         ("otp_challenges_purge", lambda now: otp_challenges_purge(before=now - timedelta(hours=2))),
         ("login_failures_purge", lambda now: login_failures_purge(before=now - timedelta(days=1))),
+        # Denied access tokens past their expiry, token pairs whose refresh token expired.
+        ("revoked_tokens_purge", lambda now: tokens.revoked_purge(now=now)),
     ]

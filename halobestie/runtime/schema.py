@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, fields
 
 from django.core.exceptions import ValidationError
 
+from halobestie.runtime.crisis_lexicon import CRISIS_EXCLUSIONS, CRISIS_WORDS, MITRA_ALERT_WORDS
+
 
 @dataclass(frozen=True)
 class Package:
@@ -32,22 +34,8 @@ DEFAULT_PACKAGES = (
     Package(code="curhat-60", name="Curhat 60 menit", duration_minutes=60, price_idr=45000),
 )
 
-DEFAULT_CRISIS_WORDS = (
-    "bunuh diri",
-    "ingin mati",
-    "pengen mati",
-    "mau mati",
-    "akhiri hidup",
-    "mengakhiri hidup",
-    "menyakiti diri",
-    "melukai diri",
-    "self harm",
-    "self-harm",
-    "suicide",
-    "kill myself",
-    "end my life",
-    "want to die",
-)
+# Defaults of crisis_words, crisis_exclusions and mitra_alert_words: halobestie/runtime/crisis_lexicon.py.
+DEFAULT_CRISIS_WORDS = CRISIS_WORDS
 
 # The kinds of matching preference (sessions_app/preferences.py KINDS; the runtime app imports no app).
 PREFERENCE_KINDS = ("gender", "topics", "language")
@@ -94,6 +82,15 @@ class RuntimeConfigValues:
     message_retention_days: int = 90
     max_message_length: int = 4000
     crisis_words: tuple = DEFAULT_CRISIS_WORDS
+    # Phrases inside which a crisis word does not count ("setengah mati", "mati lampu").
+    crisis_exclusions: tuple = CRISIS_EXCLUSIONS
+    # Phrases in a Bestie's message that alert staff (besides the crisis words).
+    mitra_alert_words: tuple = MITRA_ALERT_WORDS
+    # Free minutes added to a session once when it is first flagged (zero cost, no earnings).
+    crisis_free_minutes: int = 10
+    # Raw payment callbacks keep their payer fields this long (disputes), then only what the
+    # bookkeeping needs (docs/privacy.md).
+    callback_payer_retention_days: int = 180
     hotline_text: str = DEFAULT_HOTLINE_TEXT
     # Matching preferences (sessions_app/preferences.py): the n-th preference a session set, in
     # this order, is let go n-th delay seconds after it entered matching.
@@ -114,7 +111,8 @@ class RuntimeConfigValues:
     def to_json(self):
         data = asdict(self)
         data["packages"] = [asdict(p) for p in self.packages]
-        data["crisis_words"] = list(self.crisis_words)
+        for name in _PHRASE_LISTS:
+            data[name] = list(getattr(self, name))
         data["preference_relax_order"] = list(self.preference_relax_order)
         data["preference_relax_after_seconds"] = list(self.preference_relax_after_seconds)
         return data
@@ -137,7 +135,10 @@ _INT_LIMITS = {
     "default_capacity": (1, 50),
     "message_retention_days": (1, 3650),
     "max_message_length": (1, 4000),
+    "crisis_free_minutes": (0, 120),
+    "callback_payer_retention_days": (30, 3650),
 }
+_PHRASE_LISTS = ("crisis_words", "crisis_exclusions", "mitra_alert_words")
 
 
 def _int(name, value, errors):
@@ -206,7 +207,7 @@ def validate_values(raw):
         value = raw[name]
         if name == "packages":
             values[name] = _packages(value, errors)
-        elif name == "crisis_words":
+        elif name in _PHRASE_LISTS:
             if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
                 errors[name] = ["Harus daftar kata."]
             else:

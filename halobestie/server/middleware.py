@@ -2,8 +2,9 @@
 per request; the same for WebSockets.
 
 The request id is taken from X-Request-ID when the proxy sets a sane one, else made up. The log
-line carries the path without its query string (a socket ticket or a payment token could be in
-it) and never a header or a body.
+line carries the route pattern the request matched (`api/v1/devices/<str:token>`), never the raw
+path (an FCM token, a payment's external id or a session id could be in it), the query string,
+a header or a body.
 """
 
 import logging
@@ -11,15 +12,29 @@ import re
 import time
 import uuid
 
+from django.http import JsonResponse
+
+from halobestie.errors import envelope
 from halobestie.server import metrics
 from halobestie.server.listeners import request_listener
 from halobestie.server.request_context import reset_request_id, set_request_id
+from halobestie.server.safe_input import text_is_storable
 
 logger = logging.getLogger("halobestie.request")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Probes and scrapes come every few seconds: logged at DEBUG only, still counted.
 _QUIET_PATHS = {"/healthz", "/readyz", "/metrics"}
+
+
+def _route_of(request):
+    """The URL pattern the request matched (`/api/v1/devices/<str:token>`), never the raw path."""
+    match = getattr(request, "resolver_match", None)
+    if match is None or match.route is None:
+        return "(unmatched)"
+    if match.route == "^.*$":
+        return "(not found)"
+    return "/" + match.route.lstrip("^").rstrip("$")
 
 
 def _request_id_from(value):
@@ -53,12 +68,28 @@ class RequestIdMiddleware:
                 extra={
                     "listener": listener,
                     "method": request.method,
-                    "path": request.path,  # never the query string
+                    "route": _route_of(request),  # never the raw path or the query string
                     "status": status,
                     "duration_ms": round(seconds * 1000, 1),
                 },
             )
             reset_request_id(token)
+
+
+class HostileInputMiddleware:
+    """A NUL or a lone surrogate in the path or the query string (`DELETE /api/v1/devices/a%00b`):
+    400 in the envelope before any view, instead of a DataError from PostgreSQL."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        parts = [request.path, *request.GET.keys(), *(v for values in request.GET.lists() for v in values[1])]
+        if not all(text_is_storable(part) for part in parts):
+            return JsonResponse(
+                envelope("bad_request", "Alamat berisi karakter yang tidak diizinkan."), status=400
+            )
+        return self.get_response(request)
 
 
 class SocketObservabilityMiddleware:

@@ -9,6 +9,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from halobestie.accounts import services
+from halobestie.accounts.models import IssuedTokenPair
 from halobestie.accounts.tokens import tokens_for
 from mitras.services import mitra_deactivate, mitra_reactivate
 from tests.conftest import auth_client
@@ -140,21 +141,48 @@ def test_it_refuses_an_expired_refresh_token(api, make_client_user):
     assert response.json()["error"]["code"] == "token_not_valid"
 
 
-def test_it_rotates_refresh_tokens_and_refuses_the_old_one(api, make_client_user):
+def test_it_rotates_refresh_tokens_and_answers_a_resend_within_the_leeway_with_the_same_pair(
+    api, make_client_user
+):
     user = make_client_user()
     first = tokens_for(user)
 
     rotated = _refresh(api, first["refresh"])
-    replayed = _refresh(api, first["refresh"])
+    again = _refresh(api, first["refresh"])
 
     assert rotated.status_code == 200
     assert set(rotated.json()) == {"access", "refresh"}
     assert rotated.json()["refresh"] != first["refresh"]
     assert RefreshToken(rotated.json()["refresh"])["role"] == "client"
     assert _bearer(rotated.json()["access"]).get("/api/v1/me").json()["id"] == user.id
-    assert replayed.status_code == 401
-    assert replayed.json()["error"]["code"] == "token_not_valid"
+    assert again.status_code == 200
+    assert again.json() == rotated.json()
+    assert IssuedTokenPair.objects.filter(user=user).count() == 2
     assert _refresh(api, rotated.json()["refresh"]).status_code == 200
+
+
+def test_it_revokes_the_whole_family_when_a_rotated_token_is_reused_after_the_leeway(
+    api, make_client_user, settings
+):
+    settings.AUTH_REFRESH_REUSE_LEEWAY_SECONDS = 0
+    user = make_client_user()
+    first = tokens_for(user)
+    other_login = tokens_for(user)
+    rotated = _refresh(api, first["refresh"]).json()
+    newest = _refresh(api, rotated["refresh"]).json()
+
+    reused = _refresh(api, first["refresh"])
+
+    assert reused.status_code == 401
+    assert reused.json()["error"]["code"] == "token_reused"
+    # Every token of that login is dead, refresh and access alike ...
+    for pair in (first, rotated, newest):
+        assert _refresh(api, pair["refresh"]).status_code == 401
+        refused = _bearer(pair["access"]).get("/api/v1/me")
+        assert (refused.status_code, refused.json()["error"]["code"]) == (401, "token_revoked")
+    # ... and the person's other login is untouched.
+    assert _bearer(other_login["access"]).get("/api/v1/me").status_code == 200
+    assert _refresh(api, other_login["refresh"]).status_code == 200
 
 
 def test_it_refuses_an_access_token_as_a_refresh_token(api, make_client_user):
@@ -165,15 +193,17 @@ def test_it_refuses_an_access_token_as_a_refresh_token(api, make_client_user):
 
 
 def test_it_rotates_a_refresh_token_once_under_concurrent_refreshes(transactional_db, make_client_user):
-    refresh = tokens_for(make_client_user())["refresh"]
+    """An app's foreground and background (and more) refreshing at once: one rotation, and every
+    caller gets the same new pair, so nobody is logged out."""
+    user = make_client_user()
+    refresh = tokens_for(user)["refresh"]
     outcomes = []
     start = threading.Barrier(6)
 
     def rotate():
         try:
             start.wait()
-            services.auth_token_refresh(refresh=refresh)
-            outcomes.append("rotated")
+            outcomes.append(services.auth_token_refresh(refresh=refresh))
         except Exception as exc:
             outcomes.append(type(exc).__name__)
         finally:
@@ -185,18 +215,31 @@ def test_it_rotates_a_refresh_token_once_under_concurrent_refreshes(transactiona
     for thread in threads:
         thread.join(30)
 
-    assert sorted(outcomes) == ["InvalidToken"] * 5 + ["rotated"]
+    assert len(outcomes) == 6
+    assert all(outcome == outcomes[0] for outcome in outcomes), outcomes
+    assert set(outcomes[0]) == {"access", "refresh"}
+    assert IssuedTokenPair.objects.filter(user=user).count() == 2
+    assert _bearer(outcomes[0]["access"]).get("/api/v1/me").status_code == 200
 
 
-def test_it_revokes_the_refresh_token_at_logout(api, make_client_user):
-    pair = tokens_for(make_client_user())
+def test_it_revokes_the_refresh_and_access_tokens_at_logout(api, make_client_user):
+    user = make_client_user()
+    pair = tokens_for(user)
+    rotated = _refresh(api, pair["refresh"]).json()
+    other_login = tokens_for(user)
 
-    logout = api.post("/api/v1/auth/logout", {"refresh": pair["refresh"]}, format="json")
+    logout = api.post(
+        "/api/v1/auth/logout", {"refresh": rotated["refresh"]}, format="json",
+        HTTP_AUTHORIZATION=f"Bearer {rotated['access']}",
+    )  # fmt: skip
 
     assert logout.status_code == 204
-    refused = _refresh(api, pair["refresh"])
-    assert refused.status_code == 401
-    assert refused.json()["error"]["code"] == "token_not_valid"
+    for token in (pair, rotated):
+        refused = _refresh(api, token["refresh"])
+        assert refused.status_code == 401
+        denied = _bearer(token["access"]).get("/api/v1/me")
+        assert (denied.status_code, denied.json()["error"]["code"]) == (401, "token_revoked")
+    assert _bearer(other_login["access"]).get("/api/v1/me").status_code == 200
 
 
 def test_it_refuses_logout_with_a_forged_token(api):
@@ -230,3 +273,19 @@ def test_it_refuses_requests_without_a_token(api):
 
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_it_purges_denied_access_tokens_once_they_expired(api, make_client_user):
+    from datetime import UTC, datetime
+
+    from halobestie.accounts.models import RevokedAccessToken
+    from halobestie.accounts.tokens import revoked_purge
+
+    pair = tokens_for(make_client_user())
+    assert api.post("/api/v1/auth/logout", {"refresh": pair["refresh"]}, format="json").status_code == 204
+    expires_at = RevokedAccessToken.objects.get().expires_at
+    assert revoked_purge(now=expires_at - timedelta(seconds=1)) == 0
+    assert revoked_purge(now=expires_at + timedelta(seconds=1)) == 1
+    assert RevokedAccessToken.objects.count() == 0
+    assert IssuedTokenPair.objects.count() == 1  # its refresh token could still be presented
+    assert datetime.now(UTC) < expires_at + timedelta(days=1)

@@ -1,13 +1,20 @@
-"""A real browser (Playwright driving Debian's Chromium, headless) in the control center."""
+"""A real browser (Playwright driving Debian's Chromium, headless) in the control center: the live
+dashboard, and the live crisis alert on every page (issue 20)."""
 
 import os
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
+from asgiref.sync import async_to_sync
 from playwright.sync_api import sync_playwright
 
 from halobestie.accounts.models import Role, User
+from halobestie.audit.models import AuditEntry
 from mitras.services import mitra_set_online
+from sessions_app import chat_store, handoff, lifecycle, stored_message
+from sessions_app.models import ChatSession, Message
 from tests.servers import uvicorn_process
 
 CHROMIUM = "/usr/bin/chromium"
@@ -66,3 +73,65 @@ def test_it_deactivates_a_mitra_and_the_dashboard_and_beacon_follow(
             page.screenshot(path="/tmp/halobestie-dashboard.png")
             browser.close()
         assert wait_for(lambda: beacon()["available"] == 1)
+
+
+def test_it_shows_a_crisis_alert_live_on_any_open_page_until_staff_acknowledge(
+    transactional_db, make_client_user, make_mitra, make_staff, monkeypatch
+):
+    assert os.access(CHROMIUM, os.X_OK), "this test needs Debian's Chromium: apt-get install chromium"
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs a loop
+    support = make_staff("support")
+    mitra = make_mitra()
+    mitra_set_online(mitra=mitra, is_online=True)
+    client = make_client_user()
+    session = lifecycle.session_create(client=client, package_code="curhat-15", mitra_id=mitra.id)
+    lifecycle.session_mark_paid(session_id=session.id)
+    lifecycle.session_accept(session_id=session.id, mitra=mitra)
+
+    async def send_crisis():
+        try:
+            return await chat_store.message_send(
+                session_id=session.id, sender=stored_message.Sender(user_id=client.id),
+                body="aku gak kuat lagi, pengen mati", client_msg_id=uuid.uuid4().hex,
+            )  # fmt: skip
+        finally:
+            await chat_store.close_pools()
+
+    with uvicorn_process("internal") as (_, internal), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(f"{internal}/admin/login/")
+        page.fill("input[name=username]", support.email)
+        page.fill("input[name=password]", "staff-password-123")
+        page.click("input[type=submit]")
+        page.wait_for_url(f"{internal}/admin/")
+        page.goto(f"{internal}/admin/mitras/mitra/")  # any page of the control center
+        assert page.is_hidden("#crisis-alerts")
+
+        # The client writes; the page, left open, shows the alert without a reload. (The send
+        # runs in its own thread: Playwright's sync API holds an event loop in this one.)
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(async_to_sync(send_crisis)).result(timeout=30)
+        page.wait_for_selector(f"a.crisis-alert[data-session-id='{session.id}']", timeout=10_000)
+        assert page.is_visible("#crisis-alerts")
+        page.screenshot(path="/tmp/halobestie-crisis-alert.png")
+
+        page.click(f"a.crisis-alert[data-session-id='{session.id}']")
+        page.fill("#id_note", "Saya tangani, Bestie sudah saya hubungi.")
+        page.click("#acknowledge-button")
+        page.wait_for_selector("#staff-message-form")
+        page.fill("#id_text", "Kami menemani kalian malam ini.")
+        page.click("#staff-message-button")
+        page.wait_for_load_state()
+        page.wait_for_function("document.getElementById('crisis-alerts').hidden === true")
+        browser.close()
+
+    stored = ChatSession.objects.get(pk=session.id)
+    assert (stored.is_flagged, stored.needs_staff_attention) == (True, False)
+    assert list(AuditEntry.objects.order_by("id").values_list("action", "actor_id")) == [
+        ("acknowledge_crisis", support.id), ("staff_message", support.id),
+    ]  # fmt: skip
+    assert Message.objects.filter(
+        session=session, body="Tim HaloBestie: Kami menemani kalian malam ini."
+    ).exists()
+    assert handoff.attention_list() == []

@@ -35,3 +35,15 @@ def test_it_keeps_what_staff_saved_when_seeding_again():
     runtime_config_update(values={**RuntimeConfig.objects.get().values, "offer_timeout_seconds": 90})
     call_command("seed", stdout=io.StringIO())
     assert RuntimeConfig.objects.get().values["offer_timeout_seconds"] == 90
+
+
+@override_settings(
+    PUBLIC_PORT=3160, INTERNAL_PORT=3161, ADMIN_EMAIL="boss@halobestie.test", ADMIN_PASSWORD="x-123456789"
+)
+def test_it_prints_the_ports_the_listeners_use():
+    out = io.StringIO()
+    call_command("seed", "--demo", stdout=out)
+    text = out.getvalue()
+    assert "POST http://127.0.0.1:3160/api/v1/auth/mitra/login" in text
+    assert "staff:  http://127.0.0.1:3161/admin/ as boss@halobestie.test" in text
+    assert ":3000" not in text and ":3001" not in text

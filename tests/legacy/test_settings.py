@@ -2,7 +2,11 @@
 
 from tests.halobestie.test_settings import run_settings
 
-REAL = {"DEBUG": "false", "DJANGO_SECRET_KEY": "s" * 40, "AUTH_JWT_SECRET": "j" * 40, "PUSH_ENABLED": "false"}
+REAL = {
+    "DEBUG": "false", "DJANGO_SECRET_KEY": "s" * 40, "AUTH_JWT_SECRET": "j" * 40, "PUSH_ENABLED": "false",
+    # DEBUG off needs Xendit configured (issue 15).
+    "XENDIT_ENABLED": "true", "XENDIT_SECRET_KEY": "xnd_test_key", "XENDIT_WEBHOOK_TOKEN": "w" * 32,
+}  # fmt: skip
 
 
 def test_it_refuses_a_legacy_secret_without_the_end_of_the_window():

@@ -92,16 +92,11 @@ def test_it_answers_from_postgres_while_valkey_is_down_and_reseeds_when_it_retur
     assert not mirror.is_dirty()
     state = mirror.read_state()
     expected = mirror.build_from_postgres()
-    assert (state.online, state.deactivated, state.capacity) == (
+    assert (state.online, state.capacity) == (
         {free.id, full.id, resting.id},
-        {gone.id},
         {free.id: 2, full.id: 1, resting.id: 0, gone.id: 0},
     )
-    assert (state.online, state.deactivated, state.capacity) == (
-        expected.online,
-        expected.deactivated,
-        expected.capacity,
-    )
+    assert (state.online, state.capacity) == (expected.online, expected.capacity)
     assert state.heartbeats == {free.id, full.id, resting.id}
 
 
@@ -119,3 +114,24 @@ def test_it_reseeds_from_the_background_checker_when_valkey_returns(
     assert mirror.check_and_reseed() is True
     assert not mirror.is_dirty()
     assert mirror.read_state().online == {mitra.id}
+
+
+def test_it_notices_a_restart_no_call_saw_from_the_run_id_and_reseeds(
+    transactional_db, throwaway_valkey, make_mitra
+):
+    mitra = make_mitra()
+    services.mitra_set_online(mitra=mitra, is_online=True)
+    assert mirror.notice_restart() is False  # the first look only learns the run_id
+    assert mirror.read_state().online == {mitra.id}
+
+    # Valkey restarts empty between two mirror calls: no call failed, nothing is marked dirty.
+    throwaway_valkey.kill()
+    throwaway_valkey.start()
+    assert not mirror.is_dirty()
+    assert valkey.get_client().smembers(mirror.online_key()) == set()
+
+    assert mirror.notice_restart() is True
+    assert mirror.is_dirty()
+    assert mirror.check_and_reseed() is True
+    assert mirror.read_state().online == {mitra.id}
+    assert mirror.notice_restart() is False  # the same server since

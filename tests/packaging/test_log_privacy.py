@@ -59,6 +59,14 @@ def _flow(base, session, client, mitra, secrets):
         answered = m.send_message(session.id, reply)
         assert c.expect_type("message.new", client_msg_id=answered)["body"] == reply
     history = requests.get(f"{base}/api/v1/sessions/{session.id}/messages", headers=auth, timeout=10)
+    fcm_token = f"fcm-{uuid.uuid4().hex}:{uuid.uuid4().hex}"
+    secrets.append(fcm_token)
+    device = {"token": fcm_token, "platform": "android"}
+    assert requests.post(f"{base}/api/v1/devices", json=device, headers=auth, timeout=10).status_code in (
+        200,
+        201,
+    )
+    assert requests.delete(f"{base}/api/v1/devices/{fcm_token}", headers=auth, timeout=10).status_code == 204
     assert [m["body"] for m in history.json()["results"]] == [body, reply]
 
     # Credentials where they do not belong: a used ticket again, query strings, a bad token.
@@ -91,9 +99,11 @@ def test_it_keeps_bodies_codes_tickets_and_tokens_out_of_the_logs(transactional_
         assert secret not in text, f"a secret reached the logs: {secret[:12]}…"
     lines = [json.loads(line) for line in text.splitlines()]
     requests_logged = [line for line in lines if line["msg"] == "request"]
-    assert {"method": "GET", "path": "/api/v1/nope", "status": 404} in [
-        {k: line[k] for k in ("method", "path", "status")} for line in requests_logged
-    ]
+    logged = [{k: line[k] for k in ("method", "route", "status")} for line in requests_logged]
+    assert {"method": "GET", "route": "(not found)", "status": 404} in logged
+    # The route pattern, never the raw path: the FCM token stays out.
+    assert {"method": "DELETE", "route": "/api/v1/devices/<str:token>", "status": 204} in logged
+    assert not any("path" in line for line in requests_logged)
     assert any(line.get("request_id") == "flow-1" for line in requests_logged)
     sockets = [line for line in lines if line["msg"] in ("socket accepted", "socket closed")]
     assert sockets and all(line.get("request_id") for line in sockets)

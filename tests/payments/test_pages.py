@@ -7,6 +7,7 @@ import pytest
 from django.test import Client
 
 from payments.models import Payment, PaymentCallback, PaymentStatus
+from payments.services import local_checkout_key
 from sessions_app.models import ChatSession, Status
 from tests.conftest import auth_client
 
@@ -54,7 +55,9 @@ def test_it_takes_a_client_from_post_sessions_to_matching_through_the_local_chec
     assert settings.XENDIT_ENABLED is False
     body = _create(make_client_user())
     invoice_url = body["payment"]["invoice_url"]
-    assert invoice_url == f"{settings.PUBLIC_BASE_URL}/payment/checkout/hb-session-{body['id']}"
+    external_id = f"hb-session-{body['id']}"
+    key = local_checkout_key(external_id=external_id)
+    assert invoice_url == f"{settings.PUBLIC_BASE_URL}/payment/checkout/{external_id}?key={key}"
 
     browser = Client(enforce_csrf_checks=True)
     path, page, token = _checkout_form(browser, invoice_url, settings)
@@ -103,6 +106,23 @@ def test_it_refuses_the_checkout_form_without_its_csrf_token(make_client_user, s
 
 def test_it_answers_404_for_an_unknown_checkout():
     assert Client().get("/payment/checkout/hb-session-nope").status_code == 404
+    key = local_checkout_key(external_id="hb-session-nope")
+    assert Client().get(f"/payment/checkout/hb-session-nope?key={key}").status_code == 404
+
+
+def test_it_opens_the_checkout_only_with_the_key_of_its_invoice_url(make_client_user, settings):
+    """Only the session's client has its invoice_url: without the key, or with another
+    payment's, the page does not exist and "Bayar" changes nothing."""
+    body = _create(make_client_user())
+    other = _create(make_client_user())
+    external_id = f"hb-session-{body['id']}"
+    other_key = local_checkout_key(external_id=f"hb-session-{other['id']}")
+    browser = Client()
+    for query in ("", "?key=", f"?key={other_key}", "?key=" + "A" * 43):
+        assert browser.get(f"/payment/checkout/{external_id}{query}").status_code == 404
+        assert browser.post(f"/payment/checkout/{external_id}{query}", {"action": "pay"}).status_code == 404
+    assert ChatSession.objects.get(pk=body["id"]).status == Status.PENDING_PAYMENT
+    assert PaymentCallback.objects.count() == 0
 
 
 def test_it_hides_the_local_checkout_when_xendit_is_enabled(xendit, make_client_user):

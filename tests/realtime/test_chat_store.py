@@ -9,6 +9,7 @@ from asgiref.sync import async_to_sync
 from django.db import connection
 
 from sessions_app import chat_store, stored_message
+from sessions_app.errors import NotParticipant
 from sessions_app.models import ChatSession, Message
 from tests.realtime.conftest import end_session
 
@@ -122,3 +123,29 @@ def test_it_never_gives_concurrent_senders_a_duplicate_or_a_gap(active_session):
     for client_msg_id, seq in results:
         assert by_id.setdefault(client_msg_id, seq) == seq  # a resend got the same seq
     assert len(by_id) == total
+
+
+@pytest.mark.parametrize("store", [_orm, _postgres], ids=["orm", "postgres"])
+def test_it_stores_the_crisis_flag_with_the_message_on_both_paths(store, active_session, make_client_user):
+    session, client, mitra = active_session()
+    as_client = stored_message.Sender(user_id=client.id)
+    common = {"session_id": str(session.id), "is_masked": False}
+    stranger = stored_message.Sender(user_id=make_client_user().id)
+    with pytest.raises(NotParticipant):
+        store(sender=stranger, body="x", client_msg_id="s1", crisis_source="client", **common)
+    assert ChatSession.objects.get(pk=session.pk).is_flagged is False  # refused: nothing flagged
+
+    first = store(sender=as_client, body="a", client_msg_id="c1", crisis_source="client", **common)
+    again = store(sender=as_client, body="a", client_msg_id="c1", crisis_source="client", **common)
+    store(sender=as_client, body="b", client_msg_id="c2", **common)
+    assert again.is_duplicate is True
+    stored = ChatSession.objects.get(pk=session.pk)
+    assert (stored.is_flagged, stored.needs_staff_attention, stored.crisis_followup_pending) == (
+        True,
+        True,
+        True,
+    )
+    assert stored.flagged_at == Message.objects.get(pk=first.id).created_at
+    assert list(stored.events.filter(kind="crisis_flagged").values_list("data", flat=True)) == [
+        {"message_id": first.id, "source": "client"}
+    ]

@@ -77,6 +77,9 @@ MATRIX = [
         {"reason": "harassment"},
         (401, 201, 404, 201, 404, 401, 403),
     ),
+    # Blocking and erasing a transcript wait for the end (409); erasing is the client's only.
+    ("POST", "/api/v1/sessions/{session}/block", None, (401, 409, 404, 409, 404, 401, 403)),
+    ("DELETE", "/api/v1/sessions/{session}/messages", None, (401, 409, 404, 403, 403, 401, 403)),
     # Client A ends it first (owners run in the order A, X), so X finds it ended already.
     ("POST", "/api/v1/sessions/{session}/end", None, (401, 200, 404, 409, 404, 401, 403)),
     # Webhooks: only Xendit's callback token opens them, never a user's token.

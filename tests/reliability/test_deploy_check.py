@@ -14,6 +14,9 @@ PRODUCTION = {
     "AUTH_JWT_SECRET": "Ab3De5Gh7Jk9Lm1No3Pq5Rs7Tu9Vw1Xy3Za5Bc7De9Fg1Hi3Jk5Lm7No9Pq1Rs3",
     "ALLOWED_HOSTS": "api.halobestie.id",
     "PUBLIC_BASE_URL": "https://api.halobestie.id",
+    "XENDIT_ENABLED": "true",
+    "XENDIT_SECRET_KEY": "xnd_development_deploycheck",
+    "XENDIT_WEBHOOK_TOKEN": "deploy-check-callback-token",
     "PUSH_ENABLED": "false",
 }
 

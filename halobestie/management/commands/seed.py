@@ -1,6 +1,7 @@
 """`manage.py seed [--demo]`: idempotent defaults for a fresh or existing database."""
 
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -53,14 +54,17 @@ class Command(BaseCommand):
         if not email or not password:
             self.stdout.write("Admin: ADMIN_EMAIL/ADMIN_PASSWORD not set, no admin created.")
             return
+        hashed = make_password(password)  # slow on purpose: before the transaction
         with transaction.atomic():
             user = User.objects.filter(email__iexact=email).first()
             if user is None:
-                User.objects.create_superuser(email=email, password=password)
+                user = User.objects.create_superuser(email=email, password=None)
+                user.password = hashed
+                user.save(update_fields=["password"])
                 self.stdout.write(f"Admin: created {email}.")
                 return
             user.role, user.is_staff, user.is_superuser, user.is_active = Role.STAFF, True, True, True
-            user.set_password(password)
+            user.password = hashed
             user.save()
             self.stdout.write(f"Admin: updated {email}.")
 
@@ -78,15 +82,18 @@ class Command(BaseCommand):
                 )
         if not User.objects.filter(phone=DEMO_CLIENT_PHONE).exists():
             User.objects.create_user(phone=DEMO_CLIENT_PHONE, role=Role.CLIENT, display_name="Klien Demo")
+        public = f"http://127.0.0.1:{settings.PUBLIC_PORT}"
+        internal = f"http://127.0.0.1:{settings.INTERNAL_PORT}"
         self.stdout.write(
-            "Demo data in place. Log in as:\n"
-            f'  client: POST /api/v1/auth/otp/request {{"phone": "{DEMO_CLIENT_PHONE}"}}, then\n'
-            f"          POST /api/v1/auth/otp/verify with code {settings.OTP_TEST_CODE}"
+            f"Demo data in place. Public listener {public} (PUBLIC_PORT), internal {internal}"
+            " (INTERNAL_PORT). Log in as:\n"
+            f'  client: POST {public}/api/v1/auth/otp/request {{"phone": "{DEMO_CLIENT_PHONE}"}}, then\n'
+            f"          POST {public}/api/v1/auth/otp/verify with code {settings.OTP_TEST_CODE}"
             " (the test bypass, FAZPASS_ENABLED=false)\n"
             + "".join(
-                f'  mitra:  POST /api/v1/auth/mitra/login {{"phone": "{phone}", '
+                f'  mitra:  POST {public}/api/v1/auth/mitra/login {{"phone": "{phone}", '
                 f'"password": "{DEMO_MITRA_PASSWORD}"}} ({name})\n'
                 for phone, name, _, _ in DEMO_MITRAS
             )
-            + f"  staff:  http://127.0.0.1:3001/admin/ as {settings.ADMIN_EMAIL or '(ADMIN_EMAIL)'}"
+            + f"  staff:  {internal}/admin/ as {settings.ADMIN_EMAIL or '(ADMIN_EMAIL)'}"
         )

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sessions_app', '0006_fair_money_ledger_and_payouts'),
+        ('sessions_app', '0007_safety_handoff_and_blocking'),
     ]
 
     operations = [
