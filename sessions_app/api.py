@@ -22,6 +22,14 @@ class SessionCreateIn(serializers.Serializer):
     package = serializers.CharField(max_length=32)
     mitra = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     allow_any_mitra = serializers.BooleanField(required=False, default=True)
+    # Preferences for the Bestie, each optional; checked by preferences_clean (Indonesian errors).
+    topics = serializers.ListField(
+        child=serializers.CharField(max_length=50, allow_blank=True), required=False, max_length=5
+    )
+    gender = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=12, help_text="female atau male."
+    )
+    language = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=8)
 
 
 class SessionListCreateApi(APIView):
@@ -67,6 +75,9 @@ class SessionListCreateApi(APIView):
             package_code=data.validated_data["package"],
             mitra_id=data.validated_data.get("mitra"),
             allow_any_mitra=data.validated_data["allow_any_mitra"],
+            topics=data.validated_data.get("topics"),
+            gender=data.validated_data.get("gender"),
+            language=data.validated_data.get("language"),
         )
         return Response(session_payload(session), status=status.HTTP_201_CREATED)
 

@@ -33,6 +33,7 @@ from sessions_app.models import (
     SessionOffer,
     Status,
 )
+from sessions_app.preferences import preferences_clean
 from sessions_app.selectors import session_open_for_client
 from sessions_app.states import check_transition
 
@@ -89,14 +90,24 @@ def _cancel(session, *, reason, actor=None, now, refund):
     notify_updated(session, extra_user_ids=user_ids_of_mitras([previous_mitra_id]))
 
 
-def session_create(*, client, package_code: str, mitra_id: int | None = None, allow_any_mitra: bool = True):
+def session_create(
+    *,
+    client,
+    package_code: str,
+    mitra_id: int | None = None,
+    allow_any_mitra: bool = True,
+    topics=None,
+    gender=None,
+    language=None,
+):
     """Create a session awaiting payment, with its invoice. The invoice is opened first (outside
     the transaction) so that no session ever waits on an invoice that does not exist; if the
     session cannot be stored after all, the invoice is expired again.
 
-    Raises: ServiceError `unknown_package` (400), NotFound `mitra_not_found`, Conflict
-    `session_already_open`, and the payment gateway's 502/503.
+    Raises: ServiceError `unknown_package` / `invalid_preferences` (400), NotFound
+    `mitra_not_found`, Conflict `session_already_open`, and the payment gateway's 502/503.
     """
+    wishes = preferences_clean(topics=topics, gender=gender, language=language)
     package = get_config().package(package_code)
     if package is None:
         raise ServiceError(
@@ -130,6 +141,9 @@ def session_create(*, client, package_code: str, mitra_id: int | None = None, al
                 package_code=package.code,
                 duration_seconds=package.duration_seconds,
                 price_idr=package.price_idr,
+                preferred_topics=wishes["topics"],
+                preferred_gender=wishes["gender"],
+                preferred_language=wishes["language"],
             )
             payment_record(
                 session=session,
@@ -139,7 +153,14 @@ def session_create(*, client, package_code: str, mitra_id: int | None = None, al
                 external_id=external_id,
                 invoice=invoice,
             )
-            record(session, "created", actor=client, package=package.code, requested_mitra_id=mitra_id)
+            record(
+                session,
+                "created",
+                actor=client,
+                package=package.code,
+                requested_mitra_id=mitra_id,
+                preferences={kind: value for kind, value in wishes.items() if value},
+            )
     except Exception:
         invoice_cancel_quietly(invoice=invoice)
         raise
