@@ -9,9 +9,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from halobestie.accounts.permissions import IsMitra
+from halobestie.accounts.permissions import IsClient, IsMitra
 from halobestie.runtime.selectors import get_config
-from mitras import selectors, services
+from mitras import favourites, selectors, services
 from mitras.models import Gender
 
 # The beacon -------------------------------------------------------------------------------------
@@ -190,3 +190,61 @@ class MitraHeartbeatApi(APIView):
     def post(self, request):
         services.mitra_heartbeat(mitra=request.user.mitra)
         return Response({"ok": True, "ttl_seconds": get_config().heartbeat_ttl_seconds})
+
+
+# A client's favourite Besties -------------------------------------------------------------------
+
+
+class FavouriteOut(serializers.Serializer):
+    mitra_id = serializers.IntegerField()
+    display_name = serializers.CharField()
+    avatar_url = serializers.CharField()
+    notify_online = serializers.BooleanField(
+        help_text="Kirim push (maks. sekali sehari) saat Bestie ini online."
+    )
+    created_at = serializers.DateTimeField()
+
+
+def _favourite(favourite):
+    return {
+        "mitra_id": favourite.mitra_id,
+        "display_name": favourite.mitra.display_name,
+        "avatar_url": favourite.mitra.avatar_url,
+        "notify_online": favourite.notify_online,
+        "created_at": favourite.created_at,
+    }
+
+
+class FavouriteIn(serializers.Serializer):
+    mitra = serializers.IntegerField(min_value=1)
+    notify_online = serializers.BooleanField(required=False, default=False)
+
+
+class FavouriteListCreateApi(APIView):
+    """The client's favourite Besties (preferred in assignment)."""
+
+    permission_classes = [IsClient]
+
+    @extend_schema(operation_id="favourites_list", responses=FavouriteOut(many=True))
+    def get(self, request):
+        return Response([_favourite(f) for f in favourites.favourites_of(client=request.user)])
+
+    @extend_schema(operation_id="favourites_create", request=FavouriteIn, responses={201: FavouriteOut})
+    def post(self, request):
+        body = FavouriteIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        favourite = favourites.favourite_add(
+            client=request.user,
+            mitra_id=body.validated_data["mitra"],
+            notify_online=body.validated_data["notify_online"],
+        )
+        return Response(_favourite(favourite), status=201)
+
+
+class FavouriteDetailApi(APIView):
+    permission_classes = [IsClient]
+
+    @extend_schema(operation_id="favourites_destroy", request=None, responses={204: None})
+    def delete(self, request, mitra_id):
+        favourites.favourite_remove(client=request.user, mitra_id=mitra_id)
+        return Response(status=204)

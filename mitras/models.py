@@ -55,3 +55,33 @@ class Mitra(models.Model):
     @property
     def rating_average(self):
         return round(self.rating_sum / self.rating_count, 2) if self.rating_count else None
+
+
+class Favourite(models.Model):
+    """A client's favourite Bestie: preferred in assignment; with `notify_online` the client gets
+    (at most once a day) a push when the Bestie comes online."""
+
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="favourites")
+    mitra = models.ForeignKey(Mitra, on_delete=models.CASCADE, related_name="favourited_by")
+    notify_online = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "Bestie favorit"
+        verbose_name_plural = "Bestie favorit"
+        constraints = [models.UniqueConstraint(fields=["client", "mitra"], name="favourite_once_per_pair")]
+
+
+class FavouriteOnlinePush(models.Model):
+    """The day (Asia/Jakarta) a client last got a 'your favourite is online' push: one row per
+    client and day, so the unique constraint is the once-a-day limit even across instances."""
+
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    mitra = models.ForeignKey(Mitra, on_delete=models.CASCADE, related_name="+")
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "push Bestie favorit online"
+        verbose_name_plural = "push Bestie favorit online"
+        constraints = [models.UniqueConstraint(fields=["client", "day"], name="favourite_push_once_a_day")]

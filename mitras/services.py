@@ -26,6 +26,7 @@ from halobestie.audit.services import audit_record
 from halobestie.errors import Forbidden, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras import hooks, mirror
+from mitras.favourites import favourites_notify_online
 from mitras.models import Gender, Mitra
 from mitras.selectors import last_heartbeats
 
@@ -194,6 +195,7 @@ def mitra_set_online(*, mitra: Mitra, is_online: bool, now: datetime | None = No
         if is_online:
             if not locked.is_online:
                 locked.online_since = now
+                transaction.on_commit(partial(favourites_notify_online, locked.pk, now))
             locked.is_online = True
             locked.last_heartbeat_at = now
             locked.save(update_fields=["is_online", "online_since", "last_heartbeat_at", "updated_at"])

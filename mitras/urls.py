@@ -10,5 +10,7 @@ urlpatterns = [
     path("mitras/<int:mitra_id>", api.MitraDetailApi.as_view(), name="mitra-detail"),
     path("mitra/me", api.MitraMeApi.as_view(), name="mitra-me"),
     path("mitra/status", api.MitraStatusApi.as_view(), name="mitra-status"),
+    path("favourites", api.FavouriteListCreateApi.as_view(), name="favourites"),
+    path("favourites/<int:mitra_id>", api.FavouriteDetailApi.as_view(), name="favourite-detail"),
     path("mitra/heartbeat", api.MitraHeartbeatApi.as_view(), name="mitra-heartbeat"),
 ]

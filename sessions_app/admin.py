@@ -11,13 +11,14 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
 from payments.models import Payment, Refund
 from sessions_app import handoff, lifecycle, payouts, settlement
 from sessions_app.models import ChatSession, EarningsEntry, Message, PayoutBatch, Rating, Report, SessionEvent
+from sessions_app.preferences import preferences_asked, preferences_out
 from sessions_app.selectors import session_money
 
 
@@ -65,7 +66,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
     list_display = (
         "short_id", "flag", "needs_staff_attention", "status", "end_reason", "client", "mitra",
         "package_code", "price_idr",
-        "created_at", "ends_at", "needs_refund_review",
+        "created_at", "ends_at", "needs_refund_review", "wishes",
     )  # fmt: skip
     list_filter = (
         "status", "is_flagged", "needs_staff_attention", "needs_refund_review", "end_reason", "package_code",
@@ -75,7 +76,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
     list_select_related = ("client", "mitra")
     inlines = [SessionEventInline, PaymentInline, RefundInline]
     actions = ["force_end", "force_end_mitra_fault", "force_end_client_fault"]
-    readonly_fields = ["money", "refund_link", "transcript_link", "handoff_link"] + [
+    readonly_fields = ["money", "refund_link", "transcript_link", "handoff_link", "wishes"] + [
         f.name for f in ChatSession._meta.fields
     ]
 
@@ -111,6 +112,21 @@ class ChatSessionAdmin(admin.ModelAdmin):
     def refund_link(self, session):
         url = reverse("admin:sessions_app_chatsession_refund", args=[session.pk])
         return format_html('<a href="{}" id="refund-link">Refund sebagian / penuh</a>', url)
+
+    @admin.display(description="Preferensi (dilepas dicoret)")
+    def wishes(self, session):
+        """Each preference the client set; the ones the dispatcher let go are struck through."""
+        shown = preferences_out(session)
+        values = {
+            "gender": shown["gender"],
+            "language": shown["language"],
+            "topics": ", ".join(shown["topics"]),
+        }
+        parts = [
+            format_html("<s>{}: {}</s>" if kind in shown["relaxed"] else "{}: {}", kind, values[kind])
+            for kind in preferences_asked(session)
+        ]
+        return format_html_join(" · ", "{}", ((part,) for part in parts)) if parts else "—"
 
     @admin.display(description="Transkrip")
     def transcript_link(self, session):

@@ -25,6 +25,14 @@ class SessionCreateIn(serializers.Serializer):
     voucher_code = serializers.CharField(
         max_length=32, required=False, allow_blank=True, allow_null=True, help_text="Kode promo (opsional)."
     )
+    # Preferences for the Bestie, each optional; checked by preferences_clean (Indonesian errors).
+    topics = serializers.ListField(
+        child=serializers.CharField(max_length=50, allow_blank=True), required=False, max_length=5
+    )
+    gender = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=12, help_text="female atau male."
+    )
+    language = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=8)
 
 
 class SessionListCreateApi(APIView):
@@ -71,6 +79,9 @@ class SessionListCreateApi(APIView):
             mitra_id=data.validated_data.get("mitra"),
             allow_any_mitra=data.validated_data["allow_any_mitra"],
             voucher_code=data.validated_data.get("voucher_code"),
+            topics=data.validated_data.get("topics"),
+            gender=data.validated_data.get("gender"),
+            language=data.validated_data.get("language"),
         )
         return Response(session_payload(session), status=status.HTTP_201_CREATED)
 

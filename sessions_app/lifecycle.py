@@ -40,6 +40,7 @@ from sessions_app.models import (
     SessionOffer,
     Status,
 )
+from sessions_app.preferences import preferences_clean
 from sessions_app.selectors import session_open_for_client
 from sessions_app.states import check_transition
 
@@ -127,6 +128,9 @@ def session_create(
     mitra_id: int | None = None,
     allow_any_mitra: bool = True,
     voucher_code: str | None = None,
+    topics=None,
+    gender=None,
+    language=None,
 ):
     """Create a session awaiting payment, with its invoice. The invoice is opened first (outside
     the transaction) so that no session ever waits on an invoice that does not exist; if the
@@ -134,9 +138,11 @@ def session_create(
     is for the discounted price; a voucher covering the whole price opens no invoice and the
     session goes straight to matching.
 
-    Raises: ServiceError `unknown_package` (400), NotFound `mitra_not_found`, Conflict
-    `session_already_open`, a promotions.services.VoucherRefused, and the gateway's 502/503.
+    Raises: ServiceError `unknown_package` / `invalid_preferences` (400), NotFound
+    `mitra_not_found`, Conflict `session_already_open`, a promotions.services.VoucherRefused, and
+    the payment gateway's 502/503.
     """
+    wishes = preferences_clean(topics=topics, gender=gender, language=language)
     package = get_config().package(package_code)
     if package is None:
         raise ServiceError(
@@ -174,13 +180,16 @@ def session_create(
                 duration_seconds=package.duration_seconds,
                 price_idr=package.price_idr,
                 discount_idr=quote.discount_idr,
+                preferred_topics=wishes["topics"],
+                preferred_gender=wishes["gender"],
+                preferred_language=wishes["language"],
             )
             _payment_for(
                 session, quote, client=client, kind="session", external_id=external_id, invoice=invoice
             )
             record(
                 session, "created", actor=client, package=package.code, requested_mitra_id=mitra_id,
-                **_voucher_data(quote),
+                preferences={kind: value for kind, value in wishes.items() if value}, **_voucher_data(quote),
             )  # fmt: skip
             if quote.is_free:
                 session = session_mark_paid(session_id=session.pk)

@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from halobestie.db.locks import DISPATCH_LOCK_KEY, advisory_xact_lock
 from halobestie.runtime.selectors import get_config
+from mitras.favourites import favourite_ids_by_client
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
-from sessions_app import blocking, events, notifications, observations
+from sessions_app import blocking, events, notifications, observations, preferences
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.models import (
     ChatSession,
@@ -49,9 +50,10 @@ def withdraw_pending_offer(session, *, outcome, now):
     )
 
 
-def _choose_mitra(session, candidates, loads, refused):
-    """The requested mitra when free (and not refused), else — if allowed — the least-loaded free
-    mitra, ties to the one idle longest. `candidates` are locked rows with load < capacity."""
+def _choose_mitra(session, candidates, loads, refused, favourite_ids):
+    """The requested mitra when free (and not refused), else — if allowed — the free mitra who best
+    fits the session's preferences still held (sessions_app/preferences.py). `candidates` are
+    locked rows with load < capacity."""
     if session.requested_mitra_id:
         requested = candidates.get(session.requested_mitra_id)
         if requested is not None and (session.id, requested.id) not in refused:
@@ -61,8 +63,20 @@ def _choose_mitra(session, candidates, loads, refused):
     free = [m for m in candidates.values() if (session.id, m.id) not in refused]
     if not free:
         return None
-    epoch = timezone.now() - timedelta(days=36500)
-    return min(free, key=lambda m: (loads.get(m.id, 0), m.last_assigned_at or epoch, m.id))
+    return preferences.choose_mitra(session, free, loads, favourite_ids)
+
+
+def _relax_preferences(session, *, now, config):
+    """Precondition: session locked and matching. Lets go the preferences due by now; the client
+    hears which are still held (`session.updated`)."""
+    due = preferences.preferences_due_relaxed(session, now=now, config=config)
+    newly = [kind for kind in due if kind not in session.relaxed_preferences]
+    if not newly:
+        return
+    session.relaxed_preferences = [*session.relaxed_preferences, *newly]
+    session.save(update_fields=["relaxed_preferences", "updated_at"])
+    record(session, "preferences_relaxed", relaxed=newly, held=preferences.preferences_held(session))
+    notify_updated(session)
 
 
 def queue_dispatch(*, now=None, batch: int = 200) -> list:
@@ -103,10 +117,14 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
             .values_list("session_id", "mitra_id")
         )
         refused |= blocking.blocked_pairs(waiting)  # a blocked pair is never offered (issue 20)
+        favourites = favourite_ids_by_client({session.client_id for session in waiting})
         for session in waiting:
+            _relax_preferences(session, now=now, config=config)
             if not candidates:
-                break
-            mitra = _choose_mitra(session, candidates, loads, refused)
+                continue
+            mitra = _choose_mitra(
+                session, candidates, loads, refused, favourites.get(session.client_id, set())
+            )
             if mitra is None:
                 continue
             _offer(session, mitra, now=now, timeout=config.offer_timeout_seconds)

@@ -9,6 +9,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+_EMPTY_JSON_LIST = models.Value([], output_field=models.JSONField())
+
 
 class Status(models.TextChoices):
     PENDING_PAYMENT = "pending_payment", "Menunggu pembayaran"
@@ -50,6 +52,13 @@ class ChatSession(models.Model):
     )
     # With a requested mitra: may anyone else take the session when that mitra is not free?
     allow_any_mitra = models.BooleanField(default=True)
+    # The client's wishes for their Bestie (sessions_app/preferences.py), each optional, and the
+    # kinds the dispatcher has let go so far, in the order it let them go.
+    # (db_default: the previous release's INSERTs keep working during a rolling deploy.)
+    preferred_topics = models.JSONField(default=list, db_default=_EMPTY_JSON_LIST, blank=True)
+    preferred_gender = models.CharField(max_length=12, blank=True, db_default="")
+    preferred_language = models.CharField(max_length=8, blank=True, db_default="")
+    relaxed_preferences = models.JSONField(default=list, db_default=_EMPTY_JSON_LIST, blank=True)
     package_code = models.CharField(max_length=32)
     duration_seconds = models.PositiveIntegerField()
     price_idr = models.PositiveIntegerField()

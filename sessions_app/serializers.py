@@ -1,8 +1,10 @@
 """Output shapes of a session, shared by the REST API and the live events."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sessions_app.models import ChatSession, Message
+from sessions_app.preferences import preferences_out
 from sessions_app.selectors import payment_latest_for_session, queue_position
 
 
@@ -10,6 +12,14 @@ class SessionMitraOut(serializers.Serializer):
     id = serializers.IntegerField()
     display_name = serializers.CharField()
     avatar_url = serializers.CharField()
+
+
+class PreferencesOut(serializers.Serializer):
+    topics = serializers.ListField(child=serializers.CharField())
+    gender = serializers.CharField(allow_null=True)
+    language = serializers.CharField(allow_null=True)
+    held = serializers.ListField(child=serializers.CharField(), help_text="Masih dipegang.")
+    relaxed = serializers.ListField(child=serializers.CharField(), help_text="Sudah dilepas, berurutan.")
 
 
 class SessionOut(serializers.ModelSerializer):
@@ -20,6 +30,7 @@ class SessionOut(serializers.ModelSerializer):
     queue_position = serializers.SerializerMethodField()
     payment = serializers.SerializerMethodField()
     is_rated = serializers.SerializerMethodField()
+    preferences = serializers.SerializerMethodField()
 
     class Meta:
         model = ChatSession
@@ -29,7 +40,7 @@ class SessionOut(serializers.ModelSerializer):
             "allow_any_mitra",
             "client_display_name", "created_at", "paid_at", "offered_at", "offer_expires_at",
             "accepted_at", "ends_at", "ended_at", "mitra_lost_at", "last_seq", "queue_position",
-            "payment", "is_rated",
+            "payment", "is_rated", "preferences",
         ]  # fmt: skip
 
     def get_client_display_name(self, session) -> str:
@@ -58,6 +69,10 @@ class SessionOut(serializers.ModelSerializer):
 
     def get_is_rated(self, session) -> bool:
         return hasattr(session, "rating")
+
+    @extend_schema_field(PreferencesOut)
+    def get_preferences(self, session) -> dict:
+        return preferences_out(session)
 
 
 class MessageOut(serializers.ModelSerializer):

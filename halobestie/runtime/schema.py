@@ -37,6 +37,9 @@ DEFAULT_PACKAGES = (
 # Defaults of crisis_words, crisis_exclusions and mitra_alert_words: halobestie/runtime/crisis_lexicon.py.
 DEFAULT_CRISIS_WORDS = CRISIS_WORDS
 
+# The kinds of matching preference (sessions_app/preferences.py KINDS; the runtime app imports no app).
+PREFERENCE_KINDS = ("gender", "topics", "language")
+
 DEFAULT_HOTLINE_TEXT = (
     "Kamu tidak sendirian. Jika kamu dalam bahaya atau berpikir untuk menyakiti diri sendiri, "
     "segera hubungi layanan darurat 112 atau Layanan SEJIWA 119 ext. 8 (24 jam)."
@@ -56,6 +59,8 @@ PUBLIC_KEYS = (
     "heartbeat_ttl_seconds",
     "max_message_length",
     "hotline_text",
+    "preference_relax_order",
+    "preference_relax_after_seconds",
 )
 
 
@@ -94,6 +99,10 @@ class RuntimeConfigValues:
     # bookkeeping needs (docs/privacy.md).
     callback_payer_retention_days: int = 180
     hotline_text: str = DEFAULT_HOTLINE_TEXT
+    # Matching preferences (sessions_app/preferences.py): the n-th preference a session set, in
+    # this order, is let go n-th delay seconds after it entered matching.
+    preference_relax_order: tuple = ("gender", "topics", "language")
+    preference_relax_after_seconds: tuple = (60, 120, 180)
 
     def package(self, code):
         """The package with this code, or None."""
@@ -111,6 +120,8 @@ class RuntimeConfigValues:
         data["packages"] = [asdict(p) for p in self.packages]
         for name in _PHRASE_LISTS:
             data[name] = list(getattr(self, name))
+        data["preference_relax_order"] = list(self.preference_relax_order)
+        data["preference_relax_after_seconds"] = list(self.preference_relax_after_seconds)
         return data
 
     def public_json(self):
@@ -213,6 +224,21 @@ def validate_values(raw):
             if value not in SHARE_BASES:
                 errors[name] = [f"Harus salah satu dari: {', '.join(SHARE_BASES)}."]
             values[name] = value
+        elif name == "preference_relax_order":
+            if not isinstance(value, list) or sorted(value) != sorted(PREFERENCE_KINDS):
+                errors[name] = [f"Harus urutan dari: {', '.join(PREFERENCE_KINDS)} (masing-masing sekali)."]
+            else:
+                values[name] = tuple(value)
+        elif name == "preference_relax_after_seconds":
+            if (
+                not isinstance(value, list)
+                or len(value) != len(PREFERENCE_KINDS)
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 86400 for v in value)
+                or any(a > b for a, b in zip(value, value[1:], strict=False))
+            ):
+                errors[name] = [f"Harus {len(PREFERENCE_KINDS)} detik bulat yang tidak menurun."]
+            else:
+                values[name] = tuple(value)
         elif name == "client_fault_end_policy":
             if value not in CLIENT_FAULT_END_POLICIES:
                 errors[name] = [f"Harus salah satu dari: {', '.join(CLIENT_FAULT_END_POLICIES)}."]
@@ -226,6 +252,9 @@ def validate_values(raw):
     if errors:
         raise ValidationError(errors)
     result = RuntimeConfigValues(**{**{k: getattr(defaults, k) for k in known}, **values})
+    if result.preference_relax_after_seconds[-1] >= result.matching_timeout_seconds:
+        message = "Semua preferensi harus dilepas sebelum batas waktu pencarian."
+        raise ValidationError({"preference_relax_after_seconds": [message]})
     if result.ending_soon_lead_seconds >= min(p.duration_seconds for p in result.packages):
         raise ValidationError({"ending_soon_lead_seconds": ["Harus lebih pendek dari paket terpendek."]})
     return result

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('payments', '0002_callback_payer_data_removed'),
-        ('sessions_app', '0008_voucher_discount_and_earnings_basis'),
+        ('sessions_app', '0009_voucher_discount_and_earnings_basis'),
     ]
 
     operations = [

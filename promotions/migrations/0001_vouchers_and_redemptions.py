@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('payments', '0003_voucher_discount'),
-        ('sessions_app', '0008_voucher_discount_and_earnings_basis'),
+        ('sessions_app', '0009_voucher_discount_and_earnings_basis'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -5,7 +5,6 @@ import uuid
 
 from asgiref.sync import async_to_sync
 from django.apps import apps
-from django.conf import settings
 from django.db import models
 from django.db.models.functions import Cast
 
@@ -94,7 +93,10 @@ def _scan(strings):
     return found
 
 
-def test_it_leaves_nothing_of_the_client_behind_after_account_deletion(online_mitra, make_client_user):
+def test_it_leaves_nothing_of_the_client_behind_after_account_deletion(
+    online_mitra, make_client_user, settings
+):
+    settings.XENDIT_WEBHOOK_TOKEN = "erasure-test-callback-token"  # no default token exists (issue 15)
     client = user_update_profile(
         user=make_client_user(phone="+6281377001122"), display_name="Sekar Ayuningtyas"
     )

@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
@@ -88,7 +87,8 @@ def test_it_purges_mitra_login_failures_after_a_day(make_mitra):
     assert mitra.user.is_active
 
 
-def test_it_removes_payer_fields_from_callbacks_after_the_retention(make_client_user):
+def test_it_removes_payer_fields_from_callbacks_after_the_retention(make_client_user, settings):
+    settings.XENDIT_WEBHOOK_TOKEN = "retention-test-callback-token"  # no default token exists (issue 15)
     client = make_client_user()
     session = lifecycle.session_create(client=client, package_code="curhat-15")
     payment = Payment.objects.get(session=session)
