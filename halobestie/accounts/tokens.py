@@ -21,6 +21,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from halobestie.accounts.models import IssuedTokenPair, RevokedAccessToken
+from halobestie.db.purge import delete_if_any
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,8 @@ def revoked_purge(*, now=None) -> int:
     pairs whose refresh token expired (nothing can rotate or reuse them any more). For the
     scheduler's retention purge. Returns how many rows went."""
     now = now or timezone.now()
-    denied, _ = RevokedAccessToken.objects.filter(expires_at__lt=now).delete()
+    # delete_if_any: an idle tick opens no write transaction (the embedded default's SQLite).
+    denied = delete_if_any(RevokedAccessToken.objects.filter(expires_at__lt=now))
     lifetime = settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
-    pairs, _ = IssuedTokenPair.objects.filter(created_at__lt=now - lifetime - timedelta(days=1)).delete()
+    pairs = delete_if_any(IssuedTokenPair.objects.filter(created_at__lt=now - lifetime - timedelta(days=1)))
     return denied + pairs

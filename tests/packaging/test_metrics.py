@@ -90,14 +90,14 @@ def test_it_counts_stored_messages_and_times_their_delivery_in_the_server_proces
             sent = client_socket.send_message(session.id, "halo, aku mau cerita")
             client_socket.expect_type("message.ack", client_msg_id=sent)
             mitra_socket.expect_type("message.new", client_msg_id=sent)
-            # The same client_msg_id again: acked as a duplicate, stored and counted once.
+            # The same client_msg_id again: acked as a duplicate, stored and counted once, and
+            # broadcast no second time (issue 15: a resend stays quiet).
             client_socket.send_message(session.id, "halo, aku mau cerita", client_msg_id=sent)
             client_socket.expect_type("message.ack", client_msg_id=sent)
-            mitra_socket.expect_type("message.new", client_msg_id=sent)
             client_socket.send({"type": "ping"})
             client_socket.expect_type("pong")
         samples = _scrape(f"http://127.0.0.1:{metrics_port}")
 
     assert samples[("halobestie_chat_messages_total", ())] == 1.0
-    # Delivered twice to the mitra (the resend is delivered again); never timed for the sender.
-    assert samples[("halobestie_chat_message_delivery_seconds_count", ())] == 2.0
+    # Delivered once to the mitra (the resend is not broadcast); never timed for the sender.
+    assert samples[("halobestie_chat_message_delivery_seconds_count", ())] == 1.0
