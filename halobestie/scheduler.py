@@ -17,13 +17,20 @@ from halobestie import scheduler_health
 from halobestie.accounts import services as accounts
 from mitras import services as mitras
 from payments import services as payments
+from promotions import services as promotions
 from sessions_app import timers as sessions
 
 logger = logging.getLogger(__name__)
 
 # Mitras first (presence sweep, heartbeat flush), then accounts' and payments' housekeeping, then
 # the session timers, whose last job dispatches the queue.
-APP_JOBS = (mitras.scheduler_jobs, accounts.scheduler_jobs, payments.scheduler_jobs, sessions.scheduler_jobs)
+APP_JOBS = (
+    mitras.scheduler_jobs,
+    accounts.scheduler_jobs,
+    payments.scheduler_jobs,
+    promotions.scheduler_jobs,
+    sessions.scheduler_jobs,
+)
 
 
 def _jobs():

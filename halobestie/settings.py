@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "mitras",
     "sessions_app",
     "payments",
+    "promotions",
 ]
 
 MIDDLEWARE = [
@@ -427,6 +428,15 @@ OTP_RESEND_COOLDOWN_SECONDS = env("OTP_RESEND_COOLDOWN_SECONDS", int, 60)
 OTP_MAX_ATTEMPTS = env("OTP_MAX_ATTEMPTS", int, 5)
 OTP_MAX_PER_PHONE_PER_HOUR = env("OTP_MAX_PER_PHONE_PER_HOUR", int, 5)
 OTP_MAX_PER_IP_PER_HOUR = env("OTP_MAX_PER_IP_PER_HOUR", int, 20)
+# Vouchers: the lookups (preview, or a session/extension with a code) a client may make within
+# the window, and how many of them may name a code that does not exist (no enumerating codes).
+VOUCHER_LOOKUP_WINDOW_SECONDS = env("VOUCHER_LOOKUP_WINDOW_SECONDS", int, 3600)
+VOUCHER_MAX_LOOKUPS_PER_USER = env("VOUCHER_MAX_LOOKUPS_PER_USER", int, 30)
+VOUCHER_MAX_FAILED_LOOKUPS_PER_USER = env("VOUCHER_MAX_FAILED_LOOKUPS_PER_USER", int, 10)
+# Key of the HMAC kept of an erased client's phone (first-session promos, docs/privacy.md).
+# Empty: SECRET_KEY (then rotating SECRET_KEY forgets those marks).
+PHONE_HASH_SECRET = env("PHONE_HASH_SECRET", str, "") or SECRET_KEY
+
 # Mitra password login throttle: wrong passwords counted in Postgres per phone and per IP.
 MITRA_LOGIN_WINDOW_SECONDS = env("MITRA_LOGIN_WINDOW_SECONDS", int, 900)
 MITRA_LOGIN_MAX_FAILURES_PER_PHONE = env("MITRA_LOGIN_MAX_FAILURES_PER_PHONE", int, 5)

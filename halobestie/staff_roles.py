@@ -1,7 +1,8 @@
 """Staff roles as groups with least privilege, created and kept by `manage.py seed`.
 
 - support: sessions, reports and mitras day to day; no transcripts, no money, no config.
-- finance: payments, refunds (partial too), the earnings ledger and payouts; sessions read-only.
+- finance: payments, refunds (partial too), the earnings ledger and payouts, promotions
+  (campaigns and codes); sessions read-only.
 - admin: everything, including transcripts (audited) and runtime config.
 Superusers (the seeded admin) have every permission anyway.
 """
@@ -23,6 +24,9 @@ ROLES = {
         "payments.view_paymentcallback",
         "sessions_app.view_earningsentry", "sessions_app.view_payoutbatch", "sessions_app.add_payoutbatch",
         "runtime.view_runtimeconfig",
+        "promotions.view_campaign", "promotions.add_campaign", "promotions.change_campaign",
+        "promotions.view_voucher", "promotions.add_voucher", "promotions.change_voucher",
+        "promotions.view_redemption",
     ],
     "admin": [
         "sessions_app.view_chatsession", "sessions_app.change_chatsession", "sessions_app.view_transcript",
@@ -34,6 +38,9 @@ ROLES = {
         "payments.view_paymentcallback",
         "runtime.view_runtimeconfig", "runtime.change_runtimeconfig",
         "accounts.view_user", "audit.view_auditentry",
+        "promotions.view_campaign", "promotions.add_campaign", "promotions.change_campaign",
+        "promotions.view_voucher", "promotions.add_voucher", "promotions.change_voucher",
+        "promotions.view_redemption",
     ],
 }  # fmt: skip
 

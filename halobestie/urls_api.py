@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("halobestie.runtime.urls")),
     path("", include("mitras.urls")),
     path("", include("sessions_app.urls")),
+    path("", include("promotions.urls")),
 ]

@@ -10,6 +10,7 @@ so payments never imports sessions_app; sessions_app registers its handlers here
     hooks.on_refund_issued(handle_refund)       # handler(refund)
     hooks.on_refund_counted_changed(follow)     # handler(refund)
     hooks.on_payment_event(record_event)        # handler(session_id, event_kind, *, actor, data)
+    hooks.on_payment_settled(handle_settled)    # handler(payment)  (promotions: vouchers)
 
 Unlike mitras.hooks these run INSIDE the payments transaction, in the thread that made the
 change, and their exceptions propagate: a `Conflict` raised by an invoice handler is how the
@@ -23,6 +24,7 @@ _unpaid = []
 _refund_issued = []
 _refund_counted_changed = []
 _payment_event = []
+_settled = []
 
 
 def _register(handlers, handler):
@@ -55,6 +57,20 @@ def on_payment_event(handler):
     """Register `handler(session_id, event_kind, *, actor, data)`: a payment fact for the session's
     timeline (paid, flagged, refund created/settled). Registering twice is a no-op."""
     return _register(_payment_event, handler)
+
+
+def on_payment_settled(handler):
+    """Register `handler(payment)`: a pending payment of any kind (session or extension) left
+    `pending` — paid, expired or failed; `payment.status` says which. Registering twice is a
+    no-op."""
+    return _register(_settled, handler)
+
+
+def payment_settled(payment):
+    """A pending payment became paid, expired or failed. Precondition: inside the callback's
+    transaction, the payment row locked (after its session's), before the invoice hooks run."""
+    for handler in list(_settled):
+        handler(payment)
 
 
 def invoice_paid(payment):

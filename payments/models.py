@@ -29,7 +29,10 @@ class Payment(models.Model):
     session = models.ForeignKey("sessions_app.ChatSession", on_delete=models.PROTECT, related_name="payments")
     kind = models.CharField(max_length=10, choices=PaymentKind.choices)
     package_code = models.CharField(max_length=32)
+    # What the client pays: the package's list price less `discount_idr` (a voucher). Zero for a
+    # wholly free session: no invoice, the record is there for the books.
     amount_idr = models.PositiveIntegerField()
+    discount_idr = models.PositiveIntegerField(default=0, db_default=0)
     external_id = models.CharField(max_length=64, unique=True)
     invoice_id = models.CharField(max_length=64, db_index=True)
     invoice_url = models.CharField(max_length=500)
@@ -54,11 +57,18 @@ class Payment(models.Model):
             models.Index(fields=["status", "expires_at"], name="payment_status_expiry_idx"),
         ]
         constraints = [
-            models.CheckConstraint(condition=models.Q(amount_idr__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=models.Q(amount_idr__gt=0) | models.Q(amount_idr=0, discount_idr__gt=0),
+                name="payment_amount_positive_unless_free",
+            ),
         ]
 
     def __str__(self):
         return f"{self.external_id} ({self.get_status_display()})"
+
+    @property
+    def list_price_idr(self):
+        return self.amount_idr + self.discount_idr
 
 
 class CallbackKind(models.TextChoices):

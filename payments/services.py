@@ -42,6 +42,7 @@ from payments.privacy import callbacks_purge_payer_data
 logger = logging.getLogger(__name__)
 
 LOCAL_INVOICE_PREFIX = "local-"
+FREE_INVOICE_PREFIX = "free-"
 PAID_STATUSES = ("PAID", "SETTLED")
 INVOICE_STATUSES = ("PENDING", "PAID", "SETTLED", "EXPIRED", "FAILED")
 REFUND_STATUSES = {
@@ -146,7 +147,14 @@ def invoice_open(*, external_id: str, amount_idr: int, description: str) -> Invo
 
 
 def payment_record(
-    *, session, kind: str, package_code: str, amount_idr: int, external_id: str, invoice: InvoiceInfo
+    *,
+    session,
+    kind: str,
+    package_code: str,
+    amount_idr: int,
+    external_id: str,
+    invoice: InvoiceInfo,
+    discount_idr: int = 0,
 ) -> Payment:
     """Store the payment of an opened invoice. Precondition: inside the caller's transaction,
     with the session row created or locked."""
@@ -157,12 +165,38 @@ def payment_record(
         kind=kind,
         package_code=package_code,
         amount_idr=amount_idr,
+        discount_idr=discount_idr,
         external_id=external_id,
         invoice_id=invoice.invoice_id,
         invoice_url=invoice.invoice_url,
         expires_at=invoice.expires_at,
     )
     _count(PaymentStatus.PENDING)
+    return payment
+
+
+def payment_record_free(
+    *, session, kind: str, package_code: str, discount_idr: int, external_id: str
+) -> Payment:
+    """A wholly discounted payment: no invoice at the gateway, a zero-amount record, paid at once,
+    for the books. Precondition: inside the caller's transaction, the session created or locked."""
+    now = timezone.now()
+    payment = Payment.objects.create(
+        session=session,
+        kind=kind,
+        package_code=package_code,
+        amount_idr=0,
+        discount_idr=discount_idr,
+        external_id=external_id,
+        invoice_id=f"{FREE_INVOICE_PREFIX}{external_id}"[:64],
+        invoice_url="",
+        status=PaymentStatus.PAID,
+        paid_at=now,
+        paid_amount_idr=0,
+        payment_method="VOUCHER",
+    )
+    _count(PaymentStatus.PAID)
+    _session_event(session.pk, "payment_free", external_id=external_id, kind=kind, discount_idr=discount_idr)
     return payment
 
 
@@ -315,6 +349,7 @@ def _apply_paid(payment, body, status):
     payment.payment_channel = str(body.get("payment_channel") or body.get("bank_code") or "")[:40]
     payment.save()
     _count(PaymentStatus.PAID)
+    hooks.payment_settled(payment)
     _session_event(
         payment.session_id, "payment_paid", external_id=payment.external_id, kind=payment.kind,
         amount_idr=payment.amount_idr, method=payment.payment_method, channel=payment.payment_channel,
@@ -340,6 +375,7 @@ def _apply_unpaid(payment, status):
     payment.status = target
     payment.save(update_fields=["status", "updated_at"])
     _count(target)
+    hooks.payment_settled(payment)
     if payment.kind != PaymentKind.SESSION:
         return CallbackOutcome.APPLIED, status
     try:

@@ -22,6 +22,9 @@ class SessionCreateIn(serializers.Serializer):
     package = serializers.CharField(max_length=32)
     mitra = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     allow_any_mitra = serializers.BooleanField(required=False, default=True)
+    voucher_code = serializers.CharField(
+        max_length=32, required=False, allow_blank=True, allow_null=True, help_text="Kode promo (opsional)."
+    )
     # Preferences for the Bestie, each optional; checked by preferences_clean (Indonesian errors).
     topics = serializers.ListField(
         child=serializers.CharField(max_length=50, allow_blank=True), required=False, max_length=5
@@ -75,6 +78,7 @@ class SessionListCreateApi(APIView):
             package_code=data.validated_data["package"],
             mitra_id=data.validated_data.get("mitra"),
             allow_any_mitra=data.validated_data["allow_any_mitra"],
+            voucher_code=data.validated_data.get("voucher_code"),
             topics=data.validated_data.get("topics"),
             gender=data.validated_data.get("gender"),
             language=data.validated_data.get("language"),
@@ -122,6 +126,9 @@ class SessionEndApi(APIView):
 
 class SessionExtendIn(serializers.Serializer):
     package = serializers.CharField(max_length=32)
+    voucher_code = serializers.CharField(
+        max_length=32, required=False, allow_blank=True, allow_null=True, help_text="Kode promo (opsional)."
+    )
 
 
 class SessionExtendApi(APIView):
@@ -138,6 +145,7 @@ class SessionExtendApi(APIView):
                     "kind": serializers.CharField(),
                     "status": serializers.CharField(),
                     "amount_idr": serializers.IntegerField(),
+                    "discount_idr": serializers.IntegerField(),
                     "invoice_url": serializers.CharField(),
                     "expires_at": serializers.DateTimeField(allow_null=True),
                 },
@@ -149,7 +157,10 @@ class SessionExtendApi(APIView):
         data.is_valid(raise_exception=True)
         session = _session(request, session_id)
         payment = lifecycle.session_extension_request(
-            session_id=session.id, client=request.user, package_code=data.validated_data["package"]
+            session_id=session.id,
+            client=request.user,
+            package_code=data.validated_data["package"],
+            voucher_code=data.validated_data.get("voucher_code"),
         )
         return Response(
             {
@@ -157,6 +168,7 @@ class SessionExtendApi(APIView):
                 "kind": payment.kind,
                 "status": payment.status,
                 "amount_idr": payment.amount_idr,
+                "discount_idr": payment.discount_idr,
                 "invoice_url": payment.invoice_url,
                 "expires_at": payment.expires_at,
             },

@@ -18,7 +18,14 @@ from django.utils import timezone
 from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
-from payments.services import invoice_cancel_quietly, invoice_open, payment_record, refund_create
+from payments.services import (
+    invoice_cancel_quietly,
+    invoice_open,
+    payment_record,
+    payment_record_free,
+    refund_create,
+)
+from promotions import services as promotions
 from sessions_app import blocking, notifications, observations, settlement
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.errors import SessionNotFound
@@ -84,10 +91,34 @@ def _cancel(session, *, reason, actor=None, now, refund):
     record(session, "cancelled", actor=actor, reason=reason)
     if refund and session.paid_at is not None:
         refund_create(session=session, reason=reason, actor=actor, allow_nothing=True)
+    promotions.redemptions_release_for_session(session=session, reason=reason, now=now)
     if previous_mitra_id:
         load_changed(previous_mitra_id, -1)
         dispatch_after_commit()
     notify_updated(session, extra_user_ids=user_ids_of_mitras([previous_mitra_id]))
+
+
+def _payment_for(session, quote, *, client, kind, external_id, invoice):
+    """Record the payment of `quote` (free: a zero-amount paid record, no invoice) and reserve its
+    voucher. Precondition: inside the session's transaction, session created or locked."""
+    if quote.is_free:
+        payment = payment_record_free(
+            session=session, kind=kind, package_code=quote.package_code, discount_idr=quote.discount_idr,
+            external_id=external_id,
+        )  # fmt: skip
+    else:
+        payment = payment_record(
+            session=session, kind=kind, package_code=quote.package_code, amount_idr=quote.amount_idr,
+            discount_idr=quote.discount_idr, external_id=external_id, invoice=invoice,
+        )  # fmt: skip
+    promotions.redemption_reserve(quote=quote, client=client, session=session, payment=payment)
+    if quote.is_free:
+        promotions.redemption_consume(payment=payment)
+    return payment
+
+
+def _voucher_data(quote):
+    return {"voucher_code": quote.code, "discount_idr": quote.discount_idr} if quote.code else {}
 
 
 def session_create(
@@ -96,16 +127,20 @@ def session_create(
     package_code: str,
     mitra_id: int | None = None,
     allow_any_mitra: bool = True,
+    voucher_code: str | None = None,
     topics=None,
     gender=None,
     language=None,
 ):
     """Create a session awaiting payment, with its invoice. The invoice is opened first (outside
     the transaction) so that no session ever waits on an invoice that does not exist; if the
-    session cannot be stored after all, the invoice is expired again.
+    session cannot be stored after all, the invoice is expired again. With a voucher the invoice
+    is for the discounted price; a voucher covering the whole price opens no invoice and the
+    session goes straight to matching.
 
     Raises: ServiceError `unknown_package` / `invalid_preferences` (400), NotFound
-    `mitra_not_found`, Conflict `session_already_open`, and the payment gateway's 502/503.
+    `mitra_not_found`, Conflict `session_already_open`, a promotions.services.VoucherRefused, and
+    the payment gateway's 502/503.
     """
     wishes = preferences_clean(topics=topics, gender=gender, language=language)
     package = get_config().package(package_code)
@@ -121,11 +156,14 @@ def session_create(
     if session_open_for_client(client=client) is not None:
         raise Conflict("Kamu masih punya sesi yang berjalan.", code="session_already_open")
 
+    quote = promotions.price_quote(client=client, package=package, code=voucher_code, kind="session")
     session_id = uuid.uuid4()
     external_id = f"hb-session-{session_id}"
-    invoice = invoice_open(
-        external_id=external_id, amount_idr=package.price_idr, description=f"HaloBestie: {package.name}"
-    )
+    invoice = None
+    if not quote.is_free:
+        invoice = invoice_open(
+            external_id=external_id, amount_idr=quote.amount_idr, description=f"HaloBestie: {package.name}"
+        )
     try:
         with transaction.atomic():
             # One client's concurrent creations queue up here; the partial unique index on open
@@ -141,28 +179,23 @@ def session_create(
                 package_code=package.code,
                 duration_seconds=package.duration_seconds,
                 price_idr=package.price_idr,
+                discount_idr=quote.discount_idr,
                 preferred_topics=wishes["topics"],
                 preferred_gender=wishes["gender"],
                 preferred_language=wishes["language"],
             )
-            payment_record(
-                session=session,
-                kind="session",
-                package_code=package.code,
-                amount_idr=package.price_idr,
-                external_id=external_id,
-                invoice=invoice,
+            _payment_for(
+                session, quote, client=client, kind="session", external_id=external_id, invoice=invoice
             )
             record(
-                session,
-                "created",
-                actor=client,
-                package=package.code,
-                requested_mitra_id=mitra_id,
-                preferences={kind: value for kind, value in wishes.items() if value},
-            )
+                session, "created", actor=client, package=package.code, requested_mitra_id=mitra_id,
+                preferences={kind: value for kind, value in wishes.items() if value}, **_voucher_data(quote),
+            )  # fmt: skip
+            if quote.is_free:
+                session = session_mark_paid(session_id=session.pk)
     except Exception:
-        invoice_cancel_quietly(invoice=invoice)
+        if invoice is not None:
+            invoice_cancel_quietly(invoice=invoice)
         raise
     return session
 
@@ -345,9 +378,10 @@ def sessions_cancel_for_deleted_client(*, client) -> int:
     return count
 
 
-def session_extension_request(*, session_id, client, package_code: str):
+def session_extension_request(*, session_id, client, package_code: str, voucher_code: str | None = None):
     """Open an extension invoice for an active session (client only). Returns the Payment.
-    The session's `ends_at` moves only when the payment arrives (session_extension_paid)."""
+    The session's `ends_at` moves only when the payment arrives (session_extension_paid), at once
+    when a voucher makes the extension free."""
     package = get_config().package(package_code)
     if package is None:
         raise ServiceError(
@@ -360,12 +394,15 @@ def session_extension_request(*, session_id, client, package_code: str):
         raise Conflict(
             "Hanya sesi yang sedang berlangsung yang bisa diperpanjang.", code="session_not_active"
         )
+    quote = promotions.price_quote(client=client, package=package, code=voucher_code, kind="extension")
     external_id = f"hb-extension-{uuid.uuid4()}"
-    invoice = invoice_open(
-        external_id=external_id,
-        amount_idr=package.price_idr,
-        description=f"HaloBestie: perpanjangan {package.name}",
-    )
+    invoice = None
+    if not quote.is_free:
+        invoice = invoice_open(
+            external_id=external_id,
+            amount_idr=quote.amount_idr,
+            description=f"HaloBestie: perpanjangan {package.name}",
+        )
     try:
         with transaction.atomic():
             session = lock_session(session_id)
@@ -373,13 +410,8 @@ def session_extension_request(*, session_id, client, package_code: str):
                 raise Conflict(
                     "Hanya sesi yang sedang berlangsung yang bisa diperpanjang.", code="session_not_active"
                 )
-            payment = payment_record(
-                session=session,
-                kind="extension",
-                package_code=package.code,
-                amount_idr=package.price_idr,
-                external_id=external_id,
-                invoice=invoice,
+            payment = _payment_for(
+                session, quote, client=client, kind="extension", external_id=external_id, invoice=invoice
             )
             record(
                 session,
@@ -387,9 +419,13 @@ def session_extension_request(*, session_id, client, package_code: str):
                 actor=client,
                 external_id=external_id,
                 duration_seconds=package.duration_seconds,
+                **_voucher_data(quote),
             )
+            if quote.is_free:
+                session_extension_paid(session_id=session.pk, payment=payment)
     except Exception:
-        invoice_cancel_quietly(invoice=invoice)
+        if invoice is not None:
+            invoice_cancel_quietly(invoice=invoice)
         raise
     return payment
 
@@ -410,17 +446,23 @@ def session_extension_paid(*, session_id, payment) -> ChatSession:
         )
         package = get_config().package(payment.package_code)
         seconds = (requested or {}).get("duration_seconds") or (package.duration_seconds if package else 0)
-        session_extend_locked(session, seconds=seconds, amount_idr=payment.amount_idr)
+        session_extend_locked(
+            session, seconds=seconds, amount_idr=payment.amount_idr, discount_idr=payment.discount_idr
+        )
     return session
 
 
-def session_extend_locked(session, *, seconds: int, amount_idr: int, **event_data) -> None:
+def session_extend_locked(
+    session, *, seconds: int, amount_idr: int, discount_idr: int = 0, **event_data
+) -> None:
     """Precondition: `session` locked and active. `ends_at` moves by `seconds`; `amount_idr` is
     what the client paid for them (0 for the free minutes of a crisis flag, sessions_app/handoff.py:
-    then the mitra's earnings stay as they were)."""
+    then the mitra's earnings stay as they were), `discount_idr` what a voucher took off the
+    extension's list price (the session keeps list prices and the discount: settlement.share_basis)."""
     session.ends_at = session.ends_at + timedelta(seconds=seconds)
     session.extended_seconds += seconds
-    session.extensions_total_idr += amount_idr
+    session.extensions_total_idr += amount_idr + discount_idr
+    session.discount_idr += discount_idr
     if session.ends_at - timezone.now() > timedelta(seconds=get_config().ending_soon_lead_seconds):
         session.ending_soon_sent_at = None
     session.save()

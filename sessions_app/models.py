@@ -82,6 +82,8 @@ class ChatSession(models.Model):
     # Paid extensions: added to ends_at and to the price the mitra's share is computed from.
     extended_seconds = models.PositiveIntegerField(default=0)
     extensions_total_idr = models.PositiveIntegerField(default=0)
+    # Vouchers: what was taken off the list prices above (session and extensions together).
+    discount_idr = models.PositiveIntegerField(default=0, db_default=0)
     # Ended in a way that may deserve a refund (mitra lost): waits in the staff refund queue.
     needs_refund_review = models.BooleanField(default=False)
     is_flagged = models.BooleanField("ditandai krisis", default=False)
@@ -252,6 +254,11 @@ class Report(models.Model):
         constraints = [models.UniqueConstraint(fields=["session", "reporter"], name="report_once_per_side")]
 
 
+class PriceBasis(models.TextChoices):
+    LIST_PRICE = "list_price", "Harga paket (sebelum diskon)"
+    PAID_PRICE = "paid_price", "Harga dibayar (setelah diskon)"
+
+
 class EntryKind(models.TextChoices):
     EARNING = "earning", "Pendapatan sesi"
     REVERSAL = "reversal", "Pembalikan (refund setelah sesi)"
@@ -265,7 +272,12 @@ class EarningsEntry(models.Model):
     paying for, the platform's part beside it); money that goes back to the client later books a
     `reversal` (negative), a refund that failed books a `correction` back. So for every settled
     session SUM(amount_idr + platform_idr) = paid − refunded, and a mitra's balance for a payout
-    period is SUM(amount_idr) of its rows in that period. Rows are never updated or deleted."""
+    period is SUM(amount_idr) of its rows in that period. Rows are never updated or deleted.
+
+    `price_basis` says what the Bestie's share was taken of when a voucher discounted the session
+    (runtime config `mitra_share_basis`): the list price (promotions are the platform's cost, so
+    the platform's part may be negative) or what the client paid; `basis_amount_idr` is that
+    amount for the row's money (settlement.share_basis)."""
 
     mitra = models.ForeignKey("mitras.Mitra", on_delete=models.PROTECT, related_name="earnings")
     session = models.ForeignKey(ChatSession, on_delete=models.PROTECT, related_name="earnings_entries")
@@ -281,6 +293,15 @@ class EarningsEntry(models.Model):
     # The payout period (first day of an Asia/Jakarta month) the row counts in: the month it was
     # booked, or the first later month not paid out yet (a paid period is locked).
     period = models.DateField()
+    # What the share was taken of (list price or paid price, see settlement.share_basis), and that
+    # amount for this row's money (a reversal's basis is negative).
+    price_basis = models.CharField(
+        max_length=10,
+        choices=PriceBasis.choices,
+        default=PriceBasis.LIST_PRICE,
+        db_default=PriceBasis.LIST_PRICE,
+    )
+    basis_amount_idr = models.IntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -299,9 +320,11 @@ class EarningsEntry(models.Model):
                 condition=models.Q(kind="earning"),
                 name="earnings_one_earning_per_session",
             ),
+            # The platform's part of an earning may be negative: a voucher with the list-price
+            # basis (settlement.share_basis) is the platform's cost.
             models.CheckConstraint(
-                condition=~models.Q(kind="earning") | models.Q(amount_idr__gte=0, platform_idr__gte=0),
-                name="earnings_earning_not_negative",
+                condition=~models.Q(kind="earning") | models.Q(amount_idr__gte=0),
+                name="earnings_earning_mitra_not_negative",
             ),
         ]
 

@@ -148,10 +148,12 @@ class SessionMoney:
 
     @property
     def is_balanced(self):
-        """paid − refunded = client net and Bestie + platform = client net, with no side negative."""
+        """paid − refunded = client net and Bestie + platform = client net, the Bestie's part and
+        the client's net never negative. The platform's part may be negative: a voucher's discount
+        with `mitra_share_basis=list_price` is the platform's cost (settlement.share_basis)."""
         return (
             self.mitra_idr + self.platform_idr == self.client_net_idr
-            and min(self.mitra_idr, self.platform_idr, self.client_net_idr) >= 0
+            and min(self.mitra_idr, self.client_net_idr) >= 0
         )
 
 

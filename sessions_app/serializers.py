@@ -36,7 +36,8 @@ class SessionOut(serializers.ModelSerializer):
         model = ChatSession
         fields = [
             "id", "status", "end_reason", "package_code", "duration_minutes", "price_idr",
-            "extended_seconds", "extensions_total_idr", "mitra", "requested_mitra_id", "allow_any_mitra",
+            "extended_seconds", "extensions_total_idr", "discount_idr", "mitra", "requested_mitra_id",
+            "allow_any_mitra",
             "client_display_name", "created_at", "paid_at", "offered_at", "offer_expires_at",
             "accepted_at", "ends_at", "ended_at", "mitra_lost_at", "last_seq", "queue_position",
             "payment", "is_rated", "preferences",
@@ -61,6 +62,7 @@ class SessionOut(serializers.ModelSerializer):
             "kind": payment.kind,
             "status": payment.status,
             "amount_idr": payment.amount_idr,
+            "discount_idr": payment.discount_idr,
             "invoice_url": payment.invoice_url,
             "expires_at": payment.expires_at.isoformat() if payment.expires_at else None,
         }

@@ -15,9 +15,15 @@ The rule (docs/payments.md, "Fair money"):
   idempotency key, or the local path); the Bestie earns the share of what is left.
 - Staff ended the session for the client's fault (a report against the client upheld): runtime
   config `client_fault_end_policy`, `full` (default) or `served`.
-- The Bestie's part is `floor(client net × share / 100)` (whole rupiah; the platform carries the
-  fraction), the platform's part is the rest. The share is the package's `mitra_share_percent`
-  from the runtime config, else the global `mitra_share_percent`; fixed at settlement.
+- The Bestie's part is `floor(basis × share / 100)` (whole rupiah; the platform carries the
+  fraction), the platform's part is client net − the Bestie's part. The share is the package's
+  `mitra_share_percent` from the runtime config, else the global `mitra_share_percent`; fixed at
+  settlement. The basis is the client's net, unless a voucher discounted the session and runtime
+  config `mitra_share_basis` is `list_price` (default: promotions are the platform's cost): then
+  it is the client's net plus the discount in the same proportion (net / paid, i.e. the discount
+  of the served part; for a 100 % voucher the list price of the served minutes), and the
+  platform's part may be negative. A later refund scales the basis the same way. The basis used
+  is on every row (`price_basis`, `basis_amount_idr`). See `share_basis`.
 
 The ledger (`EarningsEntry`) is append-only. The end books one `earning` row. Whatever changes the
 client's net afterwards (a staff refund, a refund that failed) books the difference (`reversal` /
@@ -39,7 +45,7 @@ from halobestie.errors import Conflict, ServiceError
 from halobestie.runtime.selectors import get_config
 from payments.services import refund_create
 from sessions_app import payouts
-from sessions_app.models import ChatSession, EarningsEntry, EndReason, EntryKind, SessionEvent
+from sessions_app.models import ChatSession, EarningsEntry, EndReason, EntryKind, PriceBasis, SessionEvent
 from sessions_app.selectors import session_money
 
 RULE_FULL = "full"
@@ -97,11 +103,37 @@ def unserved_refund(*, price_idr: int, paid: int, served: int) -> int:
     return math.ceil(price_idr * (paid - served) / paid)
 
 
-def split(*, client_net_idr: int, share_percent: int) -> tuple[int, int]:
-    """(Bestie, platform) of the money the client keeps paying; the Bestie's part rounded down."""
+def share_basis(
+    *,
+    price_basis: str,
+    client_net_idr: int,
+    paid_idr: int,
+    discount_idr: int,
+    rule: str,
+    paid_minutes: int,
+    served_minutes: int,
+) -> int:
+    """What the Bestie's share is taken of. `paid_price`, or no discount: the client's net.
+    `list_price` with a discount: the net plus the discount in the proportion the client keeps
+    paying for, `floor(discount × net / paid)` (all of it when nothing went back; none when
+    everything did). A 100 % voucher (nothing paid): the list price of the served minutes under
+    rule `served` (the discount less its unserved part, rounded like the refund), all of it
+    under rule `full`."""
     net = max(0, client_net_idr)
-    mitra = net * share_percent // 100
-    return mitra, net - mitra
+    if price_basis != PriceBasis.LIST_PRICE or discount_idr <= 0:
+        return net
+    if paid_idr > 0:
+        return net + discount_idr * net // paid_idr
+    if rule == RULE_FULL:
+        return discount_idr
+    return discount_idr - unserved_refund(price_idr=discount_idr, paid=paid_minutes, served=served_minutes)
+
+
+def split_on_basis(*, client_net_idr: int, basis_idr: int, share_percent: int) -> tuple[int, int]:
+    """(Bestie, platform): the Bestie's part rounded down from the basis, the platform's part the
+    rest of the client's net (negative when a list-price basis exceeds what the client pays)."""
+    mitra = max(0, basis_idr) * share_percent // 100
+    return mitra, max(0, client_net_idr) - mitra
 
 
 def settle(
@@ -141,7 +173,8 @@ def session_settle(*, session, fault: str = FAULT_NONE, now) -> EarningsEntry:
         reason=session.end_reason,
         fault=fault,
         client_fault_policy=config.client_fault_end_policy,
-        price_idr=session.price_idr + session.extensions_total_idr,
+        # The unserved minutes go back at the price the client paid (after any voucher).
+        price_idr=max(0, session.price_idr + session.extensions_total_idr - session.discount_idr),
         duration_seconds=session.duration_seconds,
         extended_seconds=session.extended_seconds,
         accepted_at=session.accepted_at,
@@ -154,8 +187,18 @@ def session_settle(*, session, fault: str = FAULT_NONE, now) -> EarningsEntry:
     if refund_idr > 0:
         refund_create(session=session, reason=REFUND_UNSERVED, amount_idr=refund_idr, allow_nothing=True)
     share = config.share_percent_for(session.package_code)
-    mitra_idr, platform_idr = split(
-        client_net_idr=session_money(session=session).client_net_idr, share_percent=share
+    after = session_money(session=session)
+    basis_idr = share_basis(
+        price_basis=config.mitra_share_basis,
+        client_net_idr=after.client_net_idr,
+        paid_idr=after.paid_idr,
+        discount_idr=session.discount_idr,
+        rule=decision.rule,
+        paid_minutes=decision.paid_minutes,
+        served_minutes=decision.served_minutes,
+    )
+    mitra_idr, platform_idr = split_on_basis(
+        client_net_idr=after.client_net_idr, basis_idr=basis_idr, share_percent=share
     )
     entry = _book(
         session,
@@ -167,6 +210,8 @@ def session_settle(*, session, fault: str = FAULT_NONE, now) -> EarningsEntry:
         served_minutes=decision.served_minutes,
         reason=f"{session.end_reason}/{decision.rule}" + (f"/{fault}_fault" if fault else ""),
         now=now,
+        price_basis=config.mitra_share_basis,
+        basis_amount_idr=basis_idr,
     )
     SessionEvent.objects.create(
         session=session,
@@ -175,6 +220,8 @@ def session_settle(*, session, fault: str = FAULT_NONE, now) -> EarningsEntry:
             "rule": decision.rule, "paid_minutes": decision.paid_minutes,
             "served_minutes": decision.served_minutes, "refund_idr": refund_idr,
             "mitra_idr": mitra_idr, "platform_idr": platform_idr, "share_percent": share,
+            "price_basis": config.mitra_share_basis, "basis_amount_idr": basis_idr,
+            "discount_idr": session.discount_idr,
         },
     )  # fmt: skip
     return entry
@@ -191,11 +238,22 @@ def ledger_follow(*, session_id, reason: str, now=None):
         earning = EarningsEntry.objects.filter(session=session, kind=EntryKind.EARNING).first()
         if earning is None:
             return None
-        target_mitra, target_platform = split(
-            client_net_idr=session_money(session=session).client_net_idr, share_percent=earning.share_percent
+        money = session_money(session=session)
+        # The basis of the earning row (fixed at settlement), scaled to the new net.
+        target_basis = share_basis(
+            price_basis=earning.price_basis,
+            client_net_idr=money.client_net_idr,
+            paid_idr=money.paid_idr,
+            discount_idr=session.discount_idr,
+            rule=_rule_of(earning),
+            paid_minutes=earning.paid_minutes,
+            served_minutes=earning.served_minutes,
+        )
+        target_mitra, target_platform = split_on_basis(
+            client_net_idr=money.client_net_idr, basis_idr=target_basis, share_percent=earning.share_percent
         )
         booked = EarningsEntry.objects.filter(session=session).aggregate(
-            mitra=Sum("amount_idr"), platform=Sum("platform_idr")
+            mitra=Sum("amount_idr"), platform=Sum("platform_idr"), basis=Sum("basis_amount_idr")
         )
         mitra_delta = target_mitra - (booked["mitra"] or 0)
         platform_delta = target_platform - (booked["platform"] or 0)
@@ -211,7 +269,15 @@ def ledger_follow(*, session_id, reason: str, now=None):
             share_percent=earning.share_percent,
             reason=reason,
             now=now or timezone.now(),
+            price_basis=earning.price_basis,
+            basis_amount_idr=target_basis - (booked["basis"] or 0),
         )
+
+
+def _rule_of(earning) -> str:
+    """The rule an earning row was settled under (its reason is `end_reason/rule[/fault]`)."""
+    parts = earning.reason.split("/")
+    return parts[1] if len(parts) > 1 and parts[1] in (RULE_FULL, RULE_SERVED) else RULE_FULL
 
 
 def ledger_follow_refund(refund):

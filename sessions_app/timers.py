@@ -10,6 +10,7 @@ from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
 from payments.services import refund_create
+from promotions import services as promotions
 from sessions_app import events, handoff, notifications, observations
 from sessions_app.chat_store import messages_purge_expired
 from sessions_app.effects import notify_updated, participant_user_ids, record
@@ -75,6 +76,7 @@ def matching_expire_due(*, now=None, limit=200) -> int:
         record(session, "unmatched")
         observations.matching_ended(outcome="unmatched")
         refund_create(session=session, reason=EndReason.NO_MITRA, allow_nothing=True)
+        promotions.redemptions_release_for_session(session=session, reason=EndReason.NO_MITRA, now=now)
         notify_updated(session)
 
     return _for_each_locked(_due(ChatSession.objects.filter(**condition), limit), condition, handle)

@@ -18,6 +18,9 @@ logged and does not stop the others: the deletion already committed.
   copies of the client's personal data (message bodies, comments, report texts, payer fields in
   payment callbacks): erased together with the account or not at all. A failing callback fails
   the erasure (the client gets an error and can retry), never half of it.
+- `notify_client_phone_erasing`: the same erasure, inside its transaction, while the phone is
+  still known (`callback(user, phone)`): the promotions app keeps a keyed hash of the phone there
+  (docs/privacy.md). Its exceptions propagate: the erasure rolls back.
 """
 
 import logging
@@ -26,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 _client_deleted_callbacks = []
 _client_erasing_callbacks = []
+_client_phone_erasing_callbacks = []
 
 
 def on_client_erasing(callback):
@@ -41,6 +45,20 @@ def notify_client_erasing(user_id):
         callback(user_id)
 
 
+def on_client_phone_erasing(callback):
+    """Register `callback(user, phone)` to run inside the erasure's transaction, before the phone
+    is cleared. Idempotent."""
+    if callback not in _client_phone_erasing_callbacks:
+        _client_phone_erasing_callbacks.append(callback)
+    return callback
+
+
+def notify_client_phone_erasing(user, phone):
+    """Call inside the erasure's transaction, before the phone is cleared; exceptions propagate."""
+    for callback in list(_client_phone_erasing_callbacks):
+        callback(user, phone)
+
+
 def on_client_deleted(callback):
     """Register `callback(user_id)`; usable as a decorator. Registering twice is a no-op."""
     if callback not in _client_deleted_callbacks:
@@ -50,8 +68,9 @@ def on_client_deleted(callback):
 
 def remove_callback(callback):
     """Unregister a callback (tests restore the registry with it)."""
-    if callback in _client_deleted_callbacks:
-        _client_deleted_callbacks.remove(callback)
+    for callbacks in (_client_deleted_callbacks, _client_erasing_callbacks, _client_phone_erasing_callbacks):
+        if callback in callbacks:
+            callbacks.remove(callback)
 
 
 def notify_client_deleted(user_id):

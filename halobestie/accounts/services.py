@@ -502,6 +502,7 @@ def user_erase(*, user: User) -> User:
         if locked.deleted_at is not None:
             return locked
         phone = locked.phone
+        hooks.notify_client_phone_erasing(locked, phone)
         locked.phone = None
         locked.email = None
         locked.display_name = ""

@@ -46,6 +46,7 @@ DEFAULT_HOTLINE_TEXT = (
 )
 
 
+SHARE_BASES = ("list_price", "paid_price")
 CLIENT_FAULT_END_POLICIES = ("full", "served")
 
 # What GET /api/v1/config shows; the rest (shares, crisis words) stays internal.
@@ -74,6 +75,12 @@ class RuntimeConfigValues:
     stale_grace_seconds: int = 30
     mitra_lost_grace_seconds: int = 120
     mitra_share_percent: int = 70
+    # What the mitra's share is computed on when a voucher discounted the session: "list_price"
+    # (the package price: promotions are the platform's cost) or "paid_price" (what was paid).
+    mitra_share_basis: str = "list_price"
+    # Xendit's smallest IDR invoice: a discount never leaves less than this to pay (but may make
+    # a session wholly free, with no invoice at all).
+    xendit_min_invoice_idr: int = 1000
     # A staff end for the client's fault (a report against the client upheld): "full" = the
     # Bestie earns the full share and nothing goes back; "served" = as a Bestie-side end
     # (the Bestie earns the served minutes, the client gets the unserved minutes back).
@@ -132,6 +139,7 @@ _INT_LIMITS = {
     "stale_grace_seconds": (0, 3600),
     "mitra_lost_grace_seconds": (0, 3600),
     "mitra_share_percent": (0, 100),
+    "xendit_min_invoice_idr": (1, 1_000_000),
     "default_capacity": (1, 50),
     "message_retention_days": (1, 3650),
     "max_message_length": (1, 4000),
@@ -212,6 +220,10 @@ def validate_values(raw):
                 errors[name] = ["Harus daftar kata."]
             else:
                 values[name] = tuple(w.strip().lower() for w in value)
+        elif name == "mitra_share_basis":
+            if value not in SHARE_BASES:
+                errors[name] = [f"Harus salah satu dari: {', '.join(SHARE_BASES)}."]
+            values[name] = value
         elif name == "preference_relax_order":
             if not isinstance(value, list) or sorted(value) != sorted(PREFERENCE_KINDS):
                 errors[name] = [f"Harus urutan dari: {', '.join(PREFERENCE_KINDS)} (masing-masing sekali)."]

@@ -77,6 +77,8 @@ MATRIX = [
         {"reason": "harassment"},
         (401, 201, 404, 201, 404, 401, 403),
     ),
+    # Voucher preview: clients only; an unknown code is unknown to every client alike.
+    ("GET", "/api/v1/vouchers/{code}", None, (401, 404, 404, 403, 403, 401, 403)),
     # Blocking and erasing a transcript wait for the end (409); erasing is the client's only.
     ("POST", "/api/v1/sessions/{session}/block", None, (401, 409, 404, 409, 404, 401, 403)),
     ("DELETE", "/api/v1/sessions/{session}/messages", None, (401, 409, 404, 403, 403, 401, 403)),
@@ -132,7 +134,12 @@ def cast(transactional_db, settings, active_session, make_client_user, make_mitr
     )
     return {
         "tokens": tokens,
-        "values": {"session": session.id, "mitra_x": mitra_x.id, "device_a": "perangkat-klien-a"},
+        "values": {
+            "session": session.id,
+            "mitra_x": mitra_x.id,
+            "device_a": "perangkat-klien-a",
+            "code": "TIDAKADA?package=curhat-15",  # the preview's query rides along with the code
+        },  # fmt: skip
         "session": session,
     }
 
