@@ -77,6 +77,10 @@ MATRIX = [
         {"reason": "harassment"},
         (401, 201, 404, 201, 404, 401, 403),
     ),
+    # Favourites: clients only; an unknown Bestie or one not in the list is 404.
+    ("GET", "/api/v1/favourites", None, (401, 200, 200, 403, 403, 401, 403)),
+    ("POST", "/api/v1/favourites", {"mitra": 999999999}, (401, 404, 404, 403, 403, 401, 403)),
+    ("DELETE", "/api/v1/favourites/{mitra_x}", None, (401, 404, 404, 403, 403, 401, 403)),
     # Voucher preview: clients only; an unknown code is unknown to every client alike.
     ("GET", "/api/v1/vouchers/{code}", None, (401, 404, 404, 403, 403, 401, 403)),
     # Blocking and erasing a transcript wait for the end (409); erasing is the client's only.
