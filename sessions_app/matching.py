@@ -18,6 +18,7 @@ from mitras.favourites import favourite_ids_by_client
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
 from sessions_app import blocking, events, notifications, observations, preferences
+from sessions_app.booking_slots import next_booking_starts
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.models import (
     ChatSession,
@@ -118,13 +119,15 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
         )
         refused |= blocking.blocked_pairs(waiting)  # a blocked pair is never offered (issue 20)
         favourites = favourite_ids_by_client({session.client_id for session in waiting})
+        booked_from = next_booking_starts(mitra_ids=list(candidates), now=now)  # issue 25
         for session in waiting:
             _relax_preferences(session, now=now, config=config)
             if not candidates:
                 continue
             mitra = _choose_mitra(
-                session, candidates, loads, refused, favourites.get(session.client_id, set())
-            )
+                session, _clear_of_bookings(candidates, booked_from, session, now), loads, refused,
+                favourites.get(session.client_id, set()),
+            )  # fmt: skip
             if mitra is None:
                 continue
             _offer(session, mitra, now=now, timeout=config.offer_timeout_seconds)
@@ -135,6 +138,22 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
         if offered or waiting:
             transaction.on_commit(lambda: _send_queue_positions())
     return offered
+
+
+def _clear_of_bookings(candidates, booked_from, session, now):
+    """The candidates this session would not run into a booking of (bookings.py): it must end,
+    at its booked length, before the Bestie's next booking less the buffer."""
+    if not booked_from:
+        return candidates
+    ends = now + timedelta(seconds=session.duration_seconds)
+    return {mid: m for mid, m in candidates.items() if mid not in booked_from or ends <= booked_from[mid]}
+
+
+def offer_booked(session, mitra, *, now, timeout):
+    """Precondition: a booked session locked and scheduled, its Bestie's row locked. The booked
+    Bestie gets the offer whatever their load: the dispatcher kept on-demand sessions that would
+    run into the booking away (sessions_app/bookings.py)."""
+    _offer(session, mitra, now=now, timeout=timeout)
 
 
 def mitra_available_dispatch(mitra_id):
@@ -197,5 +216,9 @@ def back_to_matching(session, *, outcome, now, actor=None):
     session.save()
     record(session, f"offer_{outcome}", actor=actor, mitra_id=mitra_id)
     load_changed(mitra_id, -1)
+    if session.is_booked and not session.allow_any_mitra:
+        from sessions_app.bookings import booking_mitra_absent  # bookings builds on this module
+
+        booking_mitra_absent(session, now=now)
     notify_updated(session, extra_user_ids=mitra_user_ids)
     dispatch_after_commit()
