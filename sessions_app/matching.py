@@ -16,6 +16,7 @@ from halobestie.db.locks import DISPATCH_LOCK_KEY, advisory_xact_lock
 from halobestie.runtime.selectors import get_config
 from mitras.favourites import favourite_ids_by_client
 from mitras.models import Mitra
+from mitras.schedule import with_working_now
 from mitras.selectors import last_heartbeats
 from sessions_app import blocking, events, notifications, observations, preferences
 from sessions_app.booking_slots import next_booking_starts
@@ -101,7 +102,7 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
         if not waiting:
             return []
         mitras = list(
-            Mitra.objects.select_for_update()
+            with_working_now(Mitra.objects.select_for_update(), now=now)  # ranks, never excludes
             .filter(is_online=True, deactivated_at__isnull=True)
             .order_by("id")
         )

@@ -53,6 +53,8 @@ MATRIX = [
     ("GET", "/api/v1/mitra/me", None, (401, 403, 403, 200, 200, 401, 403)),
     ("POST", "/api/v1/mitra/status", {"online": True}, (401, 403, 403, 200, 200, 401, 403)),
     ("POST", "/api/v1/mitra/heartbeat", None, (401, 403, 403, 200, 200, 401, 403)),
+    ("GET", "/api/v1/mitra/working-hours", None, (401, 403, 403, 200, 200, 401, 403)),
+    ("PUT", "/api/v1/mitra/working-hours", {"intervals": []}, (401, 403, 403, 200, 200, 401, 403)),
     ("GET", "/api/v1/mitra/earnings", None, (401, 403, 403, 200, 200, 401, 403)),
     ("POST", "/api/v1/realtime/ticket", None, (401, 201, 201, 201, 201, 401, 403)),
     # Sessions: the role is checked first (403 for the wrong role, the same whether the session
