@@ -457,6 +457,3 @@ class ReportAdmin(admin.ModelAdmin):
                 )  # fmt: skip
         except ServiceError as error:
             self.message_user(request, error.detail, messages.WARNING)
-
-
-from sessions_app import booking_admin  # noqa: E402,F401  (registers the bookings admin)

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
-from sessions_app import bookings
+from sessions_app import booking_effects, bookings
 from sessions_app.booking_slots import JAKARTA
 from sessions_app.models import Booking
 
@@ -32,7 +32,7 @@ class BookingStaffForm(forms.ModelForm):
         if self.errors:
             return data
         booking = self.instance
-        before = {"starts_at": booking.starts_at.isoformat(), "state": bookings.booking_state(booking)}
+        before = {"starts_at": booking.starts_at.isoformat(), "state": booking_effects.booking_state(booking)}
         try:
             if data.get("cancel"):
                 done = bookings.booking_cancel_by_staff(
@@ -56,7 +56,7 @@ class BookingStaffForm(forms.ModelForm):
             before=before,
             after={
                 "starts_at": done.starts_at.isoformat(),
-                "state": bookings.booking_state(done),
+                "state": booking_effects.booking_state(done),
                 "note": data.get("note", ""),
             },
         )
@@ -127,4 +127,4 @@ class BookingAdmin(admin.ModelAdmin):
             "finding_bestie": "Mencari Bestie lain",
             "completed": "Selesai",
             "cancelled": "Dibatalkan",
-        }[bookings.booking_state(booking)]
+        }[booking_effects.booking_state(booking)]

@@ -1,9 +1,10 @@
 """Booked sessions REST API under /api/v1/ (sessions_app/bookings.py): slots, bookings for
 clients, and the Bestie's upcoming bookings."""
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -15,7 +16,7 @@ from halobestie.accounts.permissions import IsClient, IsMitra
 from halobestie.errors import NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
-from sessions_app import booking_slots, bookings
+from sessions_app import booking_effects, booking_slots, bookings
 from sessions_app.models import Booking, Status
 from sessions_app.serializers import session_payload
 
@@ -57,7 +58,7 @@ class BookingCreatedOut(BookingOut):
 
 
 def _payload(booking, *, with_payment=False):
-    data = bookings.booking_payload(booking)
+    data = booking_effects.booking_payload(booking)
     if with_payment:
         data["payment"] = session_payload(booking.session).get("payment")
     return data
@@ -82,6 +83,7 @@ class MitraSlotsApi(APIView):
     bookings and the buffer, inside the lead time and the horizon)."""
 
     permission_classes = [AllowAny]
+    authentication_classes = []  # public, as the profiles: a token is not even looked at
 
     @extend_schema(
         operation_id="mitras_slots",
@@ -145,7 +147,7 @@ class MitraSlotsApi(APIView):
                 "timezone": "Asia/Jakarta",
                 "slots": [
                     {
-                        "starts_at": s.astimezone(timezone.UTC).isoformat(),
+                        "starts_at": s.astimezone(UTC).isoformat(),
                         "starts_at_local": s.astimezone(_JAKARTA).isoformat(),
                     }
                     for s in starts
@@ -154,15 +156,31 @@ class MitraSlotsApi(APIView):
         )
 
 
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 instant that states its offset (Z or +07:00): a booking time without one
+    would be guessed, and a guess may be seven hours off."""
+
+    def to_internal_value(self, value):
+        try:
+            parsed = parse_datetime(value) if isinstance(value, str) and "\x00" not in value else None
+        except ValueError:
+            parsed = None  # well formed but impossible (month 13): DateTimeField says why
+        if parsed is not None and parsed.tzinfo is None:
+            self.fail("naive")
+        return super().to_internal_value(value)
+
+    default_error_messages = {"naive": "Sertakan zona waktu, mis. 2026-12-01T19:00:00+07:00."}
+
+
 class BookingCreateIn(serializers.Serializer):
     mitra = serializers.IntegerField(min_value=1)
-    starts_at = serializers.DateTimeField(help_text="Salah satu `starts_at` dari /mitras/{id}/slots.")
+    starts_at = AwareDateTimeField(help_text="Salah satu `starts_at` dari /mitras/{id}/slots.")
     package = serializers.CharField(max_length=32)
     voucher_code = serializers.CharField(max_length=32, required=False, allow_blank=True, allow_null=True)
 
 
 class BookingRescheduleIn(serializers.Serializer):
-    starts_at = serializers.DateTimeField()
+    starts_at = AwareDateTimeField()
 
 
 class BookingPage(LimitOffsetPagination):

@@ -36,8 +36,9 @@ from mitras.models import Mitra
 from payments.models import Payment, PaymentStatus
 from payments.services import InvoiceInfo, invoice_cancel_quietly, invoice_open
 from promotions import services as promotions
-from sessions_app import blocking, events
-from sessions_app.booking_slots import is_bookable, overlaps_other_booking
+from sessions_app import blocking
+from sessions_app.booking_effects import jakarta_text, tell
+from sessions_app.booking_slots import is_bookable
 from sessions_app.effects import notify_updated, record
 from sessions_app.lifecycle import _cancel, _payment_for, _voucher_data, lock_session
 from sessions_app.matching import dispatch_after_commit, offer_booked
@@ -61,23 +62,7 @@ class ChangeClosed(Conflict):
     detail = "Pemesanan sudah terlalu dekat dengan waktu mulainya untuk diubah atau dibatalkan."
 
 
-# Reading ------------------------------------------------------------------------------------------
-
-
-def booking_state(booking) -> str:
-    """The booking's state for the apps, from its session's status (module docstring)."""
-    status = booking.session.status
-    if status == Status.PENDING_PAYMENT:
-        return "held"
-    if status == Status.SCHEDULED:
-        return "confirmed"
-    if status == Status.MATCHING:
-        return "mitra_absent" if booking.session.allow_any_mitra is False else "finding_bestie"
-    if status in (Status.OFFERED, Status.ACTIVE):
-        return "started"
-    if status == Status.ENDED:
-        return "completed"
-    return "cancelled"  # cancelled, unmatched (refunded)
+# Reading (booking_state and booking_payload: booking_effects.py) ---------------------------------
 
 
 def booking_for_client(*, client, booking_id) -> Booking:
@@ -126,57 +111,6 @@ def _aware(starts_at):
     return starts_at
 
 
-def _tell(booking, *, push_client=None, push_mitra=None):
-    """After commit: `booking.updated` to both sides; optional pushes (title, body)."""
-    booking_id, client_id, mitra_user_id = booking.pk, booking.client_id, booking.mitra.user_id
-
-    def send():
-        fresh = Booking.objects.select_related("session", "mitra", "client").filter(pk=booking_id).first()
-        if fresh is None:
-            return
-        frame = {"type": "booking.updated", "booking": booking_payload(fresh)}
-        events.send_now([client_id, mitra_user_id], frame)
-        data = {"type": "booking.updated", "booking_id": str(booking_id)}
-        if push_client:
-            push.send_to_user(user_id=client_id, title=push_client[0], body=push_client[1], data=data)
-        if push_mitra:
-            push.send_to_user(user_id=mitra_user_id, title=push_mitra[0], body=push_mitra[1], data=data)
-
-    transaction.on_commit(send)
-
-
-def _jakarta(instant) -> str:
-    return timezone.localtime(instant, timezone=_JAKARTA).strftime("%d/%m %H:%M WIB")
-
-
-_JAKARTA = __import__("zoneinfo").ZoneInfo("Asia/Jakarta")
-
-
-def booking_payload(booking) -> dict:
-    """What both apps see of a booking (the Bestie sees the client's display name only)."""
-    session = booking.session
-    return {
-        "id": str(booking.id),
-        "state": booking_state(booking),
-        "session_id": str(session.id),
-        "session_status": session.status,
-        "mitra": {"id": booking.mitra_id, "display_name": booking.mitra.display_name},
-        "client_display_name": booking.client.display_name or "Klien",
-        "package_code": session.package_code,
-        "duration_minutes": session.duration_seconds // 60,
-        "price_idr": session.price_idr,
-        "discount_idr": session.discount_idr,
-        "starts_at": booking.starts_at.isoformat(),
-        "ends_at": booking.ends_at.isoformat(),
-        "starts_at_local": timezone.localtime(booking.starts_at, timezone=_JAKARTA).isoformat(),
-        "hold_expires_at": booking.hold_expires_at.isoformat()
-        if session.status == Status.PENDING_PAYMENT
-        else None,
-        "mitra_absent_at": booking.mitra_absent_at.isoformat() if booking.mitra_absent_at else None,
-        "created_at": booking.created_at.isoformat(),
-    }
-
-
 # Holding and paying -------------------------------------------------------------------------------
 
 
@@ -211,7 +145,7 @@ def booking_create(*, client, mitra_id: int, starts_at, package_code: str, vouch
         invoice = invoice_open(
             external_id=external_id,
             amount_idr=quote.amount_idr,
-            description=f"HaloBestie: {package.name} ({_jakarta(starts_at)})",
+            description=f"HaloBestie: {package.name} ({jakarta_text(starts_at)})",
         )
     try:
         with transaction.atomic():
@@ -265,31 +199,6 @@ def booking_create(*, client, mitra_id: int, starts_at, package_code: str, vouch
             invoice_cancel_quietly(invoice=invoice)
         raise
     return Booking.objects.select_related("session", "mitra", "client").get(pk=booking.pk)
-
-
-def booking_mark_paid(session, *, paid_at, now):
-    """Precondition: `session` locked, booked and pending payment (session_mark_paid checks). Paid
-    in time or late, the booking is confirmed if its time is still free for it: a payment after
-    the hold expired confirms only while nobody else took the time meanwhile (else Conflict, and
-    the payment side flags and refunds it)."""
-    booking = Booking.objects.select_for_update().get(session=session)
-    if booking.hold_expires_at <= now:
-        Mitra.objects.select_for_update().filter(pk=booking.mitra_id).first()
-        if booking.starts_at <= now or overlaps_other_booking(booking, now=now):
-            raise Conflict("Waktu pemesanan sudah tidak tersedia.", code="slot_not_available")
-    session.status = Status.SCHEDULED
-    session.paid_at = paid_at or now
-    session.save()
-    record(session, "booking_confirmed")
-    notify_updated(session)
-    _tell(
-        booking,
-        push_client=(
-            "Pemesanan terkonfirmasi",
-            f"Sesimu dengan {booking.mitra.display_name} pada {_jakarta(booking.starts_at)}.",
-        ),
-        push_mitra=("Ada pemesanan baru", f"Sesi terjadwal pada {_jakarta(booking.starts_at)}."),
-    )
 
 
 def bookings_expire_holds(*, now=None, limit=200) -> int:
@@ -367,26 +276,6 @@ def bookings_start_due(*, now=None, limit=200) -> int:
     return done
 
 
-def booking_mitra_absent(session, *, now):
-    """Precondition: `session` locked, booked, just back in matching (the booked Bestie let the
-    grace pass or declined). Only the client decides now: a refund or any Bestie; the matching
-    window runs from now and refunds in full if they choose nothing."""
-    booking = Booking.objects.select_for_update().select_related("mitra").get(session=session)
-    booking.mitra_absent_at = now
-    booking.save(update_fields=["mitra_absent_at", "updated_at"])
-    session.allow_any_mitra = False
-    session.matching_started_at = now
-    session.save(update_fields=["allow_any_mitra", "matching_started_at", "updated_at"])
-    record(session, "booking_mitra_absent", mitra_id=booking.mitra_id)
-    _tell(
-        booking,
-        push_client=(
-            "Bestie-mu belum hadir",
-            "Pilih: dana kembali penuh, atau lanjut dengan Bestie lain yang tersedia.",
-        ),
-    )
-
-
 def booking_fallback(*, client, booking_id) -> Booking:
     """The client chose any available Bestie after the booked one did not come. Raises Conflict
     `booking_not_waiting` unless the booking is waiting for that choice."""
@@ -428,9 +317,12 @@ def booking_cancel_by_client(*, client, booking_id) -> Booking:
         elif session.status == Status.SCHEDULED:
             _check_change_window(booking, now=now)
             _cancel(session, reason=EndReason.CLIENT_CANCELLED, actor=client, now=now, refund=True)
-            _tell(
+            tell(
                 booking,
-                push_mitra=("Pemesanan dibatalkan", f"Klien membatalkan sesi {_jakarta(booking.starts_at)}."),
+                push_mitra=(
+                    "Pemesanan dibatalkan",
+                    f"Klien membatalkan sesi {jakarta_text(booking.starts_at)}",
+                ),
             )
         elif session.status == Status.MATCHING and booking.mitra_absent_at is not None:
             _cancel(session, reason=EndReason.CLIENT_CANCELLED, actor=client, now=now, refund=True)
@@ -474,7 +366,7 @@ def booking_reschedule(*, client, booking_id, starts_at) -> Booking:
     with transaction.atomic():
         session, booking = _lock_booking(booking_id)
         _move(session, booking, starts_at=starts_at, actor=client, now=now, check_deadline=True)
-        _tell(booking, push_mitra=("Pemesanan dipindah", f"Klien memindah sesi ke {_jakarta(starts_at)}."))
+        tell(booking, push_mitra=("Pemesanan dipindah", f"Klien memindah sesi ke {jakarta_text(starts_at)}."))
     return booking_for_client(client=client, booking_id=booking_id)
 
 
@@ -500,13 +392,13 @@ def _cancel_for_client(booking_id, *, actor, reason, note=""):
         if not paid:
             _expire_invoices_after_commit(session)
         record(session, "booking_cancelled", actor=actor, reason=reason, **({"note": note} if note else {}))
-        body = f"Sesimu {_jakarta(booking.starts_at)} dibatalkan" + (
+        body = f"Sesimu {jakarta_text(booking.starts_at)} dibatalkan" + (
             ". Dana dikembalikan penuh." if paid else "."
         )
-        _tell(
+        tell(
             booking,
             push_client=("Pemesanan dibatalkan", body),
-            push_mitra=("Pemesanan dibatalkan", f"Sesi {_jakarta(booking.starts_at)} dibatalkan.")
+            push_mitra=("Pemesanan dibatalkan", f"Sesi {jakarta_text(booking.starts_at)} dibatalkan.")
             if reason == EndReason.STAFF_CANCELLED
             else None,
         )
@@ -521,8 +413,8 @@ def booking_move_by_staff(*, actor, booking_id, starts_at) -> Booking:
     with transaction.atomic():
         session, booking = _lock_booking(booking_id)
         _move(session, booking, starts_at=starts_at, actor=actor, now=now, check_deadline=False)
-        text = f"Sesi dipindah ke {_jakarta(starts_at)} oleh Tim HaloBestie."
-        _tell(booking, push_client=("Pemesanan dipindah", text), push_mitra=("Pemesanan dipindah", text))
+        text = f"Sesi dipindah ke {jakarta_text(starts_at)} oleh Tim HaloBestie."
+        tell(booking, push_client=("Pemesanan dipindah", text), push_mitra=("Pemesanan dipindah", text))
     return Booking.objects.select_related("session", "mitra", "client").get(pk=booking_id)
 
 
@@ -566,7 +458,7 @@ def bookings_remind_due(*, now=None, limit=200) -> int:
             booking.save(update_fields=["reminders_sent", "updated_at"])
             record(booking.session, "booking_reminded", lead_seconds=min(fresh))
             minutes = max(1, int((booking.starts_at - now).total_seconds() // 60))
-            when = f"{minutes} menit lagi" if minutes < 120 else f"pada {_jakarta(booking.starts_at)}"
+            when = f"{minutes} menit lagi" if minutes < 120 else f"pada {jakarta_text(booking.starts_at)}"
             _remind_after_commit(booking, when)
             sent += 1
     return sent

@@ -207,7 +207,7 @@ def session_mark_paid(*, session_id, paid_at=None) -> ChatSession:
     with transaction.atomic():
         session = lock_session(session_id)
         if session.is_booked:
-            from sessions_app.bookings import booking_mark_paid  # bookings builds on this module
+            from sessions_app.booking_effects import booking_mark_paid
 
             check_transition(session, Status.SCHEDULED)
             booking_mark_paid(session, paid_at=paid_at, now=now)

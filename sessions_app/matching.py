@@ -218,7 +218,7 @@ def back_to_matching(session, *, outcome, now, actor=None):
     record(session, f"offer_{outcome}", actor=actor, mitra_id=mitra_id)
     load_changed(mitra_id, -1)
     if session.is_booked and not session.allow_any_mitra:
-        from sessions_app.bookings import booking_mitra_absent  # bookings builds on this module
+        from sessions_app.booking_effects import booking_mitra_absent
 
         booking_mitra_absent(session, now=now)
     notify_updated(session, extra_user_ids=mitra_user_ids)

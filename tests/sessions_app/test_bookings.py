@@ -10,14 +10,11 @@ import pytest
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from halobestie.accounts.models import Device
 from halobestie.errors import Conflict
-from halobestie.integrations import push
 from halobestie.runtime.services import runtime_config_update
-from halobestie.scheduler import run_tick
 from mitras.models import WorkingHours
 from payments.models import Refund
-from sessions_app import bookings, lifecycle
+from sessions_app import booking_effects, bookings, lifecycle
 from sessions_app.booking_slots import bookable_starts
 from sessions_app.matching import queue_dispatch
 from sessions_app.models import Booking, ChatSession, Status
@@ -187,45 +184,6 @@ def test_unpaid_holds_expire_and_free_the_slot(booked_mitra, make_client_user):
         lifecycle.session_mark_paid(session_id=first.session_id)
 
 
-def test_reminders_go_out_once_each_with_two_schedulers(use_fcm, booked_mitra, make_client_user):
-    fake = use_fcm()
-    client = make_client_user()
-    Device.objects.create(user=client, token="client-token", platform="android")
-    Device.objects.create(user=booked_mitra.user, token="mitra-token", platform="android")
-    slot = _next_slot(hours_ahead=26)
-    booking = _paid(
-        bookings.booking_create(
-            client=client, mitra_id=booked_mitra.id, starts_at=slot, package_code="curhat-30"
-        )
-    )
-    assert push.flush(10)
-    confirmations = len(fake.messages())
-
-    def tick_twice_at(now):
-        threads = [threading.Thread(target=lambda: (run_tick(now=now), connection.close())) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        close_old_connections()
-
-    tick_twice_at(slot - timedelta(hours=25))  # nothing due yet
-    tick_twice_at(slot - timedelta(hours=23))  # the 24-hour reminder
-    tick_twice_at(slot - timedelta(hours=22))
-    tick_twice_at(slot - timedelta(minutes=14))  # the 15-minute reminder
-    tick_twice_at(slot - timedelta(minutes=10))
-    assert push.flush(10)
-    reminders = [m for m in fake.messages()[confirmations:] if m["data"]["type"] == "booking.reminder"]
-    assert sorted(m["token"] for m in reminders) == [
-        "client-token",
-        "client-token",
-        "mitra-token",
-        "mitra-token",
-    ]
-    booking.refresh_from_db()
-    assert booking.reminders_sent == [900, 86400]
-
-
 def test_at_the_start_the_booked_bestie_gets_the_offer_and_accepts(booked_mitra, make_client_user):
     slot = _next_slot()
     booking = _paid(
@@ -242,7 +200,7 @@ def test_at_the_start_the_booked_bestie_gets_the_offer_and_accepts(booked_mitra,
     session.refresh_from_db()
     assert session.status == Status.ACTIVE
     booking.refresh_from_db()
-    assert bookings.booking_state(booking) == "started"
+    assert booking_effects.booking_state(booking) == "started"
 
 
 def test_client_no_show_the_session_runs_and_the_bestie_is_paid(booked_mitra, make_client_user):
@@ -283,7 +241,7 @@ def test_bestie_no_show_the_client_chooses_refund_or_any_bestie(
     booking.refresh_from_db()
     booking.session.refresh_from_db()
     assert booking.mitra_absent_at is not None
-    assert bookings.booking_state(booking) == "mitra_absent"
+    assert booking_effects.booking_state(booking) == "mitra_absent"
     queue_dispatch()  # nobody else is offered it until the client chooses
     booking.session.refresh_from_db()
     assert booking.session.status == Status.MATCHING
@@ -314,7 +272,7 @@ def test_cancel_and_reschedule_windows(booked_mitra, make_client_user):
     )
     assert moved.starts_at == far + timedelta(hours=1)
     cancelled = bookings.booking_cancel_by_client(client=client, booking_id=booking.pk)
-    assert bookings.booking_state(cancelled) == "cancelled"
+    assert booking_effects.booking_state(cancelled) == "cancelled"
     refunded = sum(Refund.objects.filter(session_id=booking.session_id).values_list("amount_idr", flat=True))
     assert refunded == booking.session.price_idr
 
@@ -338,7 +296,9 @@ def test_cancel_and_reschedule_windows(booked_mitra, make_client_user):
 
 
 def test_the_api_books_lists_and_hides_the_client_from_the_bestie(booked_mitra, make_client_user):
-    client = make_client_user(display_name="Rina")
+    client = make_client_user()
+    client.display_name = "Rina"
+    client.save(update_fields=["display_name"])
     api = auth_client(client)
     answer = api.get(f"/api/v1/mitras/{booked_mitra.id}/slots", {"package": "curhat-30"})
     assert answer.status_code == 200, answer.content
@@ -373,4 +333,42 @@ def test_the_api_books_lists_and_hides_the_client_from_the_bestie(booked_mitra, 
     assert mine.status_code == 200
     [row] = mine.json()["results"]
     assert row["client_display_name"] == "Rina" and row["state"] == "confirmed"
-    assert "phone" not in str(row) and str(client.id) not in str(row)
+    assert client.phone not in str(row) and not {"client", "client_id", "phone"} & set(row)
+
+
+def test_support_moves_and_cancels_a_booking_in_the_control_center_audited(
+    booked_mitra, make_client_user, make_staff, internal_client
+):
+    from halobestie.audit.models import AuditEntry
+
+    client = make_client_user()
+    slot = _next_slot(hours_ahead=4)
+    booking = _paid(
+        bookings.booking_create(
+            client=client, mitra_id=booked_mitra.id, starts_at=slot, package_code="curhat-30"
+        )
+    )
+    internal_client.force_login(make_staff("support"))
+    url = f"/admin/sessions_app/booking/{booking.pk}/change/"
+    page = internal_client.get(url)
+    assert page.status_code == 200
+    assert internal_client.get("/admin/sessions_app/booking/").status_code == 200
+    new_local = (slot + timedelta(hours=1)).astimezone(JAKARTA)
+    form = {
+        "starts_at_0": new_local.strftime("%Y-%m-%d"),
+        "starts_at_1": new_local.strftime("%H:%M:%S"),
+        "note": "",
+    }
+    answer = internal_client.post(url, form)
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    booking.refresh_from_db()
+    assert booking.starts_at == slot + timedelta(hours=1)
+    assert AuditEntry.objects.filter(action="booking.move", object_id=str(booking.pk)).count() == 1
+
+    form = {**form, "cancel": "on", "note": "Bestie sakit"}
+    answer = internal_client.post(url, form)
+    assert answer.status_code == 302
+    booking.session.refresh_from_db()
+    assert booking.session.status == Status.CANCELLED and booking.session.end_reason == "staff_cancelled"
+    assert sum(Refund.objects.filter(session=booking.session).values_list("amount_idr", flat=True)) == 25000
+    assert AuditEntry.objects.filter(action="booking.cancel", object_id=str(booking.pk)).count() == 1
