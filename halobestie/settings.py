@@ -242,6 +242,11 @@ USE_TZ = True
 # Seconds a process keeps the runtime config before re-reading it; saves invalidate at once over
 # Valkey pub/sub, so this only bounds staleness while Valkey is down.
 RUNTIME_CONFIG_CACHE_SECONDS = env("RUNTIME_CONFIG_CACHE_SECONDS", float, 5.0)
+# The fast routes (halobestie/server/fastpath.py: the beacon, the public config) keep their answer
+# in process memory this long, and serve the last one for up to FAST_ROUTE_STALE_SECONDS while it
+# cannot be rebuilt (Valkey and Postgres both down).
+FAST_ROUTE_CACHE_SECONDS = env("FAST_ROUTE_CACHE_SECONDS", float, 1.0)
+FAST_ROUTE_STALE_SECONDS = env("FAST_ROUTE_STALE_SECONDS", float, 30.0)
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
