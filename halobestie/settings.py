@@ -247,6 +247,9 @@ RUNTIME_CONFIG_CACHE_SECONDS = env("RUNTIME_CONFIG_CACHE_SECONDS", float, 5.0)
 # cannot be rebuilt (Valkey and Postgres both down).
 FAST_ROUTE_CACHE_SECONDS = env("FAST_ROUTE_CACHE_SECONDS", float, 1.0)
 FAST_ROUTE_STALE_SECONDS = env("FAST_ROUTE_STALE_SECONDS", float, 30.0)
+# Threads per process for the CPU-heavy views (password hashing at login and OTP verification),
+# off the single thread every other sync view shares (halobestie/server/offload.py).
+CPU_VIEW_THREADS = env("CPU_VIEW_THREADS", int, 4)
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
