@@ -10,7 +10,9 @@ one load generator (`wrk -t1 -c32`, the same for every system), one server proce
 3. ours with Valkey down (`VALKEY_URL` unset: the beacon built from Postgres, one query a second);
 4. ours, the other hot reads: `GET /api/v1/config`, a session's state `GET /api/v1/sessions/<id>`
    and its history `GET /api/v1/sessions/<id>/messages` (50 messages), each with the client's
-   Bearer token.
+   Bearer token;
+5. the same four reads with the fast routes off (`FAST_ROUTES_ENABLED=false`: through Django's
+   middleware and DRF), for the comparison.
 
 Targets (issue 22), written as MET/MISSED with ratios into docs/PERFORMANCE.md between the
 `bench:reads` markers (the rest of that page is not touched):
@@ -136,6 +138,24 @@ def run(*, pair, server_env, wrk, say, seconds, valkey_url, prefix):
     finally:
         procs.stop(ours)
 
+    # The same reads through Django (fast routes off), same run: what the fast routes change.
+    port = procs.free_port()
+    ours = procs.start(
+        "reads-ours-django",
+        procs.serve_cmd(port),
+        env=server_env(FAST_ROUTES_ENABLED="false"),
+        port=port,
+        health_path="/healthz",
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for name, (path, headers) in reads.items():
+            wrk(base + path, seconds=2, headers=headers)
+            say(f"reads: ours through Django {name}, wrk {seconds}s")
+            results["django_" + name] = wrk(base + path, seconds=seconds, headers=headers)
+    finally:
+        procs.stop(ours)
+
     port = procs.free_port()
     ours = procs.start(
         "reads-ours-no-valkey",
@@ -222,6 +242,10 @@ def write_doc(results, machine):
         ("ours: GET /api/v1/config", results.get("config")),
         ("ours: session state (Bearer)", results.get("session_state")),
         ("ours: message history, 50 messages (Bearer)", results.get("message_history")),
+        ("ours through Django (fast routes off): beacon", results.get("django_beacon_valkey")),
+        ("ours through Django: config", results.get("django_config")),
+        ("ours through Django: session state", results.get("django_session_state")),
+        ("ours through Django: message history", results.get("django_message_history")),
     ]
     lines = [
         START,

@@ -216,6 +216,7 @@ class FastRoutes:
     async def __call__(self, scope, receive, send):
         if (
             scope["type"] == "http"
+            and settings.FAST_ROUTES_ENABLED
             and scope["method"] in ("GET", "HEAD")
             and scope.get(SCOPE_KEY, PUBLIC) == PUBLIC
         ):

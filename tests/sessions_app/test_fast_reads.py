@@ -87,11 +87,12 @@ def test_the_participants_get_the_views_bytes_and_others_get_djangos_answers(
             (history + "?after_seq=%00", _bearer(client)),
             (history + "?limit=1&limit=2", _bearer(client)),
             (f"/api/v1/sessions/{str(session.id).upper()}", _bearer(stranger)),
+            (state + "?x=%00", _bearer(client)),
         ]
     )
 
     statuses = [a.status_code for a in answers]
-    assert statuses == [200, 200, 404, 404, 401, 401, 400, 400, 200, 404]
+    assert statuses == [200, 200, 404, 404, 401, 401, 400, 400, 200, 404, 400]
     assert answers[0].content == from_view
     assert answers[1].content == history_from_view
     assert [m["seq"] for m in answers[1].json()["results"]] == [3, 4]
