@@ -252,7 +252,7 @@ FAST_ROUTE_STALE_SECONDS = env("FAST_ROUTE_STALE_SECONDS", float, 30.0)
 # off the single thread every other sync view shares (halobestie/server/offload.py).
 CPU_VIEW_THREADS = env("CPU_VIEW_THREADS", int, 4)
 # Threads per process for the authenticated fast reads (a session's state, its messages).
-FAST_READ_THREADS = env("FAST_READ_THREADS", int, 4)
+FAST_READ_THREADS = env("FAST_READ_THREADS", int, 8)
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -1,9 +1,12 @@
-"""Fast routes: a few public GET endpoints answered from process memory before Django (issue 22).
+"""Fast routes: a few public GETs answered before Django (issue 22).
 
 The beacon (`GET /api/v1/availability`) is polled by every open client app, and `GET /api/v1/config`
 by every app start. Their answers are the same for everyone for a second at a time, so they are
 served by this ASGI wrapper from an in-process copy of the body (`CachedBody`), without Django's
-request machinery and without a thread hop. What Django would add is kept:
+request machinery and without a thread hop (`register`). A session's state and its messages
+(`register_pattern`, sessions_app/fast_reads.py) need the caller's identity: they run the views'
+own authentication, permission, throttle, selector and serializer on a small thread pool (one hop
+per request) and answer only success. What Django would add is kept for every fast route:
 
 - the request id (X-Request-ID taken when sane, else made up; echoed; in the log line),
 - one `halobestie.request` log line and the request counter + duration histogram, with the same
@@ -11,11 +14,12 @@ request machinery and without a thread hop. What Django would add is kept:
 - the per-person read limit (`halobestie/server/throttles.py`, one Valkey INCR when a limit is set),
 - the security headers Django's middleware sets on every answer.
 
-Only exact matches are served here: GET or HEAD, no query string, on the public listener. Anything
-else (POST, a query string, a NUL in the path…) goes to Django unchanged, so its validation and
-4xx answers stay the only ones. A route's handler can also decline (return None), e.g. when it has
-no body at all and cannot build one (Valkey and Postgres both down past the stale limit): Django
-answers then, with its own error envelope.
+Only exact matches are served here: GET or HEAD on the public listener; the exact routes without
+a query string; the pattern routes validate theirs strictly. Anything else (POST, an odd query
+string, a NUL in the path…) goes to Django unchanged, so its validation and 4xx answers stay the
+only ones. A handler can also decline (return None): no token, a refusal of any kind, or no body
+at all (Valkey and Postgres both down past the stale limit). Django answers then, with its own
+status and error envelope. `FAST_ROUTES_ENABLED=false` sends everything to Django.
 
 `CachedBody` keeps one body per route: fresh for `ttl` seconds, then rebuilt by the route's
 synchronous builder on a dedicated thread (one refresh at a time; callers meanwhile get the
