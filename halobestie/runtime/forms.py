@@ -80,9 +80,7 @@ class PackagesField(LinesField):
                 parts.append("")
             if len(parts) != 5:
                 raise ValidationError(
-                    _(
-                        "Line %(number)s: write code | name | minutes | price | share (the share may be empty)."
-                    )
+                    _("Line %(number)s: write code | name | minutes | price | share (share may be empty).")
                     % {"number": number}
                 )
             code, name, minutes, price, share = parts

@@ -60,7 +60,9 @@ def test_it_parses_what_staff_type():
         defaults,
         xendit_min_invoice_idr="Rp2.500",
         crisis_words="bunuh diri\n\n  pengen mati  \n",
-        packages="curhat-15 | Curhat 15 menit | 15 | 15.000\ncurhat-30 | Curhat 30 menit | 30 | Rp25.000 | 75",
+        packages=(
+            "curhat-15 | Curhat 15 menit | 15 | 15.000\ncurhat-30 | Curhat 30 menit | 30 | Rp25.000 | 75"
+        ),
     )
     form = form_class(data=data, instance=RuntimeConfig(values=defaults))
     assert form.is_valid(), form.errors
