@@ -108,6 +108,8 @@ def limits_text(name, kind):
     if limits is None or kind not in UNITS:
         return ""
     low, high = (rupiah(limit) for limit in limits) if kind == "money" else limits
+    if not UNITS[kind]:
+        return str(_("Allowed: %(low)s to %(high)s.") % {"low": low, "high": high})
     return str(_("Allowed: %(low)s to %(high)s %(unit)s.") % {"low": low, "high": high, "unit": UNITS[kind]})
 
 
