@@ -93,3 +93,24 @@ def test_it_types_the_payment_of_a_session():
     assert set(schema["SessionPaymentOut"]["required"]) == {
         "id", "kind", "status", "amount_idr", "discount_idr", "invoice_url", "expires_at",
     }  # fmt: skip
+
+
+def test_it_lets_try_it_out_call_the_public_api_from_the_control_center_only(client, settings):
+    settings.CC_ORIGIN = "https://cc.example.test"
+    preflight = client.options(
+        "/api/v1/me", HTTP_ORIGIN="https://cc.example.test", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization",
+    )  # fmt: skip
+    assert preflight.status_code == 204
+    assert preflight["Access-Control-Allow-Origin"] == "https://cc.example.test"
+    assert "Authorization" in preflight["Access-Control-Allow-Headers"]
+    response = client.get("/api/v1/config", HTTP_ORIGIN="https://cc.example.test")
+    assert (response.status_code, response["Access-Control-Allow-Origin"]) == (200, "https://cc.example.test")
+    assert "Origin" in response["Vary"]
+
+    other = client.get("/api/v1/config", HTTP_ORIGIN="https://evil.example.test")
+    assert other.status_code == 200 and "Access-Control-Allow-Origin" not in other
+    refused = client.options(
+        "/api/v1/me", HTTP_ORIGIN="https://evil.example.test", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET"
+    )
+    assert "Access-Control-Allow-Origin" not in refused
