@@ -44,7 +44,7 @@ class RuntimeConfigAdmin(admin.ModelAdmin):
         raise AttributeError(name)
 
     def get_fieldsets(self, request, obj=None):
-        return fieldsets(extra=self.readonly_fields)
+        return fieldsets(extra=self.readonly_fields, editable=self.has_change_permission(request, obj))
 
     def has_add_permission(self, request):
         return False

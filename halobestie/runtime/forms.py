@@ -133,18 +133,20 @@ def form_field(name):
     return forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), **common)
 
 
-def fieldsets(extra=()):
+def fieldsets(extra=(), *, editable=True):
     """The admin's fieldsets: the keys by group, in the schema's order."""
     grouped = {}
     for name in config_keys():
         grouped.setdefault(field_info(name).group, []).append(name)
     sets = [(GROUPS.get(group, GROUPS["other"]), {"fields": names}) for group, names in grouped.items()]
-    if extra:
-        sets.append((_("Version"), {"fields": list(extra)}))
+    sets.append((_("Version"), {"fields": [*(["based_on_version"] if editable else []), *extra]}))
     return sets
 
 
 class RuntimeConfigFormBase(forms.ModelForm):
+    # The version the form was loaded at: a save over a newer one would silently undo it.
+    based_on_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
     class Meta:
         model = RuntimeConfig
         fields = []
@@ -154,9 +156,20 @@ class RuntimeConfigFormBase(forms.ModelForm):
         current = current_values(self.instance)
         for name in config_keys():
             self.initial.setdefault(name, current.get(name))
+        self.initial.setdefault("based_on_version", self.instance.version)
 
     def clean(self):
         cleaned = super().clean()
+        based_on = cleaned.get("based_on_version")
+        in_force = RuntimeConfig.objects.filter(pk=1).values_list("version", flat=True).first()
+        if based_on is not None and in_force is not None and based_on != in_force:
+            raise ValidationError(
+                _(
+                    "Someone saved version %(version)s while you were editing: reload the page and "
+                    "make your change again."
+                )
+                % {"version": in_force}
+            )
         # The schema judges what parsed (a key that did not parse stays out and is not judged twice).
         values = {name: cleaned[name] for name in config_keys() if name in cleaned}
         try:

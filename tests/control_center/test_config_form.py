@@ -143,7 +143,11 @@ def test_it_lets_only_admins_roll_back(internal_client, make_staff):
     runtime_config_update(values={**first.values, "default_capacity": 5})
     for group in ("support", "finance"):
         internal_client.force_login(make_staff(group))
-        assert internal_client.get(URL).status_code == 200  # they may read it
+        page = internal_client.get(URL)
+        assert page.status_code == 200  # they may read it, without a way to change it
+        html = page.content.decode()
+        assert "curhat-30 | Curhat 30 menit | 30 | 25.000" in html and "bunuh diri" in html
+        assert "rollback-button" not in html and 'name="offer_timeout_seconds"' not in html
         response = internal_client.post(f"/admin/runtime/runtimeconfig/1/rollback/{first.version}/")
         assert response.status_code == 403, group
     assert RuntimeConfig.objects.get().values["default_capacity"] == 5
@@ -165,3 +169,21 @@ def test_it_refuses_to_restore_a_version_todays_schema_refuses():
     assert RuntimeConfig.objects.get().values["default_capacity"] == 5
     assert RuntimeConfigChange.objects.count() == 2
     assert not AuditEntry.objects.exists()
+
+
+def test_it_refuses_a_save_over_a_version_saved_meanwhile(internal_client, make_staff):
+    call_command("seed")
+    first = RuntimeConfig.objects.get()
+    internal_client.force_login(make_staff("admin"))
+    runtime_config_update(values={**first.values, "default_capacity": 5})  # another admin, meanwhile
+    response = internal_client.post(
+        URL, form_data(first.values, offer_timeout_seconds="45", based_on_version=str(first.version))
+    )
+    assert response.status_code == 200
+    assert f"Someone saved version {first.version + 1}" in response.content.decode() or (
+        f"versi {first.version + 1}" in response.content.decode()
+    )
+    saved = RuntimeConfig.objects.get()
+    assert (saved.version, saved.values["offer_timeout_seconds"], saved.values["default_capacity"]) == (
+        first.version + 1, 60, 5,
+    )  # fmt: skip
