@@ -271,6 +271,7 @@ GROUPS = {
     "timing": _("Timing and matching"),
     "safety": _("Crisis and safety"),
     "data": _("Messages and data"),
+    "bookings": _("Bookings"),
     "other": _("Other settings"),
 }
 
@@ -388,6 +389,56 @@ FIELD_INFO = {
     "callback_payer_retention_days": FieldInfo(
         "days", _("Keep payer details for"),
         _("Days raw payment callbacks keep the payer's details (for disputes)."), "data",
+    ),
+    # Keys of issues 19 (rest for Besties) and 25 (bookings), described ahead of their merge.
+    "mitra_crisis_cooldown_seconds": FieldInfo(
+        "seconds", _("Bestie cool-down after a crisis"),
+        _("No offers to a Bestie for this long after a crisis-flagged session ends (0: none)."), "timing",
+    ),
+    "mitra_max_sessions_in_row": FieldInfo(
+        "integer", _("Most sessions in a row"),
+        _("After this many sessions in a row a Bestie gets a break (0: no limit)."), "timing",
+    ),
+    "mitra_break_seconds": FieldInfo(
+        "seconds", _("Break after sessions in a row"),
+        _("How long the break lasts; sessions are in a row when each began less than this after "
+          "the one before ended."),
+        "timing",
+    ),
+    "booking_lead_seconds": FieldInfo(
+        "seconds", _("Earliest booking"), _("The earliest a booked session may start, from now."), "bookings",
+    ),
+    "booking_slot_minutes": FieldInfo(
+        "minutes", _("Booking slot step"), _("The step between the start times a client may book."),
+        "bookings",
+    ),
+    "booking_horizon_days": FieldInfo(
+        "days", _("Booking horizon"), _("How far ahead a session may be booked."), "bookings",
+    ),
+    "booking_buffer_minutes": FieldInfo(
+        "minutes", _("Gap around a booking"),
+        _("Time kept free for the Bestie before and after every booking."), "bookings",
+    ),
+    "booking_hold_seconds": FieldInfo(
+        "seconds", _("Unpaid booking hold"), _("How long an unpaid booking keeps its time."), "bookings",
+    ),
+    "booking_grace_seconds": FieldInfo(
+        "seconds", _("Grace for the booked Bestie"),
+        _("How long after the start the booked Bestie has before the client may take a refund or "
+          "any Bestie."),
+        "bookings",
+    ),
+    "booking_change_deadline_seconds": FieldInfo(
+        "seconds", _("Cancel or move until"),
+        _("How long before the start a client may still cancel (full refund) or move a booking."), "bookings",
+    ),
+    "booking_reminder_first_seconds": FieldInfo(
+        "seconds", _("First booking reminder"),
+        _("How long before the start the first reminder goes (0: none)."), "bookings",
+    ),
+    "booking_reminder_second_seconds": FieldInfo(
+        "seconds", _("Second booking reminder"),
+        _("How long before the start the second reminder goes (0: none)."), "bookings",
     ),
 }  # fmt: skip
 
