@@ -35,6 +35,7 @@ def test_it_lets_an_admin_fix_a_wrong_value_save_it_live_and_roll_it_back(
         assert offer_timeout() == 60
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(60_000)  # a busy machine: the servers may answer slowly
         page.goto(f"{internal}/admin/login/")
         page.fill("input[name=username]", admin.email)
         page.fill("input[name=password]", "staff-password-123")
