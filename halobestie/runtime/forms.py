@@ -7,6 +7,7 @@ import re
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
 from halobestie.runtime.models import RuntimeConfig
@@ -113,11 +114,16 @@ def limits_text(name, kind):
     return str(_("Allowed: %(low)s to %(high)s %(unit)s.") % {"low": low, "high": high, "unit": UNITS[kind]})
 
 
+def help_text(name):
+    info = field_info(name)
+    return " ".join(str(part) for part in (info.help_text, limits_text(name, info.kind)) if part)
+
+
 def form_field(name):
     """The form field of one config key, from its FieldInfo."""
     info = field_info(name)
-    help_text = " ".join(str(part) for part in (info.help_text, limits_text(name, info.kind)) if part)
-    common = {"label": info.label, "help_text": help_text}
+    # Lazy: the form class is built once, each request reads it in its own language.
+    common = {"label": info.label, "help_text": lazy(help_text, str)(name)}
     if info.kind == "money":
         return MoneyField(**common)
     if info.kind in UNITS:

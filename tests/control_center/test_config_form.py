@@ -6,6 +6,7 @@ import re
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.utils import translation
 
 from halobestie.audit.models import AuditEntry
 from halobestie.runtime.forms import form_field, runtime_config_form
@@ -50,7 +51,8 @@ def test_it_infers_a_field_for_a_key_without_a_description(monkeypatch):
         "crisis_words": "lines", "hotline_text": "text",
     }  # fmt: skip
     assert str(field_info("offer_timeout_seconds").label) == "Offer timeout seconds"
-    assert "10 to 3600" in str(form_field("offer_timeout_seconds").help_text)
+    with translation.override("en"):
+        assert "10 to 3600" in str(form_field("offer_timeout_seconds").help_text)
 
 
 def test_it_parses_what_staff_type():
