@@ -3,6 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from payments.models import PaymentKind, PaymentStatus
 from sessions_app.models import ChatSession, Message
 from sessions_app.preferences import preferences_out
 from sessions_app.selectors import payment_latest_for_session, queue_position
@@ -20,6 +21,18 @@ class PreferencesOut(serializers.Serializer):
     language = serializers.CharField(allow_null=True)
     held = serializers.ListField(child=serializers.CharField(), help_text="Masih dipegang.")
     relaxed = serializers.ListField(child=serializers.CharField(), help_text="Sudah dilepas, berurutan.")
+
+
+class SessionPaymentOut(serializers.Serializer):
+    """The session's latest payment awaiting action (a package or an extension)."""
+
+    id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=PaymentKind.choices)
+    status = serializers.ChoiceField(choices=PaymentStatus.choices)
+    amount_idr = serializers.IntegerField(help_text="Whole rupiah to pay (after any voucher).")
+    discount_idr = serializers.IntegerField(help_text="Whole rupiah a voucher took off.")
+    invoice_url = serializers.CharField(help_text="The page the app opens to pay.")
+    expires_at = serializers.DateTimeField(allow_null=True)
 
 
 class SessionOut(serializers.ModelSerializer):
@@ -52,6 +65,7 @@ class SessionOut(serializers.ModelSerializer):
     def get_queue_position(self, session) -> int | None:
         return queue_position(session=session)
 
+    @extend_schema_field(SessionPaymentOut(allow_null=True))
     def get_payment(self, session) -> dict | None:
         """The latest payment awaiting action (the app opens its invoice_url), if any."""
         payment = payment_latest_for_session(session=session)
