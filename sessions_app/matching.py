@@ -17,7 +17,7 @@ from halobestie.runtime.selectors import get_config
 from mitras.favourites import favourite_ids_by_client
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
-from sessions_app import blocking, events, notifications, observations, preferences
+from sessions_app import blocking, events, notifications, observations, preferences, wait_inputs
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.models import (
     ChatSession,
@@ -172,14 +172,17 @@ def _offer(session, mitra, *, now, timeout):
 
 
 def _send_queue_positions():
-    waiting = list(
-        ChatSession.objects.filter(status=Status.MATCHING)
-        .order_by("matching_started_at", "created_at")
-        .values_list("id", "client_id")
-    )
-    for position, (session_id, client_id) in enumerate(waiting, start=1):
+    waiting = wait_inputs.waiting_sessions()
+    etas = wait_inputs.waiting_etas(waiting)  # one set of inputs for the whole queue
+    for position, (session, eta) in enumerate(zip(waiting, etas, strict=True), start=1):
         events.send_now(
-            [client_id], {"type": "queue.position", "session_id": str(session_id), "position": position}
+            [session.client_id],
+            {
+                "type": "queue.position",
+                "session_id": str(session.id),
+                "position": position,
+                "eta_seconds": eta,
+            },
         )
 
 
