@@ -13,6 +13,7 @@ from sessions_app.models import OCCUPYING_STATUSES, ChatSession, Status
 from sessions_app.wait_estimate import (
     RECENT_HOURS,
     RECENT_SESSIONS,
+    Chat,
     QueueState,
     SessionLengths,
     Waiting,
@@ -56,23 +57,21 @@ def queue_state(*, now) -> QueueState:
     present = {m.id: m for m in online if presence[m.id].is_present}
     taken = {mitra_id: [] for mitra_id in present}
     occupying = ChatSession.objects.filter(status__in=OCCUPYING_STATUSES, mitra_id__in=list(present))
-    for mitra_id, status, accepted_at, ends_at, duration, extended in occupying.values_list(
-        "mitra_id", "status", "accepted_at", "ends_at", "duration_seconds", "extended_seconds"
+    for mitra_id, status, offered_at, accepted_at, ends_at, duration, extended in occupying.values_list(
+        "mitra_id", "status", "offered_at", "accepted_at", "ends_at", "duration_seconds", "extended_seconds"
     ):
         booked = duration + extended
         if status == Status.ACTIVE and accepted_at and ends_at:
-            taken[mitra_id].append(
-                lengths.active_free_in(
-                    elapsed_seconds=(now - accepted_at).total_seconds(),
-                    booked_seconds=booked,
-                    to_end_seconds=(ends_at - now).total_seconds(),
-                )
+            chat = Chat(
+                booked_seconds=booked,
+                elapsed_seconds=(now - accepted_at).total_seconds(),
+                to_end_seconds=(ends_at - now).total_seconds(),
             )
         else:
-            taken[mitra_id].append(lengths.occupancy_seconds(booked))
+            chat = Chat(booked_seconds=booked, elapsed_seconds=(now - (offered_at or now)).total_seconds())
+        taken[mitra_id].append(chat)
     slots = {
-        mitra_id: [max(t, 1.0) for t in taken[mitra_id]]
-        + [0.0] * max(0, mitra.capacity - len(taken[mitra_id]))
+        mitra_id: taken[mitra_id] + [None] * max(0, mitra.capacity - len(taken[mitra_id]))
         for mitra_id, mitra in present.items()
     }
     return QueueState(lengths=lengths, slots=slots)
