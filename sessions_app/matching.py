@@ -7,6 +7,7 @@ mitra rows locked, so two dispatchers can never both fill a mitra's last slot.
 """
 
 import logging
+import threading
 from datetime import timedelta
 
 from django.db import transaction
@@ -29,6 +30,7 @@ from sessions_app.serializers import session_payload
 from sessions_app.states import check_transition
 
 logger = logging.getLogger(__name__)
+_broadcasting = threading.Lock()
 
 
 def dispatch_after_commit():
@@ -172,6 +174,18 @@ def _offer(session, mitra, *, now, timeout):
 
 
 def _send_queue_positions():
+    """`queue.position` (place and `eta_seconds`) to every waiting client. One broadcast at a time
+    per process: a dispatch that finds one running skips its own, as the scheduler's next tick
+    (every second while anyone waits) sends fresh ones."""
+    if not _broadcasting.acquire(blocking=False):
+        return
+    try:
+        _queue_positions_send()
+    finally:
+        _broadcasting.release()
+
+
+def _queue_positions_send():
     waiting = wait_inputs.waiting_sessions()
     etas = wait_inputs.waiting_etas(waiting)  # one set of inputs for the whole queue
     for position, (session, eta) in enumerate(zip(waiting, etas, strict=True), start=1):

@@ -129,7 +129,7 @@ def test_it_gathers_the_inputs_in_the_same_queries_for_1_and_for_30_waiting(paid
         paid_session()
     thirty, etas = queries_for_queue()
     assert one == thirty
-    assert len(etas) == 30 and etas == sorted(etas) and eta <= etas[0] + 1
+    assert len(etas) == 30 and etas == sorted(etas) and etas[0] <= eta  # time passed: sooner
 
 
 def test_the_estimator_takes_the_first_of_many_chats_to_end_not_the_earliest_typical_end():
