@@ -7,6 +7,7 @@ from payments.models import PaymentKind, PaymentStatus
 from sessions_app.models import ChatSession, Message
 from sessions_app.preferences import preferences_out
 from sessions_app.selectors import payment_latest_for_session, queue_position
+from sessions_app.wait_inputs import eta_seconds
 
 
 class SessionMitraOut(serializers.Serializer):
@@ -41,6 +42,10 @@ class SessionOut(serializers.ModelSerializer):
     client_display_name = serializers.SerializerMethodField()
     duration_minutes = serializers.SerializerMethodField()
     queue_position = serializers.SerializerMethodField()
+    eta_seconds = serializers.SerializerMethodField(
+        help_text="Perkiraan detik menunggu sampai ditawarkan ke Bestie (null bila tidak menunggu; "
+        "cara menghitung: docs/realtime.md)."
+    )
     payment = serializers.SerializerMethodField()
     is_rated = serializers.SerializerMethodField()
     preferences = serializers.SerializerMethodField()
@@ -53,7 +58,7 @@ class SessionOut(serializers.ModelSerializer):
             "allow_any_mitra",
             "client_display_name", "created_at", "paid_at", "offered_at", "offer_expires_at",
             "accepted_at", "ends_at", "ended_at", "mitra_lost_at", "last_seq", "queue_position",
-            "payment", "is_rated", "preferences",
+            "eta_seconds", "payment", "is_rated", "preferences",
         ]  # fmt: skip
 
     def get_client_display_name(self, session) -> str:
@@ -64,6 +69,9 @@ class SessionOut(serializers.ModelSerializer):
 
     def get_queue_position(self, session) -> int | None:
         return queue_position(session=session)
+
+    def get_eta_seconds(self, session) -> int | None:
+        return eta_seconds(session=session)
 
     @extend_schema_field(SessionPaymentOut(allow_null=True))
     def get_payment(self, session) -> dict | None:

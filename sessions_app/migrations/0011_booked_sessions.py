@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("mitras", "0003_client_favourites"),
-        ("sessions_app", "0009_voucher_discount_and_earnings_basis"),
+        ("sessions_app", "0010_session_recent_chats_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
