@@ -91,12 +91,12 @@ def recreate_database(db):
     )
 
 
-def clear_valkey():
+def clear_valkey(patterns=(f"{PREFIX}*", "benchdispatch-layer*")):
     import redis
 
     _, _, valkey = _urls(DB)
     client = redis.Redis.from_url(valkey)
-    for pattern in (f"{PREFIX}*", "benchdispatch-layer*"):
+    for pattern in patterns:
         names = list(client.scan_iter(match=pattern, count=1000))
         for start in range(0, len(names), 1000):
             client.delete(*names[start : start + 1000])

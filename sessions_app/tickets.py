@@ -92,14 +92,15 @@ def socket_users_for_claims(claims_list) -> list:
     `socket_token_jti`) or the SocketUnauthenticated that `socket_user` would raise."""
     user_ids = {user_id for user_id, _, _ in claims_list}
     jtis = {str(jti) for _, _, jti in claims_list if jti}
-    users = {user.pk: user for user in User.objects.select_related("mitra").filter(pk__in=user_ids)}
+    # The claim may be a string (simplejwt): compared as text.
+    users = {str(user.pk): user for user in User.objects.select_related("mitra").filter(pk__in=user_ids)}
     revoked = revoked_among(jtis)
     results = []
     for user_id, claimed_role, jti in claims_list:
         try:
             if jti and str(jti) in revoked:
                 raise SocketUnauthenticated("Token sudah dicabut. Masuk lagi.", code="token_revoked")
-            user = users.get(user_id)
+            user = users.get(str(user_id))
             _check_socket_user(user, claimed_role=claimed_role)
             user = copy.copy(user)
             user.socket_token_jti = jti
