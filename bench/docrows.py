@@ -23,7 +23,7 @@ def write_rows(section, rows):
     start, end = f"<!-- bench:{section} -->", f"<!-- /bench:{section} -->"
     lines = [
         start,
-        f"Written by `python -m bench.{section}` on {time.strftime('%Y-%m-%d %H:%M')} UTC"
+        f"Written by `python -m bench.{section}` on {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC"
         + (" (BENCH_QUICK)" if QUICK else "")
         + ":",
         "",
