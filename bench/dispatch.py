@@ -68,6 +68,7 @@ def env_for(db, **overrides):
         GRACEFUL_SHUTDOWN_SECONDS="3",
         METRICS_PORT="0",
         DJANGO_SETTINGS_MODULE="halobestie.settings",
+        DATABASE_POOL="true",  # as in production (the runner's own process turns it off)
     )
     env.pop("PYTEST_ADDOPTS", None)
     env.update({k: str(v) for k, v in overrides.items()})

@@ -948,6 +948,11 @@ def main():
         if wanted("legacy_import"):
             summary["legacy_import"] = legacy_import(admin_url=ADMIN_URL, server_env=server_env, say=say)
             save("legacy_import", summary["legacy_import"])
+        for name in ("dispatch", "storm"):
+            # Issue 22: own databases and processes; each writes its rows in docs/PERFORMANCE.md.
+            if wanted(name):
+                say(f"{name}: python -m bench.{name}")
+                subprocess.run([PY, "-m", f"bench.{name}"], cwd=ROOT, check=False)
     finally:
         procs.stop_all()
         clear_valkey()
