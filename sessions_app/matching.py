@@ -244,7 +244,7 @@ def _offer(session, mitra, *, now, timeout):
     session_id, mitra_user_id = session.id, mitra.user_id
 
     def send_offer():
-        fresh = ChatSession.objects.select_related("client", "mitra").filter(pk=session_id).first()
+        fresh = ChatSession.objects.select_related("client", "mitra", "rating").filter(pk=session_id).first()
         if fresh is not None and fresh.status == Status.OFFERED:
             payload = session_payload(fresh)
             events.send_now([mitra_user_id], {"type": "session.offer", "session": payload})
