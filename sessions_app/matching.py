@@ -58,7 +58,9 @@ def dispatch_after_commit():
 
 class _Coalesced:
     """Run `job` now in the calling thread unless another thread of this process is running it:
-    then that thread runs it once more when it is done (many requests, one more run)."""
+    then that thread runs it once more when it is done (many requests, one more run). The running
+    thread repeats while requests keep coming in meanwhile: under a steady stream of payments one
+    request thread may dispatch for several rounds (each round places everything waiting)."""
 
     def __init__(self, job):
         self.job = job
