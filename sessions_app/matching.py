@@ -15,7 +15,8 @@ each other, so there is no deadlock among them. A dispatcher that left sessions 
 free Bestie was held by another dispatcher dispatches once more after commit, this time waiting
 for the Besties' row locks (taken in id order: waiters cannot deadlock each other), so no session
 is stranded next to a free slot (the scheduler's tick dispatches as well). Within one process,
-dispatches requested after commit while one is running are coalesced into one more run.
+dispatches requested after commit while one is running are coalesced into one more run (and
+`_send_queue_positions` runs one broadcast at a time per process).
 
 What bounds it: one dispatch costs a fixed handful of queries plus about five statements per offer
 (session, offer, event, the Bestie's load and last assignment), all in one transaction, so
@@ -38,7 +39,7 @@ from halobestie.runtime.selectors import get_config
 from mitras.favourites import favourite_ids_by_client
 from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
-from sessions_app import blocking, events, notifications, observations, preferences
+from sessions_app import blocking, events, notifications, observations, preferences, wait_inputs
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.models import (
     ChatSession,
@@ -50,6 +51,7 @@ from sessions_app.serializers import session_payload
 from sessions_app.states import check_transition
 
 logger = logging.getLogger(__name__)
+_broadcasting = threading.Lock()
 
 
 def dispatch_after_commit():
@@ -218,7 +220,7 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
                 )
             )
         if offered or waiting:
-            transaction.on_commit(_queue_positions_coalesced)
+            transaction.on_commit(lambda: _send_queue_positions())
     return offered
 
 
@@ -256,26 +258,30 @@ def _offer(session, mitra, *, now, timeout):
     transaction.on_commit(send_offer)
 
 
-def _send_queue_positions_safely():
-    try:
-        _send_queue_positions()
-    except Exception:
-        logger.exception("queue positions not sent")
-
-
-# After commit: one broadcast at a time per process, repeated once for any asked meanwhile.
-_queue_positions_coalesced = _Coalesced(_send_queue_positions_safely)
-
-
 def _send_queue_positions():
-    waiting = list(
-        ChatSession.objects.filter(status=Status.MATCHING)
-        .order_by("matching_started_at", "created_at")
-        .values_list("id", "client_id")
-    )
-    for position, (session_id, client_id) in enumerate(waiting, start=1):
+    """`queue.position` (place and `eta_seconds`) to every waiting client. One broadcast at a time
+    per process: a dispatch that finds one running skips its own, as the scheduler's next tick
+    (every second while anyone waits) sends fresh ones."""
+    if not _broadcasting.acquire(blocking=False):
+        return
+    try:
+        _queue_positions_send()
+    finally:
+        _broadcasting.release()
+
+
+def _queue_positions_send():
+    waiting = wait_inputs.waiting_sessions()
+    etas = wait_inputs.waiting_etas(waiting)  # one set of inputs for the whole queue
+    for position, (session, eta) in enumerate(zip(waiting, etas, strict=True), start=1):
         events.send_now(
-            [client_id], {"type": "queue.position", "session_id": str(session_id), "position": position}
+            [session.client_id],
+            {
+                "type": "queue.position",
+                "session_id": str(session.id),
+                "position": position,
+                "eta_seconds": eta,
+            },
         )
 
 
