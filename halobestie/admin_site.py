@@ -27,9 +27,11 @@ class ControlCenterSite(admin.AdminSite):
     def dashboard_data(self, request):
         # The admin site is loaded while the app registry is being built (default_site): the
         # dashboard's models can only be imported once a request arrives.
-        from halobestie.dashboard import dashboard_numbers
+        from halobestie.dashboard import dashboard_snapshot
 
-        return JsonResponse(dashboard_numbers())
+        response = JsonResponse(dashboard_snapshot(user=request.user))
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 class ControlCenterAdminConfig(AdminConfig):
