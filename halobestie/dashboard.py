@@ -17,6 +17,7 @@ admin URL of its page. A fixed number of queries whatever the number of rows.
 import uuid
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
@@ -30,6 +31,11 @@ from sessions_app.models import ChatSession, Status
 ENDING_SOON_WINDOW = timedelta(minutes=10)
 LIST_LIMIT = 50
 OPEN_FLAG_STATUSES = (Status.ACTIVE, Status.OFFERED, Status.MATCHING)
+
+
+def admin_url(name, args):
+    """Control-center URLs: the admin lives in the internal URLconf, whichever listener asks."""
+    return reverse(name, args=args, urlconf=settings.INTERNAL_URLCONF)
 
 
 def _seconds(since, now) -> int | None:
@@ -62,7 +68,7 @@ def _wishes(session) -> str:
 
 
 def _session_url(session_id) -> str:
-    return reverse("admin:sessions_app_chatsession_change", args=[session_id])
+    return admin_url("admin:sessions_app_chatsession_change", [session_id])
 
 
 def mitras_online(*, now) -> list:
@@ -74,7 +80,7 @@ def mitras_online(*, now) -> list:
             "capacity": mitra.capacity,
             "is_available": presence.is_available,
             "heartbeat_age_seconds": _seconds(presence.last_heartbeat_at, now),
-            "url": reverse("admin:mitras_mitra_change", args=[mitra.id]),
+            "url": admin_url("admin:mitras_mitra_change", [mitra.id]),
         }
         for mitra, presence in mitras_present(now=now)
     ]
@@ -137,7 +143,7 @@ def sessions_in_crisis(*, now) -> list:
                 "mitra": session.mitra.display_name if session and session.mitra else "–",
                 "source": "Bestie" if item["source"] == "mitra" else "klien",
                 "waiting_seconds": _seconds(session.flagged_at if session else None, now),
-                "url": reverse("admin:sessions_app_chatsession_handoff", args=[item["session_id"]]),
+                "url": admin_url("admin:sessions_app_chatsession_handoff", [item["session_id"]]),
             }
         )
     return rows
@@ -158,7 +164,7 @@ def payments_needing_staff() -> list:
             "status": payment.get_status_display(),
             "problem": payment.flag_reason
             or ("Ditandai untuk staf" if payment.flagged_for_staff else "Gagal"),
-            "url": reverse("admin:payments_payment_change", args=[payment.id]),
+            "url": admin_url("admin:payments_payment_change", [payment.id]),
         }
         for payment in payments
     ]
@@ -181,7 +187,7 @@ def refunds_to_review() -> list:
             "status": refund.get_status_display(),
             "problem": refund.failure_code
             or ("Gagal" if refund.status == RefundStatus.FAILED else "Menunggu penyelesaian manual"),
-            "url": reverse("admin:payments_refund_change", args=[refund.id]),
+            "url": admin_url("admin:payments_refund_change", [refund.id]),
         }
         for refund in refunds
     ]
@@ -198,7 +204,7 @@ def refunds_to_review() -> list:
             "amount": _rupiah(session.price_idr + session.extensions_total_idr - session.discount_idr),
             "status": session.get_status_display(),
             "problem": "Sesi perlu ditinjau untuk refund (" + (session.get_end_reason_display() or "–") + ")",
-            "url": reverse("admin:sessions_app_chatsession_refund", args=[session.id]),
+            "url": admin_url("admin:sessions_app_chatsession_refund", [session.id]),
         }
         for session in sessions
     ]

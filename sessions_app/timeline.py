@@ -11,6 +11,7 @@ reads as words (`kind_label`), never as a raw code or JSON.
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -58,6 +59,25 @@ KIND_LABELS = {
 
 PREFERENCE_LABELS = {"topics": "topik", "gender": "gender", "language": "bahasa"}
 SIDE_LABELS = {"client": "klien", "mitra": "Bestie"}
+REPORT_REASON_LABELS = {
+    "harassment": "pelecehan",
+    "inappropriate": "perilaku tidak pantas",
+    "spam": "spam",
+    "safety": "keselamatan",
+    "no_show": "tidak hadir",
+    "other": "lainnya",
+}
+REFUND_REASON_LABELS = {
+    "paid_after_close": "dibayar setelah sesi ditutup",
+    "unserved_minutes": "menit yang tidak terlayani",
+    "staff_decision": "keputusan staf",
+    **{code: label.lower() for code, label in EndReason.choices},
+}
+
+
+def admin_url(name, args):
+    """Control-center URLs: the admin lives in the internal URLconf, whichever listener asks."""
+    return reverse(name, args=args, urlconf=settings.INTERNAL_URLCONF)
 
 
 def kind_label(kind: str) -> str:
@@ -132,18 +152,18 @@ class _Story:
         payment = self.payments.get(external_id)
         if payment is None:
             return None
-        return Link(reverse("admin:payments_payment_change", args=[payment.pk]), f"Pembayaran {external_id}")
+        return Link(admin_url("admin:payments_payment_change", [payment.pk]), f"Pembayaran {external_id}")
 
     def refund_link(self, refund_id) -> Link | None:
         refund = self.refunds.get(str(refund_id))
         if refund is None:
             return None
-        return Link(reverse("admin:payments_refund_change", args=[refund.pk]), f"Refund {str(refund.pk)[:8]}")
+        return Link(admin_url("admin:payments_refund_change", [refund.pk]), f"Refund {str(refund.pk)[:8]}")
 
     def report_link(self, report) -> Link | None:
         if report is None:
             return None
-        return Link(reverse("admin:sessions_app_report_change", args=[report.pk]), f"Laporan #{report.pk}")
+        return Link(admin_url("admin:sessions_app_report_change", [report.pk]), f"Laporan #{report.pk}")
 
     def report_of(self, *, report_id=None, reporter_id=None):
         for report in self.reports:
@@ -230,7 +250,8 @@ def _sentence(event, story: _Story) -> tuple[str, Link | None]:
         return f"Klien memberi rating {d.get('score')}/5", None
     if kind == "reported":
         report = story.report_of(reporter_id=event.actor_id)
-        return f"Laporan dibuat: {d.get('reason') or '–'}", story.report_link(report)
+        reason = REPORT_REASON_LABELS.get(d.get("reason"), d.get("reason") or "–")
+        return f"Laporan dibuat: {reason}", story.report_link(report)
     if kind == "report_resolved":
         report = story.report_of(report_id=d.get("report_id"))
         return "Laporan diselesaikan", story.report_link(report)
@@ -244,7 +265,8 @@ def _sentence(event, story: _Story) -> tuple[str, Link | None]:
     if kind == "staff_refund":
         return f"Refund {rupiah(d.get('amount_idr'))} oleh staf: {d.get('note') or '–'}", None
     if kind == "refund_created":
-        return f"Refund {rupiah(d.get('amount_idr'))} dibuat ({d.get('reason') or '–'})", story.refund_link(
+        reason = REFUND_REASON_LABELS.get(d.get("reason"), str(d.get("reason") or "–").replace("_", " "))
+        return f"Refund {rupiah(d.get('amount_idr'))} dibuat ({reason})", story.refund_link(
             d.get("refund_id")
         )
     if kind in ("refund_pending", "refund_succeeded", "refund_failed", "refund_manual_settled"):
