@@ -5,11 +5,11 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from halobestie.accounts.services import user_update_profile
 from mitras.selectors import availability_compute
 from mitras.services import mitra_set_online
 from payments.models import Payment
 from payments.services import local_checkout_complete
-from halobestie.accounts.services import user_update_profile
 from sessions_app import lifecycle
 
 
