@@ -17,6 +17,11 @@ class ControlCenterSite(admin.AdminSite):
         return [
             path("dashboard/", self.admin_view(self.dashboard_view), name="dashboard"),
             path("dashboard.json", self.admin_view(self.dashboard_data), name="dashboard-data"),
+            path(
+                "staff/mitra/<int:mitra_id>/password-reset/",
+                self.admin_view(self.mitra_password_reset_view),
+                name="mitra-password-reset",
+            ),
             *super().get_urls(),
         ]
 
@@ -32,6 +37,11 @@ class ControlCenterSite(admin.AdminSite):
         response = JsonResponse(dashboard_snapshot(user=request.user))
         response["Cache-Control"] = "no-store"
         return response
+
+    def mitra_password_reset_view(self, request, mitra_id):
+        from halobestie.staff_admin import mitra_password_reset_view  # models: as above
+
+        return mitra_password_reset_view(self, request, mitra_id)
 
 
 class ControlCenterAdminConfig(AdminConfig):
