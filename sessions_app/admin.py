@@ -65,11 +65,9 @@ class ChatSessionAdmin(admin.ModelAdmin):
     list_select_related = ("client", "mitra")
     inlines = [PaymentInline, RefundInline]
     actions = ["force_end", "force_end_mitra_fault", "force_end_client_fault"]
-    readonly_fields = (
-        ["money", "refund_link", "transcript_link", "handoff_link", "wishes"]
-        + [f.name for f in ChatSession._meta.fields]
-        + ["timeline"]
-    )
+    readonly_fields = ["money", "refund_link", "transcript_link", "handoff_link", "wishes", "timeline"] + [
+        f.name for f in ChatSession._meta.fields
+    ]
 
     def has_add_permission(self, request):
         return False
