@@ -33,6 +33,7 @@ STAFF_GROUPS = ("support", "finance", "admin")
 # What an admin (not a superuser) may give: never admin, never superuser.
 GROUPS_ADMINS_ASSIGN = ("support", "finance")
 MITRA_RESET_PERMISSION = "mitras.change_mitra"
+MAX_PASSWORD_LENGTH = 128  # hashing is slow on purpose: no megabyte passwords
 
 
 def staff_assignable_groups(actor):
@@ -131,6 +132,8 @@ def mitra_password_reset_complete(*, uidb64: str, token: str, password: str, req
         if not default_token_generator.check_token(user, token):  # used meanwhile
             raise NotFound("Tautan tidak berlaku lagi.", code="reset_link_invalid")
         try:
+            if not isinstance(password, str) or len(password) > MAX_PASSWORD_LENGTH:
+                raise ValidationError(f"Paling banyak {MAX_PASSWORD_LENGTH} karakter.")
             validate_password(password, user)
         except ValidationError as error:
             raise ServiceError(

@@ -203,3 +203,53 @@ def test_it_answers_a_forged_reset_link_with_not_found(make_mitra):
             ).status_code
             == 404
         )
+
+
+def test_it_lets_only_one_of_two_simultaneous_resets_through(transactional_db, make_staff, make_mitra):
+    import threading
+
+    from django.db import connection
+
+    from halobestie.accounts import staff
+    from halobestie.errors import NotFound
+
+    mitra = make_mitra(password="sandi-lama-ayu-1")
+    link = staff.mitra_password_reset_link(actor=make_staff("support"), user=mitra.user)
+    uidb64, token = link.rstrip("/").split("/")[-2:]
+    barrier, outcomes = threading.Barrier(2), []
+
+    def reset(password):
+        try:
+            barrier.wait()
+            staff.mitra_password_reset_complete(uidb64=uidb64, token=token, password=password)
+            outcomes.append(password)
+        except NotFound:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=reset, args=(p,)) for p in ("pertama-panjang-11", "kedua-panjang-2222")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes, key=lambda o: o == "refused")[1] == "refused"
+    [winner] = [o for o in outcomes if o != "refused"]
+    mitra.user.refresh_from_db()
+    assert mitra.user.check_password(winner)
+    assert AuditEntry.objects.filter(action="mitra_password_reset").count() == 1
+
+
+def test_it_refuses_an_overlong_password_without_hashing_it(make_staff, make_mitra):
+    mitra = make_mitra(password="sandi-lama-ayu-1")
+    from halobestie.accounts import staff
+
+    link = staff.mitra_password_reset_link(actor=make_staff("support"), user=mitra.user)
+    path = "/" + link.split("://", 1)[1].split("/", 1)[1]
+    response = Client().post(path, {"password": "x" * 1000, "password_again": "x" * 1000})
+    assert response.status_code == 400
+    assert "Paling banyak 128 karakter." in response.content.decode()
+    mitra.user.refresh_from_db()
+    assert mitra.user.check_password("sandi-lama-ayu-1")
