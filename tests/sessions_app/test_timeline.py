@@ -74,8 +74,8 @@ def test_it_reads_a_long_story_in_as_many_queries_as_a_short_one(
     with django_assert_num_queries(5):
         story = session_timeline(session=long)
     assert [e.sentence for e in story][-2:] == [
-        "Ditawarkan ke Bestie Bestie 2",
-        "Bestie Bestie 2 menolak tawaran",
+        "Ditawarkan ke Bestie Ayu 2",
+        "Bestie Ayu 2 menolak tawaran",
     ]
 
 
