@@ -10,7 +10,7 @@ from django.utils import timezone
 from halobestie.accounts.phones import normalize_phone
 from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
-from mitras import services
+from mitras import schedule, services
 from mitras.models import Gender, Mitra
 from mitras.selectors import presence_of
 
@@ -63,7 +63,7 @@ class MitraAdmin(admin.ModelAdmin):
     actions = ["deactivate", "reactivate"]
     readonly_fields = (
         "is_online", "online_since", "last_heartbeat_at", "last_assigned_at", "deactivated_at",
-        "rating_count", "rating_sum", "created_at", "updated_at",
+        "rating_count", "rating_sum", "created_at", "updated_at", "working_hours_text",
     )  # fmt: skip
 
     def get_form(self, request, obj=None, **kwargs):
@@ -123,6 +123,11 @@ class MitraAdmin(admin.ModelAdmin):
         if last is None:
             return "–"
         return f"{int((timezone.now() - last).total_seconds())} dtk"
+
+    @admin.display(description="Jam kerja (WIB)")
+    def working_hours_text(self, mitra):
+        weekly = schedule.schedule_of(mitra)
+        return "; ".join(str(interval) for interval in weekly) if weekly else "belum diatur"
 
     @admin.display(description="Status")
     def status(self, mitra):

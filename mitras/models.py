@@ -85,3 +85,35 @@ class FavouriteOnlinePush(models.Model):
         verbose_name = "push Bestie favorit online"
         verbose_name_plural = "push Bestie favorit online"
         constraints = [models.UniqueConstraint(fields=["client", "day"], name="favourite_push_once_a_day")]
+
+
+class WorkingHours(models.Model):
+    """One weekly interval a Bestie works, in Asia/Jakarta wall-clock time (mitras/schedule.py).
+
+    `weekday` is ISO 8601 (1 Monday … 7 Sunday, as Dart's `DateTime.weekday`); the interval is
+    [`start_minute`, `end_minute`) in minutes from midnight, `end_minute` up to 1440 (24:00).
+    Hours past midnight are two rows (Monday 22:00–24:00, Tuesday 00:00–02:00). Replaced as a whole
+    by `schedule.working_hours_replace`, which refuses overlaps."""
+
+    mitra = models.ForeignKey(Mitra, on_delete=models.CASCADE, related_name="working_hours")
+    weekday = models.PositiveSmallIntegerField("hari")
+    start_minute = models.PositiveSmallIntegerField("mulai (menit)")
+    end_minute = models.PositiveSmallIntegerField("selesai (menit)")
+
+    class Meta:
+        verbose_name = "jam kerja"
+        verbose_name_plural = "jam kerja"
+        ordering = ["mitra", "weekday", "start_minute"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(weekday__gte=1, weekday__lte=7), name="working_hours_iso_weekday"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(start_minute__lt=models.F("end_minute"), end_minute__lte=1440),
+                name="working_hours_start_before_end",
+            ),
+        ]
+        indexes = [models.Index(fields=["weekday", "start_minute"], name="working_hours_weekday_idx")]
+
+    def __str__(self):
+        return f"{self.weekday} {self.start_minute}–{self.end_minute}"

@@ -101,7 +101,11 @@ def mitra_list_public(*, topic=None, language=None, available=False, now=None) -
     JSON `contains` is a PostgreSQL lookup; on the SQLite development default the same filter
     runs in Python.
     """
-    queryset = Mitra.objects.filter(deactivated_at__isnull=True).order_by("-is_online", "id")
+    queryset = (
+        Mitra.objects.filter(deactivated_at__isnull=True)
+        .prefetch_related("working_hours")
+        .order_by("-is_online", "id")
+    )
     if available:
         queryset = queryset.filter(is_online=True)
     topic, language = _normalized(topic), _normalized(language)
@@ -125,7 +129,11 @@ def mitra_list_public(*, topic=None, language=None, available=False, now=None) -
 
 def mitra_get_public(*, mitra_id) -> Mitra:
     """The mitra, unless deactivated or unknown (NotFound either way: nothing tells them apart)."""
-    mitra = Mitra.objects.filter(pk=mitra_id, deactivated_at__isnull=True).first()
+    mitra = (
+        Mitra.objects.filter(pk=mitra_id, deactivated_at__isnull=True)
+        .prefetch_related("working_hours")
+        .first()
+    )
     if mitra is None:
         raise NotFound("Bestie tidak ditemukan.", code="mitra_not_found")
     return mitra

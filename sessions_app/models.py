@@ -20,6 +20,8 @@ class Status(models.TextChoices):
     ENDED = "ended", "Selesai"
     CANCELLED = "cancelled", "Dibatalkan"
     UNMATCHED = "unmatched", "Tidak mendapat Bestie"
+    # A booked session (sessions_app/bookings.py), paid, waiting for its start time.
+    SCHEDULED = "scheduled", "Terjadwal"
 
 
 OPEN_STATUSES = (Status.PENDING_PAYMENT, Status.MATCHING, Status.OFFERED, Status.ACTIVE)
@@ -37,6 +39,9 @@ class EndReason(models.TextChoices):
     CLIENT_CANCELLED = "client_cancelled", "Dibatalkan klien"
     NO_MITRA = "no_mitra", "Tidak ada Bestie tersedia"
     ACCOUNT_DELETED = "account_deleted", "Akun dihapus"
+    MITRA_CANCELLED = "mitra_cancelled", "Dibatalkan Bestie"
+    STAFF_CANCELLED = "staff_cancelled", "Dibatalkan staf"
+    HOLD_EXPIRED = "hold_expired", "Waktu tahan pemesanan habis"
 
 
 class ChatSession(models.Model):
@@ -52,6 +57,9 @@ class ChatSession(models.Model):
     )
     # With a requested mitra: may anyone else take the session when that mitra is not free?
     allow_any_mitra = models.BooleanField(default=True)
+    # A booked session (its Booking row: sessions_app/bookings.py): not counted as the client's one
+    # open on-demand session, so a client can book during a chat and chat while a booking waits.
+    is_booked = models.BooleanField(default=False, db_default=False)
     # The client's wishes for their Bestie (sessions_app/preferences.py), each optional, and the
     # kinds the dispatcher has let go so far, in the order it let them go.
     # (db_default: the previous release's INSERTs keep working during a rolling deploy.)
@@ -133,7 +141,9 @@ class ChatSession(models.Model):
             # A client has at most one open session, whatever races happen.
             models.UniqueConstraint(
                 fields=["client"],
-                condition=models.Q(status__in=["pending_payment", "matching", "offered", "active"]),
+                condition=models.Q(
+                    status__in=["pending_payment", "matching", "offered", "active"], is_booked=False
+                ),
                 name="session_one_open_per_client",
             ),
             models.CheckConstraint(condition=models.Q(price_idr__gte=0), name="session_price_non_negative"),
@@ -409,3 +419,43 @@ class Block(models.Model):
         verbose_name = "blokir"
         verbose_name_plural = "blokir"
         constraints = [models.UniqueConstraint(fields=["client", "mitra"], name="block_pair_unique")]
+
+
+class Booking(models.Model):
+    """A client's reservation of one Bestie for one package length at a set time
+    (sessions_app/bookings.py). Its money and life run through its own `session` (is_booked):
+    pending_payment = held (until `hold_expires_at`), scheduled = confirmed, then at `starts_at` an
+    offer to the booked Bestie like any session. The session's status is the one truth; the
+    booking adds the time, the hold and what was sent."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.OneToOneField(ChatSession, on_delete=models.PROTECT, related_name="booking")
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
+    mitra = models.ForeignKey("mitras.Mitra", on_delete=models.PROTECT, related_name="bookings")
+    starts_at = models.DateTimeField("mulai")
+    ends_at = models.DateTimeField("selesai")
+    # An unpaid booking holds its time until then; after it the time is free again.
+    hold_expires_at = models.DateTimeField("batas tahan")
+    # Reminder lead times (seconds before the start) already pushed, so each goes out once.
+    reminders_sent = models.JSONField("pengingat terkirim", default=list, blank=True)
+    # Set when the booked Bestie let the start pass (grace period) or declined: the client chooses.
+    mitra_absent_at = models.DateTimeField("Bestie tidak hadir pada", null=True, blank=True)
+    created_at = models.DateTimeField("dibuat", auto_now_add=True)
+    updated_at = models.DateTimeField("diubah", auto_now=True)
+
+    class Meta:
+        verbose_name = "pemesanan"
+        verbose_name_plural = "pemesanan"
+        indexes = [
+            models.Index(fields=["mitra", "starts_at"], name="booking_mitra_start_idx"),
+            models.Index(fields=["starts_at"], name="booking_start_idx"),
+            models.Index(fields=["client", "-starts_at"], name="booking_client_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="booking_ends_after_start"
+            ),
+        ]
+
+    def __str__(self):
+        return f"Pemesanan {str(self.id)[:8]}"
