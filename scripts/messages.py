@@ -97,7 +97,9 @@ def _python_messages(path, relative):
         if singular is None:
             continue  # a variable: translated at run time if its value is in the catalogue
         context = _literal(node.args[context_at]) if context_at is not None else None
-        plural = _literal(node.args[plural_at]) if plural_at is not None and len(node.args) > plural_at else None
+        plural = (
+            _literal(node.args[plural_at]) if plural_at is not None and len(node.args) > plural_at else None
+        )
         yield Entry(msgid=singular, msgctxt=context, msgid_plural=plural, files={relative})
 
 
@@ -105,7 +107,9 @@ def _template_messages(path, relative):
     from django.utils.translation.template import templatize
 
     source = templatize(path.read_text(encoding="utf-8"), origin=str(path))
-    for match in re.finditer(r"\b(?:n?p?gettext)\((?:[^()'\"]|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\")*\)", source):
+    for match in re.finditer(
+        r"\b(?:n?p?gettext)\((?:[^()'\"]|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\")*\)", source
+    ):
         call = ast.parse(match.group(0), mode="eval").body
         name = call.func.id
         context_at, singular_at, plural_at = KEYWORDS[name]
@@ -153,7 +157,17 @@ def _fstring_problems(path, relative):
 # --- the .po file ---------------------------------------------------------------------------
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-_UNESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
+_UNESCAPES = {
+    "\\": "\\",
+    '"': '"',
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+}
 
 
 def _quote(text):
