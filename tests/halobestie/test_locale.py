@@ -36,7 +36,11 @@ def our_models():
 
 
 def test_it_labels_every_model_and_field_of_our_apps_through_the_catalogue():
-    unlabelled = []
+    unlabelled = [
+        f"{config.label}: AppConfig.verbose_name"
+        for config in {model._meta.app_config for model in our_models()}
+        if not isinstance(config.verbose_name, Promise)
+    ]
     for model in our_models():
         name = model._meta.label
         for option in ("verbose_name", "verbose_name_plural"):
