@@ -102,7 +102,7 @@ MIDDLEWARE = [
     "halobestie.server.listeners.ListenerUrlconfMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "halobestie.server.language.LanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -235,10 +235,10 @@ REALTIME_FRAMES_BURST = env("REALTIME_FRAMES_BURST", int, 60)
 REALTIME_MAX_SOCKETS_PER_USER = env("REALTIME_MAX_SOCKETS_PER_USER", int, 5)
 REALTIME_USER_RECHECK_SECONDS = env("REALTIME_USER_RECHECK_SECONDS", float, 60.0)
 
-# Bahasa Indonesia unless the user chose English (LocaleMiddleware: the `django_language` cookie,
-# else Accept-Language; with neither, LANGUAGE_CODE). Our texts are English msgids translated by
-# locale/id (scripts/messages.py, `make messages`). Stored times are UTC (USE_TZ); shown in
-# Asia/Jakarta, with seconds (halobestie/formats/).
+# Bahasa Indonesia unless the user chose English with the control center's language switch (the
+# `django_language` cookie; halobestie/server/language.py, never Accept-Language). Our texts are
+# English msgids translated by locale/id (scripts/messages.py, `make messages`). Stored times are
+# UTC (USE_TZ); shown in Asia/Jakarta, with seconds and the zone (halobestie/formats/).
 LANGUAGE_CODE = "id"
 LANGUAGES = [("id", "Bahasa Indonesia"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]

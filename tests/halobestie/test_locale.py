@@ -127,19 +127,29 @@ def test_it_finds_texts_in_python_and_templates(tmp_path):
 
 def test_it_shows_the_control_center_in_indonesian_unless_english_is_chosen(internal_client, make_staff):
     internal_client.force_login(make_staff("admin"))
-    english = {"accept-language": "en-US,en;q=0.9"}
+    english_browser = {"accept-language": "en-US,en;q=0.9"}
 
-    sessions = internal_client.get("/admin/sessions_app/chatsession/").content.decode()
-    sessions_en = internal_client.get("/admin/sessions_app/chatsession/", headers=english).content.decode()
-    new_mitra = internal_client.get("/admin/mitras/mitra/add/").content.decode()
-    new_mitra_en = internal_client.get("/admin/mitras/mitra/add/", headers=english).content.decode()
+    sessions = internal_client.get("/admin/sessions_app/chatsession/", headers=english_browser)
+    new_mitra = internal_client.get("/admin/mitras/mitra/add/", headers=english_browser).content.decode()
 
-    assert "Berdasarkan perlu ditinjau untuk refund" in sessions
-    assert "By needs refund review" in sessions_en
+    # A browser in English is no choice: still Indonesian.
+    assert sessions.headers["Content-Language"] == "id"
+    assert "Berdasarkan perlu ditinjau untuk refund" in sessions.content.decode()
     assert all(label in new_mitra for label in ("Nomor HP", "Kata sandi awal", "Nama Bestie", "Kapasitas"))
+    assert 'name="language" value="en"' in new_mitra
+
+    # The switch in the header is the choice (Django's set_language: a cookie).
+    switched = internal_client.post("/i18n/setlang/", {"language": "en", "next": "/admin/mitras/mitra/add/"})
+    assert (switched.status_code, switched.headers["Location"]) == (302, "/admin/mitras/mitra/add/")
+    sessions_en = internal_client.get("/admin/sessions_app/chatsession/").content.decode()
+    new_mitra_en = internal_client.get("/admin/mitras/mitra/add/").content.decode()
+    assert "By needs refund review" in sessions_en
     assert all(
         label in new_mitra_en for label in ("Phone number", "Initial password", "Bestie name", "Capacity")
     )
+
+    internal_client.post("/i18n/setlang/", {"language": "id", "next": "/admin/"})
+    assert "Nomor HP" in internal_client.get("/admin/mitras/mitra/add/").content.decode()
 
 
 def test_it_shows_times_with_seconds_in_jakarta(internal_client, make_staff):
@@ -159,13 +169,13 @@ def test_it_shows_times_with_seconds_in_jakarta(internal_client, make_staff):
     assert AuditEntry.objects.get(pk=entry.pk).created_at == stored  # stored as given, in UTC
 
 
-def test_it_keeps_the_apis_own_indonesian_errors_whatever_the_language():
+def test_it_answers_the_api_in_indonesian_whatever_the_phone_language():
     client = APIClient()
-    plain = client.get("/api/v1/no-such-endpoint")
-    english = client.get("/api/v1/no-such-endpoint", HTTP_ACCEPT_LANGUAGE="en")
-    assert plain.status_code == english.status_code == 404
+    plain = client.get("/api/v1/me")
+    english = client.get("/api/v1/me", HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9")
+    assert plain.status_code == english.status_code == 401
     assert plain.json() == english.json()
-    assert plain.json()["error"]["detail"] == "Tidak ditemukan."
+    assert english.headers["Content-Language"] == "id"
 
 
 def test_it_changes_no_table_in_the_label_migrations():
