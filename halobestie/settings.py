@@ -243,6 +243,8 @@ LANGUAGE_CODE = "id"
 LANGUAGES = [("id", "Bahasa Indonesia"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 FORMAT_MODULE_PATH = ["halobestie.formats"]
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "Asia/Jakarta"
 USE_I18N = True
 USE_TZ = True
@@ -493,6 +495,7 @@ if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = env("SECURE_COOKIES", bool, True)
     CSRF_COOKIE_SECURE = env("SECURE_COOKIES", bool, True)
+    LANGUAGE_COOKIE_SECURE = env("SECURE_COOKIES", bool, True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
     # HSTS: Django sends it only on requests that arrived over HTTPS (the proxy's
     # X-Forwarded-Proto), so the plain-HTTP probes and the internal listener never get it.
