@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Our apps (INSTALLED_APPS from this repository) and the project templates.
-SOURCE_DIRS = ("halobestie", "mitras", "sessions_app", "payments", "promotions")
+# Our apps (every top-level package with an apps.py: a new app is included by itself) and the
+# project templates.
+SOURCE_DIRS = tuple(sorted(path.parent.name for path in ROOT.glob("*/apps.py")))
 TEMPLATE_DIRS = ("templates",)
 LOCALE_DIR = ROOT / "locale" / "id" / "LC_MESSAGES"
 PO_PATH = LOCALE_DIR / "django.po"

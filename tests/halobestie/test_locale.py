@@ -64,7 +64,7 @@ def test_it_labels_every_model_and_field_of_our_apps_through_the_catalogue():
 
 
 def test_it_covers_the_apps_the_brief_names():
-    assert {model._meta.app_label for model in our_models()} == {
+    assert {model._meta.app_label for model in our_models()} >= {
         "accounts", "audit", "runtime", "legacy", "mitras", "sessions_app", "payments", "promotions",
     }  # fmt: skip
 
