@@ -111,14 +111,16 @@ class WorkingHours(models.Model):
     Hours past midnight are two rows (Monday 22:00–24:00, Tuesday 00:00–02:00). Replaced as a whole
     by `schedule.working_hours_replace`, which refuses overlaps."""
 
-    mitra = models.ForeignKey(Mitra, on_delete=models.CASCADE, related_name="working_hours")
-    weekday = models.PositiveSmallIntegerField("hari")
-    start_minute = models.PositiveSmallIntegerField("mulai (menit)")
-    end_minute = models.PositiveSmallIntegerField("selesai (menit)")
+    mitra = models.ForeignKey(
+        Mitra, on_delete=models.CASCADE, related_name="working_hours", verbose_name=_("Bestie")
+    )
+    weekday = models.PositiveSmallIntegerField(_("weekday"))
+    start_minute = models.PositiveSmallIntegerField(_("start (minutes from midnight)"))
+    end_minute = models.PositiveSmallIntegerField(_("end (minutes from midnight)"))
 
     class Meta:
-        verbose_name = "jam kerja"
-        verbose_name_plural = "jam kerja"
+        verbose_name = _("working hours")
+        verbose_name_plural = _("working hours")
         ordering = ["mitra", "weekday", "start_minute"]
         constraints = [
             models.CheckConstraint(
