@@ -156,6 +156,8 @@ def test_a_fast_read_costs_one_statement_and_its_messages_one_more(
         assert body == from_view
         assert b'"payment":{' in body or b'"payment":null' in body
         assert history_body == history_from_view
+    # Compiled once by Django, then run with each request's parameters (not compiled afresh).
+    assert all(query._prepared is not None for query in fast_reads._SESSION_QUERIES.values())
 
 
 def test_the_one_statement_refuses_what_the_view_refuses(paid_session, online_mitra, make_mitra):
