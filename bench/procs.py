@@ -17,10 +17,29 @@ LOG_DIR = Path(os.environ.get("BENCH_LOG_DIR", "/tmp/halobestie-bench-logs"))
 _running: list[subprocess.Popen] = []
 
 
+# BENCH_PORTS=4800-4899: take ports from that range only (benches side by side); else any free one.
+_PORTS = os.environ.get("BENCH_PORTS", "")
+
+
 def free_port():
+    if _PORTS:
+        low, high = (int(part) for part in _PORTS.split("-"))
+        for port in range(low, high + 1):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            if not _port_open(port) and port not in _handed_out:
+                _handed_out.add(port)
+                return port
+        raise RuntimeError(f"no free port in {_PORTS}")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+_handed_out: set[int] = set()
 
 
 def _port_open(port):

@@ -30,8 +30,10 @@ from bench.legacy_import import legacy_import
 ROOT = procs.ROOT
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0", "false")
 RESULTS = ROOT / "bench" / "results" / ("quick" if QUICK else "")
-BENCH_DB = "halobestie_bench"
-PREFIX = "bench:"
+# Overridable so that two benches can run side by side (each its own database and key prefixes).
+BENCH_DB = os.environ.get("BENCH_DB", "halobestie_bench")
+PREFIX = os.environ.get("BENCH_PREFIX", "bench:")
+LAYER_PREFIX = PREFIX.rstrip(":") + "-layer"
 PY = sys.executable
 
 if QUICK:
@@ -81,7 +83,7 @@ def server_env(**overrides):
         DATABASE_URL=BENCH_URL,
         VALKEY_URL=VALKEY_URL,
         VALKEY_KEY_PREFIX=PREFIX,
-        CHANNEL_LAYER_PREFIX="bench-layer",
+        CHANNEL_LAYER_PREFIX=LAYER_PREFIX,
         TEST_DATABASE_NAME="",
         DEBUG="false",
         TESTING="false",
@@ -128,7 +130,8 @@ def raise_file_limit():
 def recreate_database():
     import psycopg
 
-    assert BENCH_DB == "halobestie_bench"  # never anything else: the test databases stay untouched
+    # never anything else: the test databases stay untouched
+    assert BENCH_DB.startswith("halobestie_bench")
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {BENCH_DB}")
@@ -145,7 +148,7 @@ def clear_valkey():
     import redis
 
     client = redis.Redis.from_url(VALKEY_URL)
-    for pattern in (f"{PREFIX}*", "bench-layer*", "benchfloor*", "benchrelay*"):
+    for pattern in (f"{PREFIX}*", f"{LAYER_PREFIX}*", f"{PREFIX}floor*", f"{PREFIX}relay*"):
         names = list(client.scan_iter(match=pattern, count=1000))
         for start in range(0, len(names), 1000):
             client.delete(*names[start : start + 1000])
@@ -303,11 +306,11 @@ def start_pair(system):
                 "--redis",
                 VALKEY_URL,
                 "--prefix",
-                "benchfloor:",
+                f"{PREFIX}floor:",
             ]
             started.append(procs.start(name, command, env=server_env(), port=port))
         elif system == "channels":
-            env = server_env(BENCH_REDIS_URL=VALKEY_URL, BENCH_LAYER_PREFIX="benchrelay")
+            env = server_env(BENCH_REDIS_URL=VALKEY_URL, BENCH_LAYER_PREFIX=f"{PREFIX}relay")
             started.append(
                 procs.start(
                     name,
@@ -629,7 +632,7 @@ def idle_memory(pairs, system="ours-uvicorn", sockets=IDLE_SOCKETS):
         )
         mode = "chat"
     elif system == "channels":
-        env = server_env(BENCH_REDIS_URL=VALKEY_URL, BENCH_LAYER_PREFIX="benchrelay")
+        env = server_env(BENCH_REDIS_URL=VALKEY_URL, BENCH_LAYER_PREFIX=f"{PREFIX}relay")
         server = procs.start(
             "idle-channels",
             procs.uvicorn_cmd("bench.channels_relay:application", port),

@@ -63,6 +63,7 @@ SYNC_PAGE = 200
 CONFIG_CACHE_SECONDS = 5.0
 PARTICIPANTS_CACHE = 64
 NEW_CHANNEL_TIMEOUT_SECONDS = 3.0
+_closing = set()  # close tasks of overflowed sockets (a reference until they are done)
 
 
 class TokenBucket:
@@ -167,6 +168,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await _accept_and_close(receive, send, realtime.CLOSE_SERVICE_RESTART)
             return
         realtime.layer_available_at_upgrade()
+        on_overflow = getattr(self.channel_layer, "on_overflow", None)
+        if on_overflow is not None:
+            on_overflow(self.channel_name, self._queue_overflowed)
         self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
         self.base_send = send
         with contextlib.suppress(StopConsumer):
@@ -263,6 +267,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 logger.warning("group_discard failed", exc_info=True)
         await realtime.socket_closed(self.user_id, self.channel_name)
 
+    def _queue_overflowed(self):
+        """More frames wait for this socket than REALTIME_SOCKET_QUEUE (sessions_app.layer): the
+        app is not reading, or this process is far behind. Closed with 1013 (try again later)
+        instead of queueing without bound; the app reconnects and `sync`s what it missed."""
+        logger.warning("socket queue full: closed with 1013", extra={"user_id": self.user_id})
+        task = asyncio.get_running_loop().create_task(self.close_with(realtime.CLOSE_TRY_AGAIN_LATER))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
     async def close_with(self, code):
         """Close the socket with `code` (once)."""
         if getattr(self, "closing", False):
@@ -284,6 +297,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # Channel-layer handlers ------------------------------------------------------------------
 
     async def deliver_frame(self, event):
+        text = event.get("text")
+        if text is not None:
+            # A chat message, serialised once by its sender for every recipient (message path).
+            await self.send(text_data=text)
+            observations.message_delivered(
+                sender_id=event.get("sender_id"),
+                stored_at=event.get("stored_at"),
+                recipient_user_id=self.user_id,
+            )
+            return
         frame = event.get("frame") or {}
         if frame.get("type") == "session.updated":
             # A session's state changed: its participants may have too (offer → active).
@@ -369,6 +392,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         body = frame.get("body")
         if not isinstance(body, str):
             _invalid("body", ref, "wajib berupa teks.")
+        if realtime.overloaded():
+            # Shed load: refused before anything is stored, so nothing acked waits in a backlog.
+            raise FrameError("overloaded", "Server sedang sibuk. Kirim ulang sebentar lagi.", ref)
         # One bucket per user across all sockets (Valkey); the socket's own while Valkey is down.
         allowed = await realtime.user_message_allowed(self.user_id)
         if not (allowed if allowed is not None else self.message_bucket.take()):
@@ -394,16 +420,45 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # A resend (same client_msg_id): the same ack, and nothing else. The first send
             # broadcast the message; if that broadcast was lost, `sync` brings it.
             return
-        frame_out = stored_message.message_frame(stored)
-        recipients = [stored.client_user_id, stored.mitra_user_id]
-        for user_id in recipients:
-            if user_id is not None:
-                await self._group_send(user_id, frame_out)
         other = stored.mitra_user_id if self.user_id == stored.client_user_id else stored.client_user_id
-        self._background(self._push_if_offline(stored, other))
+        open_sockets = await self._broadcast_message(stored, other)
+        if open_sockets is None:
+            self._background(self._push_if_offline(stored, other))  # checks the sockets itself
+        elif open_sockets == 0:
+            self._background(self._push(stored, other))
         if stored.crisis_source:
             # The flag is stored already (with the message); this is the follow-up.
             self._background(self._crisis_followup(stored))
+
+    async def _broadcast_message(self, stored, other):
+        """The message frame to every socket of both participants: serialised once, published
+        to both groups with the recipient's open-socket count read in the same Valkey round trip
+        (sessions_app.layer). Returns that count (0: push), or None when it is not known."""
+        frame = stored_message.message_frame(stored)
+        recipients = [uid for uid in (stored.client_user_id, stored.mitra_user_id) if uid is not None]
+        publish = getattr(self.channel_layer, "publish_message", None)
+        if publish is None:  # the in-memory layer (development)
+            for user_id in recipients:
+                await self._group_send(user_id, frame)
+            return None
+        event = {
+            "type": "deliver.frame",
+            "text": json.dumps(frame, ensure_ascii=False, separators=(",", ":")),
+            "sender_id": stored.sender_id,
+            "stored_at": stored.created_at.timestamp(),
+        }
+        try:
+            count = await publish(
+                event,
+                [events.user_group(uid) for uid in recipients],
+                realtime.sockets_key(other) if other is not None else "",
+            )
+        except Exception:
+            # Stored and acked already: the recipient gets it by `sync` (the watchdog closes
+            # sockets with 1012 when the layer is down, so the apps reconnect and sync).
+            logger.warning("broadcast failed", extra={"frame_type": "message.new"}, exc_info=True)
+            return None
+        return None if other is None or count < 0 else int(count)
 
     async def _group_send(self, user_id, frame):
         try:
@@ -427,6 +482,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             if await realtime.has_open_socket(recipient_user_id):
                 return
+        except Exception:
+            logger.warning("new-message push failed", exc_info=True)
+            return
+        await self._push(stored, recipient_user_id)
+
+    async def _push(self, stored, recipient_user_id):
+        """The new-message push to a recipient without an open socket (best effort)."""
+        if recipient_user_id is None:
+            return
+        try:
             session = SimpleNamespace(id=stored.session_id, client_id=stored.client_user_id)
             # Not thread-sensitive: a push may wait on FCM and must not hold the shared thread.
             await database_sync_to_async(notifications.new_message, thread_sensitive=False)(

@@ -1,0 +1,186 @@
+"""The chat bench on its own (issue 22, "chat past the relay"): ours vs the bare Channels relay vs
+the floor, in the same run, at chosen sizes and rates; optionally with py-spy on our processes.
+
+    BENCH_DB=halobestie_bench_chat BENCH_PREFIX=benchchat: BENCH_PORTS=4800-4899 \
+        .venv/bin/python scripts/with_services.py -- .venv/bin/python -m bench.chat_bench
+
+Environment (all optional):
+  CHAT_SYSTEMS   ours-uvicorn,channels,floor (ours-granian too, when granian is installed)
+  CHAT_PLAN      "N:rate,rate;N:rate" (default "500:500,750,1000,1500,2000;1000:1000")
+  CHAT_SECONDS   seconds per step (default 10)
+  CHAT_REUSE=1   keep the database and sessions of the last run (bench/results/chat_bench/pairs.json)
+  CHAT_PROFILE=1 py-spy records our first process during the run (an SVG next to the results)
+Writes bench/results/chat_bench/chat_bench.json and prints a table with the ratios.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from bench import procs, runner
+
+RESULTS = runner.ROOT / "bench" / "results" / "chat_bench"
+P99_LIMIT_MS = runner.P99_LIMIT_MS
+
+
+def _plan():
+    text = os.environ.get("CHAT_PLAN", "500:500,750,1000,1500,2000;1000:1000")
+    plan = []
+    for part in filter(None, text.split(";")):
+        n, rates = part.split(":")
+        plan.append((int(n), [int(r) for r in rates.split(",")]))
+    return plan
+
+
+def _pairs(count):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    cache = RESULTS / "pairs.json"
+    if os.environ.get("CHAT_REUSE") and cache.exists():
+        cached = json.loads(cache.read_text())
+        if len(cached["pairs"]) >= count:
+            # The tokens were signed with that run's secret.
+            runner._SECRET, runner._JWT_SECRET = cached["secret"], cached["jwt_secret"]
+            runner.setup_django()
+            return cached["pairs"]
+    runner.clear_valkey()
+    runner.recreate_database()
+    runner.setup_django()
+    pairs = runner.make_chat_pairs(count)
+    cache.write_text(json.dumps({"pairs": pairs, "secret": runner._SECRET, "jwt_secret": runner._JWT_SECRET}))
+    return pairs
+
+
+def start(system):
+    if system == "ours-granian":
+        ports = [procs.free_port(), procs.free_port()]
+        started = [
+            procs.start(
+                f"ours-granian-{index}",
+                granian_cmd("halobestie.asgi:public_application", port),
+                env=runner.server_env(),
+                port=port,
+                health_path="/healthz",
+            )
+            for index, port in enumerate(ports)
+        ]
+        return started, *(f"ws://127.0.0.1:{port}/ws/v1/" for port in ports), "chat"
+    return runner.start_pair(system)
+
+
+def granian_cmd(app, port):
+    return [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", "1", "--loop", "uvloop", app,
+    ]  # fmt: skip
+
+
+def run_system(system, pairs, plan, seconds):
+    runs = []
+    for n, rates in plan:
+        servers, client_url, mitra_url, mode = start(system)
+        profiler = None
+        try:
+            if os.environ.get("CHAT_PROFILE") and system.startswith("ours"):
+                svg = RESULTS / f"profile-{system}-{n}.txt"
+                py_spy = str(procs.Path(sys.executable).parent / "py-spy")
+                profiler = subprocess.Popen(
+                    [py_spy, "record", "-o", str(svg), "-p", str(servers[0].pid)]
+                    + ["-r", "200", "--nonblocking", "--format", "raw"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            steps = [{"rate": rates[0], "seconds": 3, "record": False, "label": "warm-up"}]
+            steps += [{"rate": r, "seconds": seconds, "label": f"N={n} @ {r}/s"} for r in rates]
+            runner.say(f"chat {system}: N={n} ({2 * n} sockets) rates {rates}")
+            result = runner.run_loadgen(
+                {
+                    "mode": mode,
+                    "client_url": client_url,
+                    "mitra_url": mitra_url,
+                    "pairs": pairs[:n],
+                    "steps": steps,
+                    "server_pids": [p.pid for p in servers],
+                    "grace": 5,
+                    "stop_when_failing": {"p99_ms": P99_LIMIT_MS} if len(rates) > 1 else None,
+                },
+                label=f"chatbench-{system}-{n}",
+            )
+            result.update(system=system, n=n)
+            runs.append(result)
+        finally:
+            if profiler is not None:
+                profiler.send_signal(2)
+                try:
+                    profiler.wait(30)
+                except subprocess.TimeoutExpired:
+                    profiler.kill()
+            for process in servers:
+                procs.stop(process)
+    return runs
+
+
+def max_sustained(runs, n):
+    best = 0
+    for run in runs:
+        if run["n"] != n:
+            continue
+        for step in run["steps"]:
+            ok = step["record"] and step["lost"] == 0 and not step["errors"]
+            ok = ok and not step.get("sockets_closed_by_server")
+            if ok and step["p99_ms"] is not None and step["p99_ms"] <= P99_LIMIT_MS:
+                best = max(best, step["target_rate"])
+    return best
+
+
+def main():
+    procs.install_cleanup()
+    runner.raise_file_limit()
+    systems = os.environ.get("CHAT_SYSTEMS", "ours-uvicorn,channels,floor").split(",")
+    plan = _plan()
+    seconds = int(os.environ.get("CHAT_SECONDS", "10"))
+    pairs = _pairs(max(n for n, _ in plan))
+    chat = {}
+    try:
+        # Interleaved per N so that the busy machine's noise hits all systems alike.
+        for n, rates in plan:
+            for system in systems:
+                chat.setdefault(system, []).extend(run_system(system, pairs, [(n, rates)], seconds))
+    finally:
+        procs.stop_all()
+    sweep_n = plan[0][0]
+    summary = {
+        "plan": plan,
+        "seconds": seconds,
+        "chat": chat,
+        "max_sustained": {s: max_sustained(r, sweep_n) for s, r in chat.items()},
+        "sweep_n": sweep_n,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "chat_bench.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"{'run':<32}{'sent/s':>8}{'deliv/s':>8}{'p50':>8}{'p99':>9}{'lost':>6}{'refused':>8}"
+          f"{'closed':>7}{'cpu ms':>8}")  # fmt: skip
+    for system, runs in chat.items():
+        for run in runs:
+            for s in run["steps"]:
+                if s["record"]:
+                    print(
+                        f"{system + ' ' + s['label']:<32}{s['sent_per_s']:>8.0f}{s['delivered_per_s']:>8.0f}"
+                        f"{runner._f(s['p50_ms']):>8}{runner._f(s['p99_ms']):>9}{s['lost']:>6}"
+                        f"{s.get('refused', 0):>8}{s.get('sockets_closed_by_server', 0):>7}"
+                        f"{runner._f(s['server_cpu_ms_per_msg']):>8}"
+                    )
+    ms = summary["max_sustained"]
+    print(f"max sustained at N={sweep_n} (p99 ≤ {P99_LIMIT_MS} ms, no loss): {ms}")
+    ours = max([v for k, v in ms.items() if k.startswith("ours")] or [0])
+    if ms.get("channels"):
+        print(f"ours / relay: {ours / ms['channels']:.2f}×")
+    if ms.get("floor"):
+        print(f"ours / floor: {ours / ms['floor']:.2f}×")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
