@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from bench import procs, runner
@@ -83,14 +84,20 @@ def run_system(system, pairs, plan, seconds):
         profiler = None
         try:
             if os.environ.get("CHAT_PROFILE") and system.startswith("ours"):
-                svg = RESULTS / f"profile-{system}-{n}.txt"
+                # After the sockets are open (CHAT_PROFILE_DELAY s): the message path, not connect.
+                out = RESULTS / f"profile-{system}-{n}.txt"
                 py_spy = str(procs.Path(sys.executable).parent / "py-spy")
-                profiler = subprocess.Popen(
-                    [py_spy, "record", "-o", str(svg), "-p", str(servers[0].pid)]
-                    + ["-r", "200", "--nonblocking", "--format", "raw"],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+                command = [py_spy, "record", "-o", str(out), "-p", str(servers[0].pid)]
+                command += ["-r", "200", "--nonblocking", "--format", "raw"]
+                profiler = []
+
+                def start_profiler(command=command, profiler=profiler):
+                    profiler.append(
+                        subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    )
+
+                timer = threading.Timer(float(os.environ.get("CHAT_PROFILE_DELAY", "15")), start_profiler)
+                timer.start()
             steps = [{"rate": rates[0], "seconds": 3, "record": False, "label": "warm-up"}]
             steps += [{"rate": r, "seconds": seconds, "label": f"N={n} @ {r}/s"} for r in rates]
             runner.say(f"chat {system}: N={n} ({2 * n} sockets) rates {rates}")
@@ -111,11 +118,13 @@ def run_system(system, pairs, plan, seconds):
             runs.append(result)
         finally:
             if profiler is not None:
-                profiler.send_signal(2)
-                try:
-                    profiler.wait(30)
-                except subprocess.TimeoutExpired:
-                    profiler.kill()
+                timer.cancel()
+                for process in profiler:
+                    process.send_signal(2)
+                    try:
+                        process.wait(30)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
             for process in servers:
                 procs.stop(process)
     return runs

@@ -354,7 +354,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         except ServiceError as exc:
             await self.send_error(*_unrevealing(exc.code, exc.detail), ref)
-        except Exception:
+        except Exception as exc:
+            if type(exc).__name__ == "ClientDisconnected":
+                return  # the app went away while its frame was handled (uvicorn): nothing to answer
             logger.exception("chat frame failed", extra={"user_id": self.user_id, "frame_type": ref})
             await self.send_error("server_error", "Terjadi kesalahan di server. Coba lagi.", ref)
 
@@ -392,7 +394,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         body = frame.get("body")
         if not isinstance(body, str):
             _invalid("body", ref, "wajib berupa teks.")
-        if realtime.overloaded():
+        if realtime.overloaded(chat_store.oldest_store_wait()):
             # Shed load: refused before anything is stored, so nothing acked waits in a backlog.
             raise FrameError("overloaded", "Server sedang sibuk. Kirim ulang sebentar lagi.", ref)
         # One bucket per user across all sockets (Valkey); the socket's own while Valkey is down.
@@ -410,16 +412,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         except ServiceError as exc:
             raise FrameError(exc.code, exc.detail, ref) from None
-        await self.send_json(stored_message.ack_frame(stored))
-        if stored.is_masked and not stored.is_duplicate:
-            await self.send_json(
-                {"type": "message.masked", "session_id": session_id, "client_msg_id": client_msg_id,
-                 "detail": safety.MASKED_NOTICE}
-            )  # fmt: skip
+        try:
+            await self.send_json(stored_message.ack_frame(stored))
+            if stored.is_masked and not stored.is_duplicate:
+                await self.send_json(
+                    {"type": "message.masked", "session_id": session_id, "client_msg_id": client_msg_id,
+                     "detail": safety.MASKED_NOTICE}
+                )  # fmt: skip
+        except Exception:
+            # The sender's socket went away after the commit: the message is stored, so the
+            # other participant still gets it now (the sender's app resends and gets the ack).
+            if not stored.is_duplicate:
+                await self._after_store(stored)
+            raise
         if stored.is_duplicate:
             # A resend (same client_msg_id): the same ack, and nothing else. The first send
             # broadcast the message; if that broadcast was lost, `sync` brings it.
             return
+        await self._after_store(stored)
+
+    async def _after_store(self, stored):
+        """A new message is stored: broadcast it, push when the recipient has no socket, and
+        the crisis follow-up."""
         other = stored.mitra_user_id if self.user_id == stored.client_user_id else stored.client_user_id
         open_sockets = await self._broadcast_message(stored, other)
         if open_sockets is None:

@@ -238,16 +238,18 @@ _lag = {}  # loop -> [lag of the last sample (s), of the one before]
 _lag_monitors = {}
 
 
-def overloaded() -> bool:
-    """Is this process's event loop so far behind (two samples in a row over
-    REALTIME_OVERLOAD_LAG_MS) that a new chat message should be refused (`overloaded`, not stored,
-    not acked) rather than queued behind the backlog? Refusing costs a fraction of storing and
-    delivering, so the process sheds load instead of letting every latency grow without bound."""
+def overloaded(store_wait: float = 0.0) -> bool:
+    """Is this process so far behind that a new chat message should be refused (`overloaded`,
+    not stored, not acked: the app resends) rather than queued behind the backlog? Yes when the
+    oldest sender has waited `store_wait` seconds for a database connection, or the event loop
+    lagged, past REALTIME_OVERLOAD_MS (the lag: two samples in a row). Refusing costs a fraction
+    of storing and delivering, so the process sheds load instead of letting every latency grow
+    without bound (issue 22)."""
+    limit = settings.REALTIME_OVERLOAD_MS / 1000
+    if store_wait > limit:
+        return True
     samples = _lag.get(asyncio.get_running_loop())
-    if samples is None:
-        return False
-    limit = settings.REALTIME_OVERLOAD_LAG_MS / 1000
-    return samples[0] > limit and samples[1] > limit
+    return samples is not None and samples[0] > limit and samples[1] > limit
 
 
 def ensure_lag_monitor():
