@@ -237,7 +237,7 @@ REALTIME_FRAMES_BURST = env("REALTIME_FRAMES_BURST", int, 60)
 # acked: the app resends).
 REALTIME_SOCKET_QUEUE = env("REALTIME_SOCKET_QUEUE", int, 1000)
 REALTIME_VALKEY_CONNECTIONS = env("REALTIME_VALKEY_CONNECTIONS", int, 32)
-REALTIME_OVERLOAD_MS = env("REALTIME_OVERLOAD_MS", float, 500.0)
+REALTIME_OVERLOAD_MS = env("REALTIME_OVERLOAD_MS", float, 1500.0)
 # Per user, across every process: open sockets (more: closed with 4029 `too_many_sockets`), and
 # how often an open socket re-checks its account and token (deactivated, deleted, revoked).
 REALTIME_MAX_SOCKETS_PER_USER = env("REALTIME_MAX_SOCKETS_PER_USER", int, 5)

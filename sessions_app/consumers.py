@@ -32,7 +32,6 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 from django.conf import settings
 
 from halobestie.errors import ServiceError
@@ -140,6 +139,30 @@ async def _accept_and_close(receive, send, code):
     await send({"type": "websocket.close", "code": code})
 
 
+async def _dispatch_both(receive, channel_receive, dispatch):
+    """Channels' await_many_dispatch without its per-message cost (issue 22): it creates a task and
+    runs an asyncio.wait for every frame and every delivery. Here one long-lived reader per
+    source; a lock keeps Channels' guarantee that handlers run one at a time, in arrival order per
+    source. The first exception (StopConsumer at disconnect) ends both readers."""
+    lock = asyncio.Lock()
+
+    async def pump(source):
+        while True:
+            message = await source()
+            async with lock:
+                await dispatch(message)
+
+    tasks = [asyncio.ensure_future(pump(receive)), asyncio.ensure_future(pump(channel_receive))]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     user_id = None
     mitra_id = None
@@ -174,7 +197,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
         self.base_send = send
         with contextlib.suppress(StopConsumer):
-            await await_many_dispatch([receive, self.channel_receive], self.dispatch)
+            await _dispatch_both(receive, self.channel_receive, self.dispatch)
 
     async def connect(self):
         await self.accept()
