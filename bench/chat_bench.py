@@ -9,7 +9,9 @@ Environment (all optional):
   CHAT_PLAN      "N:rate,rate;N:rate" (default "500:500,750,1000,1500,2000;1000:1000")
   CHAT_SECONDS   seconds per step (default 10)
   CHAT_REUSE=1   keep the database and sessions of the last run (bench/results/chat_bench/pairs.json)
-  CHAT_PROFILE=1 py-spy records our first process during the run (an SVG next to the results)
+  CHAT_PROFILE=1 py-spy records our first process once the sockets are open (CHAT_PROFILE_DELAY
+                 s, default 15), raw collapsed stacks next to the results
+  CHAT_IDLE_SOCKETS=2000  then the memory per idle socket of ours, the relay and the floor
 Writes bench/results/chat_bench/chat_bench.json and prints a table with the ratios.
 """
 
@@ -168,6 +170,16 @@ def main():
                 chat.setdefault(system, []).extend(run_system(system, pairs, [(n, rates)], seconds))
     finally:
         procs.stop_all()
+    memory = []
+    idle = int(os.environ.get("CHAT_IDLE_SOCKETS", "0"))
+    if idle:
+        for system in ("ours-uvicorn", "channels", "floor"):
+            try:
+                memory.append(runner.idle_memory(pairs, system, sockets=idle))
+            except Exception as exc:  # a busy machine: recorded, the bench goes on
+                runner.say(f"idle memory {system} failed: {exc}")
+            finally:
+                procs.stop_all()
     sweep_n = plan[0][0]
     summary = {
         "plan": plan,
@@ -175,6 +187,7 @@ def main():
         "chat": chat,
         "max_sustained": {s: max_sustained(r, sweep_n) for s, r in chat.items()},
         "sweep_n": sweep_n,
+        "memory": memory,
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -191,6 +204,8 @@ def main():
                         f"{s.get('refused', 0):>8}{s.get('sockets_closed_by_server', 0):>7}"
                         f"{runner._f(s['server_cpu_ms_per_msg']):>8}"
                     )
+    for m in memory:
+        print(f"idle sockets {m['system']:<14} {m['sockets']} sockets: {m['kib_per_socket']} KiB each")
     ms = summary["max_sustained"]
     print(f"max sustained at N={sweep_n} (p99 ≤ {P99_LIMIT_MS} ms, no loss): {ms}")
     ours = max([v for k, v in ms.items() if k.startswith("ours")] or [0])
