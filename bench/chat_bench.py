@@ -155,6 +155,48 @@ def max_sustained(runs, n):
     return best
 
 
+def _step(runs, n, rate):
+    for run in runs:
+        for step in run["steps"]:
+            if run["n"] == n and step["record"] and step["target_rate"] == rate:
+                return step
+    return None
+
+
+def targets(chat, max_sustained_by_system, memory=()):
+    """Issue 22's chat targets as rows {name, measured, met}: ratios to the relay and the floor of
+    the same run. `chat` as in chat_bench.json (or bench/results/chat.json of `make bench`)."""
+    ours_name = next((s for s in ("ours-uvicorn", "ours-granian") if s in chat), None)
+    rows = []
+    if ours_name is None:
+        return rows
+    ours = max_sustained_by_system.get(ours_name, 0)
+    relay = max_sustained_by_system.get("channels")
+    floor = max_sustained_by_system.get("floor")
+    if relay:
+        rows.append({"name": "chat max sustained ≥ 1.0× the bare Channels relay",
+                     "measured": f"{ours:.0f} vs {relay:.0f} msg/s ({ours / relay:.2f}×)", "met": ours >= relay})  # fmt: skip
+    if floor:
+        rows.append({"name": "chat max sustained ≥ 0.75× the floor",
+                     "measured": f"{ours:.0f} vs {floor:.0f} msg/s ({ours / floor:.2f}×)", "met": ours >= 0.75 * floor})  # fmt: skip
+    s500 = _step(chat[ours_name], 500, 500)
+    if s500:
+        rows.append({"name": "N = 500, 500 msg/s: p99 ≤ 50 ms",
+                     "measured": f"p99 {s500['p99_ms']} ms, lost {s500['lost']}, refused {s500.get('refused', 0)}",
+                     "met": s500["p99_ms"] is not None and s500["p99_ms"] <= 50 and s500["lost"] == 0})  # fmt: skip
+    s1000 = _step(chat[ours_name], 1000, 1000)
+    if s1000:
+        rows.append({"name": "N = 1,000, 1,000 msg/s: 0 undelivered",
+                     "measured": f"{s1000['lost']} undelivered, {s1000.get('refused', 0)} refused (overloaded), "
+                     f"{s1000.get('sockets_closed_by_server', 0)} sockets closed, p99 {s1000['p99_ms']} ms",
+                     "met": s1000["lost"] == 0})  # fmt: skip
+    for m in memory:
+        if m["system"] == "ours-uvicorn":
+            rows.append({"name": "≤ 25 KiB per idle socket", "measured": f"{m['kib_per_socket']} KiB",
+                         "met": m["kib_per_socket"] <= 25})  # fmt: skip
+    return rows
+
+
 def main():
     procs.install_cleanup()
     runner.raise_file_limit()
@@ -190,6 +232,7 @@ def main():
         "memory": memory,
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
+    summary["targets"] = targets(chat, summary["max_sustained"], memory)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "chat_bench.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"{'run':<32}{'sent/s':>8}{'deliv/s':>8}{'p50':>8}{'p99':>9}{'lost':>6}{'refused':>8}"
@@ -213,6 +256,8 @@ def main():
         print(f"ours / relay: {ours / ms['channels']:.2f}×")
     if ms.get("floor"):
         print(f"ours / floor: {ours / ms['floor']:.2f}×")
+    for row in summary["targets"]:
+        print(f"{'MET   ' if row['met'] else 'MISSED'} {row['name']}: {row['measured']}")
     return 0
 
 
