@@ -1,7 +1,8 @@
 """The chat bench on its own (issue 22, "chat past the relay"): ours vs the bare Channels relay vs
 the floor, in the same run, at chosen sizes and rates; optionally with py-spy on our processes.
 
-    BENCH_DB=halobestie_bench_chat BENCH_PREFIX=benchchat: BENCH_PORTS=4800-4899 \
+    BENCH_DATABASE_NAME=halobestie_bench_chat BENCH_VALKEY_PREFIX=benchchat: \
+    BENCH_CHANNEL_LAYER_PREFIX=benchchat-layer BENCH_PORTS=4800-4899 \
         .venv/bin/python scripts/with_services.py -- .venv/bin/python -m bench.chat_bench
 
 Environment (all optional):
