@@ -90,16 +90,35 @@ class FrameError(Exception):
         self.code, self.detail, self.ref = code, detail, ref
 
 
-_config = (0.0, None)
+_config = {"expires": 0.0, "values": None, "refresh": None}
 
 
 async def _runtime_config():
-    """The runtime config, re-read at most every few seconds per process (off the hot path)."""
-    global _config
-    expires, values = _config
-    if values is None or expires < time.monotonic():
+    """The runtime config, re-read at most every few seconds per process and off the message path:
+    once it has a value, an expired one is served while ONE background task re-reads it (issue 22:
+    every message that arrived while the cache was expired used to queue its own read on the
+    process's single thread-sensitive executor, a pile-up every 5 s under load)."""
+    values, refresh = _config["values"], _config["refresh"]
+    if values is not None and _config["expires"] >= time.monotonic():
+        return values
+    if refresh is None or refresh.done():
+        refresh = _config["refresh"] = asyncio.get_running_loop().create_task(_refresh_config())
+    if values is not None:
+        return values
+    return await asyncio.shield(refresh)
+
+
+async def _refresh_config():
+    try:
         values = await database_sync_to_async(get_config)()
-        _config = (time.monotonic() + CONFIG_CACHE_SECONDS, values)
+    except Exception:
+        if _config["values"] is None:
+            raise
+        # Keep serving the last values; try again in a second (not once per message).
+        logger.warning("runtime config re-read failed", exc_info=True)
+        _config["expires"] = time.monotonic() + 1.0
+        return _config["values"]
+    _config.update(expires=time.monotonic() + CONFIG_CACHE_SECONDS, values=values)
     return values
 
 
