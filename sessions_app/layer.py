@@ -80,6 +80,7 @@ class UserGroupShard(RedisSingleShardConnection):
     def _receive_message(self, message):
         if message is None:
             return
+        self.channel_layer.last_received = time.monotonic()
         name = message["channel"]
         data = message["data"]
         if isinstance(name, bytes):
@@ -98,6 +99,12 @@ class UserGroupLoopLayer(RedisPubSubLoopLayer):
         self.queue_size = queue_size
         self._shards = [UserGroupShard(shard.host, self) for shard in self._shards]
         self.overflow_callbacks = {}
+        self.last_received = 0.0  # monotonic: when the subscriber connection last brought a frame
+
+    def receiving_since(self, seconds) -> bool:
+        """Has the subscriber connection brought anything in the last `seconds`? (The watchdog:
+        a late probe on a connection that delivers is a backlog, not a lost layer.)"""
+        return time.monotonic() - self.last_received < seconds
 
     async def _subscribe_to_channel(self, channel):
         self.channels[channel] = asyncio.Queue(maxsize=self._queue_size())
@@ -168,6 +175,9 @@ class UserGroupLayer(RedisPubSubChannelLayer):
 
     def on_overflow(self, channel_name, callback):
         self._get_layer().on_overflow(channel_name, callback)
+
+    def receiving_since(self, seconds) -> bool:
+        return self._get_layer().receiving_since(seconds)
 
     def _get_layer(self):
         loop = asyncio.get_running_loop()

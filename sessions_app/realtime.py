@@ -258,6 +258,11 @@ def _loop_starved() -> bool:
     return samples is not None and max(samples) > WATCHDOG_TIMEOUT / 2
 
 
+def _layer_delivering(layer) -> bool:
+    receiving_since = getattr(layer, "receiving_since", None)
+    return receiving_since is not None and receiving_since(WATCHDOG_TIMEOUT)
+
+
 def ensure_lag_monitor():
     loop = asyncio.get_running_loop()
     task = _lag_monitors.get(loop)
@@ -357,11 +362,13 @@ async def _watch():
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if isinstance(exc, TimeoutError) and healthy and _loop_starved():
+            if isinstance(exc, TimeoutError) and healthy and (_loop_starved() or _layer_delivering(layer)):
                 # The probe is late because this process is (or the machine's CPUs are) behind, not
                 # because the layer is lost: closing every socket now would add a reconnect storm
                 # to the overload (issue 22). A dead connection raises, a restart changes run_id.
-                logger.info("channel layer probe late while the process lags")
+                # Likewise when the layer's subscriber connection keeps delivering frames: the
+                # probe is queued behind them (a backlog), the subscriptions are alive.
+                logger.info("channel layer probe late while the process lags or the layer is busy")
                 continue
             if isinstance(exc, TimeoutError) and healthy:
                 slow_rounds += 1
