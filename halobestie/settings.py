@@ -99,9 +99,12 @@ MIDDLEWARE = [
     "halobestie.server.middleware.RequestIdMiddleware",
     # NUL bytes and lone surrogates in the path or the query string: 400 before any view.
     "halobestie.server.middleware.HostileInputMiddleware",
+    # "Try it out" in the internal API docs calls the public API from CC_ORIGIN.
+    "halobestie.server.middleware.ApiDocsCorsMiddleware",
     "halobestie.server.listeners.ListenerUrlconfMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "halobestie.server.language.LanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -192,6 +195,9 @@ DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+# A Bestie's one-time password reset link (halobestie/accounts/staff.py) lives this long.
+PASSWORD_RESET_TIMEOUT = 24 * 60 * 60
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -243,7 +249,16 @@ REALTIME_OVERLOAD_MS = env("REALTIME_OVERLOAD_MS", float, 1500.0)
 REALTIME_MAX_SOCKETS_PER_USER = env("REALTIME_MAX_SOCKETS_PER_USER", int, 5)
 REALTIME_USER_RECHECK_SECONDS = env("REALTIME_USER_RECHECK_SECONDS", float, 60.0)
 
+# Bahasa Indonesia unless the user chose English with the control center's language switch (the
+# `django_language` cookie; halobestie/server/language.py, never Accept-Language). Our texts are
+# English msgids translated by locale/id (scripts/messages.py, `make messages`). Stored times are
+# UTC (USE_TZ); shown in Asia/Jakarta, with seconds and the zone (halobestie/formats/).
 LANGUAGE_CODE = "id"
+LANGUAGES = [("id", "Bahasa Indonesia"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+FORMAT_MODULE_PATH = ["halobestie.formats"]
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "Asia/Jakarta"
 USE_I18N = True
 USE_TZ = True
@@ -505,6 +520,7 @@ if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = env("SECURE_COOKIES", bool, True)
     CSRF_COOKIE_SECURE = env("SECURE_COOKIES", bool, True)
+    LANGUAGE_COOKIE_SECURE = env("SECURE_COOKIES", bool, True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
     # HSTS: Django sends it only on requests that arrived over HTTPS (the proxy's
     # X-Forwarded-Proto), so the plain-HTTP probes and the internal listener never get it.

@@ -3,7 +3,8 @@
 - support: sessions, reports and mitras day to day; no transcripts, no money, no config.
 - finance: payments, refunds (partial too), the earnings ledger and payouts, promotions
   (campaigns and codes); sessions read-only.
-- admin: everything, including transcripts (audited) and runtime config.
+- admin: everything, including transcripts (audited) and runtime config, and staff accounts:
+  support and finance ones only (halobestie/accounts/staff.py says who may manage whom).
 Superusers (the seeded admin) have every permission anyway.
 """
 
@@ -13,13 +14,13 @@ ROLES = {
     "support": [
         "sessions_app.view_chatsession", "sessions_app.force_end_session", "sessions_app.handle_crisis",
         "sessions_app.view_sessionevent", "sessions_app.view_report", "sessions_app.change_report",
-        "sessions_app.view_rating",
+        "sessions_app.view_rating", "sessions_app.view_booking", "sessions_app.change_booking",
         "mitras.view_mitra", "mitras.change_mitra",
         "payments.view_payment",
         "runtime.view_runtimeconfig",
     ],
     "finance": [
-        "sessions_app.view_chatsession", "sessions_app.view_sessionevent",
+        "sessions_app.view_chatsession", "sessions_app.view_sessionevent", "sessions_app.view_booking",
         "payments.view_payment", "payments.view_refund", "payments.add_refund", "payments.change_refund",
         "payments.view_paymentcallback",
         "sessions_app.view_earningsentry", "sessions_app.view_payoutbatch", "sessions_app.add_payoutbatch",
@@ -32,12 +33,13 @@ ROLES = {
         "sessions_app.view_chatsession", "sessions_app.change_chatsession", "sessions_app.view_transcript",
         "sessions_app.force_end_session", "sessions_app.handle_crisis", "sessions_app.view_sessionevent",
         "sessions_app.view_report", "sessions_app.change_report", "sessions_app.view_rating",
+        "sessions_app.view_booking", "sessions_app.change_booking",
         "sessions_app.view_earningsentry", "sessions_app.view_payoutbatch", "sessions_app.add_payoutbatch",
         "mitras.view_mitra", "mitras.add_mitra", "mitras.change_mitra",
         "payments.view_payment", "payments.view_refund", "payments.add_refund", "payments.change_refund",
         "payments.view_paymentcallback",
         "runtime.view_runtimeconfig", "runtime.change_runtimeconfig",
-        "accounts.view_user", "audit.view_auditentry",
+        "accounts.view_user", "accounts.add_user", "accounts.change_user", "audit.view_auditentry",
         "promotions.view_campaign", "promotions.add_campaign", "promotions.change_campaign",
         "promotions.view_voucher", "promotions.add_voucher", "promotions.change_voucher",
         "promotions.view_redemption",

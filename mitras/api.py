@@ -1,6 +1,7 @@
 """Mitra API: the beacon, public Bestie profiles, and the mitra's own presence."""
 
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
@@ -11,7 +12,7 @@ from rest_framework.views import APIView
 
 from halobestie.accounts.permissions import IsClient, IsMitra
 from halobestie.runtime.selectors import get_config
-from mitras import favourites, selectors, services
+from mitras import favourites, schedule, selectors, services
 from mitras.models import Gender
 
 # The beacon -------------------------------------------------------------------------------------
@@ -40,6 +41,14 @@ class AvailabilityApi(APIView):
 # Public profiles --------------------------------------------------------------------------------
 
 
+class WorkingIntervalSerializer(serializers.Serializer):
+    weekday = serializers.IntegerField(min_value=1, max_value=7, help_text="ISO: 1 Senin … 7 Minggu.")
+    start = serializers.CharField(help_text="HH:MM waktu Asia/Jakarta, mis. `09:00`.")
+    end = serializers.CharField(
+        help_text="HH:MM waktu Asia/Jakarta, setelah `start`; `24:00` = tengah malam."
+    )
+
+
 class MitraPublicOut(serializers.Serializer):
     id = serializers.IntegerField()
     display_name = serializers.CharField()
@@ -52,6 +61,9 @@ class MitraPublicOut(serializers.Serializer):
     rating_count = serializers.IntegerField()
     is_online = serializers.BooleanField(help_text="Online sekarang: menyala dan heartbeat segar.")
     is_available = serializers.BooleanField(help_text="Online dan masih punya slot kosong.")
+    working_hours = WorkingIntervalSerializer(
+        many=True, help_text="Jam kerja mingguan (Asia/Jakarta); kosong bila belum diatur."
+    )
 
 
 def _public(mitra, presence):
@@ -67,6 +79,7 @@ def _public(mitra, presence):
         "rating_count": mitra.rating_count,
         "is_online": presence.is_present,
         "is_available": presence.is_available,
+        "working_hours": [interval.as_json() for interval in schedule.schedule_of(mitra)],
     }
 
 
@@ -190,6 +203,45 @@ class MitraHeartbeatApi(APIView):
     def post(self, request):
         services.mitra_heartbeat(mitra=request.user.mitra)
         return Response({"ok": True, "ttl_seconds": get_config().heartbeat_ttl_seconds})
+
+
+# The mitra's working hours ----------------------------------------------------------------------
+
+
+class WorkingHoursOut(serializers.Serializer):
+    timezone = serializers.CharField(help_text="Selalu `Asia/Jakarta`: jam di bawah ini waktu setempat.")
+    intervals = WorkingIntervalSerializer(many=True)
+    is_within_working_hours = serializers.BooleanField(help_text="Sekarang di dalam jam kerja.")
+    next_start_at = serializers.DateTimeField(
+        allow_null=True, help_text="Awal jam kerja berikutnya (UTC); null bila jadwal kosong."
+    )
+
+
+class WorkingHoursIn(serializers.Serializer):
+    intervals = WorkingIntervalSerializer(
+        many=True, help_text="Seluruh jadwal mingguan (menggantikan yang lama); `[]` mengosongkan."
+    )
+
+
+class MitraWorkingHoursApi(APIView):
+    """The mitra's weekly working hours (Asia/Jakarta). Online outside them still brings offers
+    (being online is consent); inside them the Bestie ranks before free Besties outside theirs."""
+
+    permission_classes = [IsMitra]
+
+    @extend_schema(operation_id="mitra_working_hours_retrieve", responses=WorkingHoursOut)
+    def get(self, request):
+        weekly = schedule.schedule_of(request.user.mitra)
+        return Response(WorkingHoursOut(schedule.schedule_out(weekly, now=timezone.now())).data)
+
+    @extend_schema(
+        operation_id="mitra_working_hours_update", request=WorkingHoursIn, responses=WorkingHoursOut
+    )
+    def put(self, request):
+        # The service validates the raw JSON itself (types, clocks, overlaps): one error code.
+        raw = request.data.get("intervals") if isinstance(request.data, dict) else None
+        weekly = schedule.working_hours_replace(mitra=request.user.mitra, intervals=raw)
+        return Response(WorkingHoursOut(schedule.schedule_out(weekly, now=timezone.now())).data)
 
 
 # A client's favourite Besties -------------------------------------------------------------------

@@ -101,7 +101,11 @@ def mitra_list_public(*, topic=None, language=None, available=False, now=None) -
     JSON `contains` is a PostgreSQL lookup; on the SQLite development default the same filter
     runs in Python.
     """
-    queryset = Mitra.objects.filter(deactivated_at__isnull=True).order_by("-is_online", "id")
+    queryset = (
+        Mitra.objects.filter(deactivated_at__isnull=True)
+        .prefetch_related("working_hours")
+        .order_by("-is_online", "id")
+    )
     if available:
         queryset = queryset.filter(is_online=True)
     topic, language = _normalized(topic), _normalized(language)
@@ -125,7 +129,11 @@ def mitra_list_public(*, topic=None, language=None, available=False, now=None) -
 
 def mitra_get_public(*, mitra_id) -> Mitra:
     """The mitra, unless deactivated or unknown (NotFound either way: nothing tells them apart)."""
-    mitra = Mitra.objects.filter(pk=mitra_id, deactivated_at__isnull=True).first()
+    mitra = (
+        Mitra.objects.filter(pk=mitra_id, deactivated_at__isnull=True)
+        .prefetch_related("working_hours")
+        .first()
+    )
     if mitra is None:
         raise NotFound("Bestie tidak ditemukan.", code="mitra_not_found")
     return mitra
@@ -136,16 +144,23 @@ def mitra_get_public(*, mitra_id) -> Mitra:
 _datetime_field = DateTimeField()
 
 
+def mitras_present(*, now=None) -> list:
+    """[(mitra, Presence)] of every present mitra (toggled online, not deactivated, heartbeat
+    fresh): the one definition of "online" the beacon and the control center's dashboard share."""
+    mitras = list(
+        Mitra.objects.filter(is_online=True, deactivated_at__isnull=True).only(
+            "id", "display_name", "is_online", "deactivated_at", "capacity", "last_heartbeat_at"
+        )
+    )
+    presence = presence_of(mitras, now=now)
+    return [(mitra, presence[mitra.id]) for mitra in mitras if presence[mitra.id].is_present]
+
+
 def availability_compute(*, now=None) -> dict:
     """The beacon from the rows: {online, available, busy, updated_at}."""
     now = now or timezone.now()
-    mitras = list(
-        Mitra.objects.filter(is_online=True, deactivated_at__isnull=True).only(
-            "id", "is_online", "deactivated_at", "capacity", "last_heartbeat_at"
-        )
-    )
-    presence = presence_of(mitras, now=now).values()
-    online = sum(1 for p in presence if p.is_present)
+    presence = [p for _, p in mitras_present(now=now)]
+    online = len(presence)
     available = sum(1 for p in presence if p.is_available)
     return {
         "online": online,

@@ -2,22 +2,46 @@
 
 Capacity invariant: a mitra's load (offered + active sessions, the `Mitra.load` column changed
 with F() by `effects.load_changed` in the transaction that changes the session) only grows in
-`queue_dispatch`, which runs under one transaction-level advisory lock and with the candidate
-mitra rows locked, so two dispatchers can never both fill a mitra's last slot.
+`queue_dispatch`, and only while that dispatcher holds the mitra's row lock: the load is read from
+the locked row, so two dispatchers can never both fill a mitra's last slot. No session is offered
+twice: a dispatcher offers only the waiting sessions whose rows it locked (status re-checked by
+Postgres on the locked row version).
+
+Dispatch in bulk, no global lock (issue 22). One dispatch takes up to `batch` waiting sessions
+(FIFO, `FOR UPDATE SKIP LOCKED`) and every online Bestie with a free slot (`FOR UPDATE SKIP
+LOCKED`, by id), ranks and offers in one transaction. Dispatchers in any number of processes or
+replicas therefore run side by side on disjoint sessions and disjoint Besties and never wait for
+each other, so there is no deadlock among them. A dispatcher that left sessions waiting while a
+free Bestie was held by another dispatcher dispatches once more after commit, this time waiting
+for the Besties' row locks (taken in id order: waiters cannot deadlock each other), so no session
+is stranded next to a free slot (the scheduler's tick dispatches as well). Within one process,
+dispatches requested after commit while one is running are coalesced into one more run (and
+`_send_queue_positions` runs one broadcast at a time per process).
+
+What bounds it: one dispatch costs a fixed handful of queries plus about five statements per offer
+(session, offer, event, the Bestie's load and last assignment), all in one transaction, so
+placements per second are bounded by Postgres round trips per offer (≈ 1–2 ms each on the bench
+machine), not by a lock; dispatchers that want the same Besties at the same moment share them
+(one gets a Bestie, the other the rest or its retry), so with very few free Besties concurrent
+dispatchers effectively take turns. Order is first in first out within a dispatch and across
+dispatchers up to the rows another dispatcher holds at that moment.
 """
 
 import logging
+import threading
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from halobestie.db.locks import DISPATCH_LOCK_KEY, advisory_xact_lock
 from halobestie.runtime.selectors import get_config
 from mitras.favourites import favourite_ids_by_client
 from mitras.models import Mitra
+from mitras.schedule import with_working_now
 from mitras.selectors import last_heartbeats
-from sessions_app import blocking, events, notifications, observations, preferences
+from sessions_app import blocking, events, notifications, observations, preferences, wait_inputs
+from sessions_app.booking_slots import next_booking_starts
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.models import (
     ChatSession,
@@ -29,15 +53,57 @@ from sessions_app.serializers import session_payload
 from sessions_app.states import check_transition
 
 logger = logging.getLogger(__name__)
+_broadcasting = threading.Lock()
 
 
 def dispatch_after_commit():
     transaction.on_commit(lambda: _safe_dispatch())
 
 
+class _Coalesced:
+    """Run `job` now in the calling thread unless another thread of this process is running it:
+    then that thread runs it once more when it is done (many requests, one more run). The running
+    thread repeats while requests keep coming in meanwhile: under a steady stream of payments one
+    request thread may dispatch for several rounds (each round places everything waiting)."""
+
+    def __init__(self, job):
+        self.job = job
+        self.lock = threading.Lock()
+        self.running = False
+        self.again = False
+
+    def __call__(self):
+        with self.lock:
+            if self.running:
+                self.again = True
+                return
+            self.running = True
+        try:
+            while True:
+                with self.lock:
+                    self.again = False
+                self.job()
+                with self.lock:
+                    if not self.again:
+                        self.running = False
+                        return
+        except BaseException:
+            with self.lock:
+                self.running = False
+            raise
+
+
+def _dispatch_and_retry():
+    if queue_dispatch().contended:
+        queue_dispatch(wait_for_locks=True)
+
+
+_dispatch_coalesced = _Coalesced(lambda: _dispatch_and_retry())
+
+
 def _safe_dispatch():
     try:
-        queue_dispatch()
+        _dispatch_coalesced()
     except Exception:
         # The scheduler dispatches every tick as well: a failure here delays, never loses.
         logger.exception("queue dispatch after commit failed")
@@ -79,30 +145,43 @@ def _relax_preferences(session, *, now, config):
     notify_updated(session)
 
 
-def queue_dispatch(*, now=None, batch: int = 200) -> list:
-    """Offer waiting sessions to free mitras, first in first out. Returns the offered session ids.
+class _Offered(list):
+    """queue_dispatch's result: the offered session ids."""
 
-    Safe to call from anywhere at any time (after a payment, a decline, a freed slot, a mitra going
-    online, and every scheduler tick): dispatchers are serialised by an advisory lock.
+
+def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) -> list:
+    """Offer waiting sessions to free mitras, first in first out. Returns the offered session ids
+    (`.contended` is true when another dispatcher held rows this one skipped — waiting sessions or
+    free Besties — and something may be left to place: dispatch again with `wait_for_locks=True`,
+    as `dispatch_after_commit` does; that run waits for the rows instead of skipping them).
+
+    Safe to call from anywhere at any time, from any number of processes (after a payment, a
+    decline, a freed slot, a mitra going online, and every scheduler tick): see the module
+    docstring for why concurrent dispatchers never overbook or offer a session twice.
     """
     now = now or timezone.now()
+    offered = _Offered()
+    offered.contended = False
     if not ChatSession.objects.filter(status=Status.MATCHING).exists():
-        return []  # checked before locking: most scheduler ticks find nobody waiting
+        return offered  # checked before locking: most scheduler ticks find nobody waiting
     config = get_config()
-    offered = []
     with transaction.atomic():
-        advisory_xact_lock(DISPATCH_LOCK_KEY)
         waiting = list(
-            ChatSession.objects.select_for_update(skip_locked=True, of=("self",))
+            ChatSession.objects.select_for_update(skip_locked=not wait_for_locks, of=("self",))
             .filter(status=Status.MATCHING)
             .order_by("matching_started_at", "created_at")[:batch]
         )
         if not waiting:
-            return []
+            offered.contended = not wait_for_locks  # another dispatcher holds them all
+            return offered
+        # Only Besties with a free slot are locked (the load re-checked by Postgres on the locked
+        # row); one held by another dispatcher is skipped, unless this is the retry. Working hours
+        # rank, never exclude (mitras/schedule.py).
+        free = Mitra.objects.filter(is_online=True, deactivated_at__isnull=True, load__lt=F("capacity"))
         mitras = list(
-            Mitra.objects.select_for_update()
-            .filter(is_online=True, deactivated_at__isnull=True)
-            .order_by("id")
+            with_working_now(
+                free.select_for_update(skip_locked=not wait_for_locks, of=("self",)), now=now
+            ).order_by("id")
         )
         # Present = toggled online and heartbeat fresh (Valkey, else Postgres); the sweeper
         # switches stale mitras offline later, but they get no offers meanwhile.
@@ -118,28 +197,61 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
         )
         refused |= blocking.blocked_pairs(waiting)  # a blocked pair is never offered (issue 20)
         favourites = favourite_ids_by_client({session.client_id for session in waiting})
+        booked_from = next_booking_starts(mitra_ids=list(candidates), now=now)  # issue 25
+        unplaced = 0
         for session in waiting:
             _relax_preferences(session, now=now, config=config)
             if not candidates:
+                unplaced += 1
                 continue
             mitra = _choose_mitra(
-                session, candidates, loads, refused, favourites.get(session.client_id, set())
-            )
+                session, _clear_of_bookings(candidates, booked_from, session, now), loads, refused,
+                favourites.get(session.client_id, set()),
+            )  # fmt: skip
             if mitra is None:
+                unplaced += 1
                 continue
             _offer(session, mitra, now=now, timeout=config.offer_timeout_seconds)
             offered.append(session.id)
             loads[mitra.id] = loads.get(mitra.id, 0) + 1
             if loads[mitra.id] >= mitra.capacity:
                 del candidates[mitra.id]
+        if not wait_for_locks:
+            # Skipped rows another dispatcher holds: a free Bestie while sessions wait here, or a
+            # waiting session while Besties are still free here.
+            offered.contended = bool(
+                (unplaced and free.exclude(id__in=list(beats)).exists())
+                or (
+                    candidates
+                    and ChatSession.objects.filter(status=Status.MATCHING)
+                    .exclude(id__in=[session.id for session in waiting])
+                    .exists()
+                )
+            )
         if offered or waiting:
             transaction.on_commit(lambda: _send_queue_positions())
     return offered
 
 
+def _clear_of_bookings(candidates, booked_from, session, now):
+    """The candidates this session would not run into a booking of (bookings.py): it must end,
+    at its booked length, before the Bestie's next booking less the buffer."""
+    if not booked_from:
+        return candidates
+    ends = now + timedelta(seconds=session.duration_seconds)
+    return {mid: m for mid, m in candidates.items() if mid not in booked_from or ends <= booked_from[mid]}
+
+
+def offer_booked(session, mitra, *, now, timeout):
+    """Precondition: a booked session locked and scheduled, its Bestie's row locked. The booked
+    Bestie gets the offer whatever their load: the dispatcher kept on-demand sessions that would
+    run into the booking away (sessions_app/bookings.py)."""
+    _offer(session, mitra, now=now, timeout=timeout)
+
+
 def mitra_available_dispatch(mitra_id):
     """Hook for mitras.hooks.on_mitra_available: a slot may be free, dispatch the queue."""
-    queue_dispatch()
+    _dispatch_coalesced()
 
 
 def _offer(session, mitra, *, now, timeout):
@@ -161,7 +273,7 @@ def _offer(session, mitra, *, now, timeout):
     session_id, mitra_user_id = session.id, mitra.user_id
 
     def send_offer():
-        fresh = ChatSession.objects.select_related("client", "mitra").filter(pk=session_id).first()
+        fresh = ChatSession.objects.select_related("client", "mitra", "rating").filter(pk=session_id).first()
         if fresh is not None and fresh.status == Status.OFFERED:
             payload = session_payload(fresh)
             events.send_now([mitra_user_id], {"type": "session.offer", "session": payload})
@@ -172,14 +284,29 @@ def _offer(session, mitra, *, now, timeout):
 
 
 def _send_queue_positions():
-    waiting = list(
-        ChatSession.objects.filter(status=Status.MATCHING)
-        .order_by("matching_started_at", "created_at")
-        .values_list("id", "client_id")
-    )
-    for position, (session_id, client_id) in enumerate(waiting, start=1):
+    """`queue.position` (place and `eta_seconds`) to every waiting client. One broadcast at a time
+    per process: a dispatch that finds one running skips its own, as the scheduler's next tick
+    (every second while anyone waits) sends fresh ones."""
+    if not _broadcasting.acquire(blocking=False):
+        return
+    try:
+        _queue_positions_send()
+    finally:
+        _broadcasting.release()
+
+
+def _queue_positions_send():
+    waiting = wait_inputs.waiting_sessions()
+    etas = wait_inputs.waiting_etas(waiting)  # one set of inputs for the whole queue
+    for position, (session, eta) in enumerate(zip(waiting, etas, strict=True), start=1):
         events.send_now(
-            [client_id], {"type": "queue.position", "session_id": str(session_id), "position": position}
+            [session.client_id],
+            {
+                "type": "queue.position",
+                "session_id": str(session.id),
+                "position": position,
+                "eta_seconds": eta,
+            },
         )
 
 
@@ -197,5 +324,9 @@ def back_to_matching(session, *, outcome, now, actor=None):
     session.save()
     record(session, f"offer_{outcome}", actor=actor, mitra_id=mitra_id)
     load_changed(mitra_id, -1)
+    if session.is_booked and not session.allow_any_mitra:
+        from sessions_app.booking_effects import booking_mitra_absent
+
+        booking_mitra_absent(session, now=now)
     notify_updated(session, extra_user_ids=mitra_user_ids)
     dispatch_after_commit()

@@ -5,7 +5,9 @@ holds. Preferences are relaxed one at a time, in the runtime config's `preferenc
 the n-th preference this session set is let go `preference_relax_after_seconds[n]` seconds after
 the session entered matching (validated to lie inside the matching window, so preferences never
 make a client wait past it). Among the Besties that fit what is held, the one fitting more of the
-original wishes ranks first, then the least loaded, then the one idle longest.
+original wishes ranks first, then one inside their working hours (mitras/schedule.py: being
+online is the Bestie's consent, so hours never exclude anyone, they only rank), then the least
+loaded, then the one idle longest.
 
 `choose_mitra` is a pure ranking over rows the dispatcher already locked: it never widens the set
 of candidates, so it cannot reintroduce overbooking or double offers.
@@ -118,7 +120,9 @@ def _fits(mitra, session, kind) -> bool:
 def choose_mitra(session, free, loads, favourite_ids=frozenset()):
     """Precondition: `free` are locked mitra rows with a free slot that have not refused this
     session. The best of them for this session, or None when none fits what is still held: the
-    client's favourites first, then the fuller fit, the least loaded, the one idle longest."""
+    client's favourites first, then the fuller fit, inside working hours before outside (the rows
+    carry `is_within_working_hours` from `mitras.schedule.with_working_now`), the least loaded,
+    the one idle longest."""
     held = preferences_held(session)
     asked = preferences_asked(session)
     fitting = [m for m in free if all(_fits(m, session, kind) for kind in held)]
@@ -130,6 +134,7 @@ def choose_mitra(session, free, loads, favourite_ids=frozenset()):
         key=lambda m: (
             m.id not in favourite_ids,
             -sum(_fits(m, session, kind) for kind in asked),
+            not getattr(m, "is_within_working_hours", False),
             loads.get(m.id, 0),
             m.last_assigned_at or epoch,
             m.id,

@@ -90,6 +90,7 @@ def test_it_lists_public_profiles_with_filters_and_pagination(
         "rating_count": 0,
         "is_online": True,
         "is_available": False,
+        "working_hours": [],
     }
 
     def ids(query):
