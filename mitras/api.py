@@ -22,6 +22,19 @@ class AvailabilityOut(serializers.Serializer):
     online = serializers.IntegerField(help_text="Bestie yang online sekarang (heartbeat segar).")
     available = serializers.IntegerField(help_text="Bestie online dengan slot kosong.")
     busy = serializers.IntegerField(help_text="Bestie online yang kapasitasnya penuh.")
+    available_by_language = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text='Bestie tersedia per kode bahasa, mis. `{"id": 4, "jv": 1}` (hanya yang ≥ 1).',
+    )
+    available_by_topic = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text='Bestie tersedia per topik, mis. `{"keluarga": 2}` (hanya yang ≥ 1).',
+    )
+    next_available_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Saat tidak ada Bestie online: awal jam kerja terdekat Bestie mana pun (UTC); "
+        "selain itu, atau bila belum ada yang mengatur jam kerja, null.",
+    )
     updated_at = serializers.DateTimeField()
 
 

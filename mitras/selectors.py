@@ -8,6 +8,7 @@ below capacity. Every read here answers from Postgres when Valkey is down.
 """
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ from rest_framework.fields import DateTimeField
 
 from halobestie.errors import NotFound
 from halobestie.runtime.selectors import get_config
-from mitras import mirror
+from mitras import mirror, schedule
 from mitras.load import mitra_loads
 from mitras.models import Mitra
 
@@ -145,22 +146,37 @@ _datetime_field = DateTimeField()
 
 
 def availability_compute(*, now=None) -> dict:
-    """The beacon from the rows: {online, available, busy, updated_at}."""
+    """The beacon from the rows: {online, available, busy, available_by_language,
+    available_by_topic, next_available_at, updated_at}.
+
+    `available_by_language` / `available_by_topic`: how many available Besties (present, a free
+    slot) speak each language / take each topic (only those with at least one).
+    `next_available_at`: when nobody is online, the earliest next start of any active Bestie's
+    working hours (mitras/schedule.py), else null; null too when no Bestie has hours."""
     now = now or timezone.now()
     mitras = list(
         Mitra.objects.filter(is_online=True, deactivated_at__isnull=True).only(
-            "id", "is_online", "deactivated_at", "capacity", "last_heartbeat_at"
+            "id", "is_online", "deactivated_at", "capacity", "last_heartbeat_at", "topics", "languages"
         )
     )
-    presence = presence_of(mitras, now=now).values()
-    online = sum(1 for p in presence if p.is_present)
-    available = sum(1 for p in presence if p.is_available)
+    presence = presence_of(mitras, now=now)
+    online = sum(1 for p in presence.values() if p.is_present)
+    available = [m for m in mitras if presence[m.id].is_available]
+    next_start = schedule.next_scheduled_start(now=now) if online == 0 else None
     return {
         "online": online,
-        "available": available,
-        "busy": online - available,
+        "available": len(available),
+        "busy": online - len(available),
+        "available_by_language": _counts(m.languages for m in available),
+        "available_by_topic": _counts(m.topics for m in available),
+        "next_available_at": _datetime_field.to_representation(next_start) if next_start else None,
         "updated_at": _datetime_field.to_representation(now),
     }
+
+
+def _counts(lists) -> dict:
+    counts = Counter(value for values in lists for value in set(values))
+    return dict(sorted(counts.items()))
 
 
 def availability_beacon_json() -> str:
