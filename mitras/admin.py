@@ -12,6 +12,7 @@ from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
 from mitras import schedule, services
 from mitras.models import Gender, Mitra
+from mitras.rest import is_resting
 from mitras.selectors import presence_of
 
 
@@ -55,7 +56,8 @@ def _split(text):
 @admin.register(Mitra)
 class MitraAdmin(admin.ModelAdmin):
     list_display = (
-        "display_name", "phone", "live_presence", "load_of_capacity", "heartbeat_age", "status", "rating",
+        "display_name", "phone", "live_presence", "load_of_capacity", "heartbeat_age", "resting",
+        "sessions_in_row", "status", "rating",
     )  # fmt: skip
     list_filter = ("is_online", ("deactivated_at", admin.EmptyFieldListFilter), "gender")
     search_fields = ("display_name", "user__phone")
@@ -63,7 +65,8 @@ class MitraAdmin(admin.ModelAdmin):
     actions = ["deactivate", "reactivate"]
     readonly_fields = (
         "is_online", "online_since", "last_heartbeat_at", "last_assigned_at", "deactivated_at",
-        "rating_count", "rating_sum", "created_at", "updated_at", "working_hours_text",
+        "rating_count", "rating_sum", "created_at", "updated_at", "working_hours_text", "resting",
+        "sessions_in_row", "last_session_ended_at",
     )  # fmt: skip
 
     def get_form(self, request, obj=None, **kwargs):
@@ -123,6 +126,13 @@ class MitraAdmin(admin.ModelAdmin):
         if last is None:
             return "–"
         return f"{int((timezone.now() - last).total_seconds())} dtk"
+
+    @admin.display(description="Istirahat sampai")
+    def resting(self, mitra):
+        if not is_resting(mitra, now=timezone.now()):
+            return "–"
+        until = timezone.localtime(mitra.rest_until).strftime("%d-%m %H:%M")
+        return f"{until} ({mitra.get_rest_reason_display() or 'istirahat'})"
 
     @admin.display(description="Jam kerja (WIB)")
     def working_hours_text(self, mitra):

@@ -14,6 +14,11 @@ class Gender(models.TextChoices):
     UNSPECIFIED = "unspecified", "Tidak disebutkan"
 
 
+class RestReason(models.TextChoices):
+    CRISIS = "crisis", "Pendinginan setelah sesi krisis"
+    BREAK = "break", "Jeda setelah banyak sesi beruntun"
+
+
 class Mitra(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="mitra")
     display_name = models.CharField("nama Bestie", max_length=100)
@@ -32,6 +37,17 @@ class Mitra(models.Model):
     # When the mitra last got a session offered; ties in assignment go to the one idle longest.
     last_assigned_at = models.DateTimeField(null=True, blank=True)
     deactivated_at = models.DateTimeField(null=True, blank=True)
+    # Rest (mitras/rest.py): no offers until `rest_until`, after a crisis-flagged session
+    # (`rest_reason` "crisis") or a long run of sessions ("break"). Written only by
+    # `rest.mitra_session_finished`, in the transaction that ends a session.
+    rest_until = models.DateTimeField("istirahat sampai", null=True, blank=True)
+    rest_reason = models.CharField(
+        "alasan istirahat", max_length=16, blank=True, default="", db_default="", choices=RestReason.choices
+    )
+    sessions_in_row = models.PositiveSmallIntegerField(
+        "sesi beruntun", default=0, db_default=0, editable=False
+    )
+    last_session_ended_at = models.DateTimeField(null=True, blank=True, editable=False)
     rating_count = models.PositiveIntegerField(default=0)
     rating_sum = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -3,8 +3,8 @@
 Presence: a mitra is present when toggled online (`is_online`), not deactivated, and its last
 heartbeat is younger than `heartbeat_ttl_seconds`. The last heartbeat is the later of Valkey's
 `mitra:heartbeat:<id>` and Postgres' `last_heartbeat_at`; loads come from Valkey's
-`mitra:capacity:<id>`, else from Postgres through `mitra_loads`. Available: present and load
-below capacity. Every read here answers from Postgres when Valkey is down.
+`mitra:capacity:<id>`, else from Postgres through `mitra_loads`. Available: present, load
+below capacity and not resting (mitras/rest.py). Every read here answers from Postgres when Valkey is down.
 """
 
 import json
@@ -21,13 +21,14 @@ from halobestie.runtime.selectors import get_config
 from mitras import mirror, schedule
 from mitras.load import mitra_loads
 from mitras.models import Mitra
+from mitras.rest import is_resting
 
 
 @dataclass(frozen=True)
 class Presence:
     is_online: bool  # toggled online (the mitra's own switch)
     is_present: bool  # toggled online, not deactivated, heartbeat fresh
-    is_available: bool  # present with a free slot
+    is_available: bool  # present with a free slot, not resting
     load: int
     last_heartbeat_at: datetime | None
 
@@ -50,7 +51,7 @@ def last_heartbeats(mitras) -> dict:
 
 def presence_of(mitras, *, now=None) -> dict:
     """{mitra.id: Presence} for Mitra rows already loaded (they need `is_online`,
-    `deactivated_at`, `capacity`, `last_heartbeat_at`). One Valkey round trip; Postgres for
+    `deactivated_at`, `capacity`, `last_heartbeat_at`, `rest_until`). One Valkey round trip; Postgres for
     whatever Valkey cannot answer."""
     mitras = list(mitras)
     if not mitras:
@@ -77,7 +78,7 @@ def presence_of(mitras, *, now=None) -> dict:
         result[mitra.id] = Presence(
             is_online=mitra.is_online and mitra.deactivated_at is None,
             is_present=is_present,
-            is_available=is_present and load < mitra.capacity,
+            is_available=is_present and load < mitra.capacity and not is_resting(mitra, now=now),
             load=load,
             last_heartbeat_at=last,
         )
@@ -156,7 +157,14 @@ def availability_compute(*, now=None) -> dict:
     now = now or timezone.now()
     mitras = list(
         Mitra.objects.filter(is_online=True, deactivated_at__isnull=True).only(
-            "id", "is_online", "deactivated_at", "capacity", "last_heartbeat_at", "topics", "languages"
+            "id",
+            "is_online",
+            "deactivated_at",
+            "capacity",
+            "last_heartbeat_at",
+            "topics",
+            "languages",
+            "rest_until",
         )
     )
     presence = presence_of(mitras, now=now)
