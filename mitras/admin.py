@@ -12,7 +12,7 @@ from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
 from mitras import schedule, services
 from mitras.models import Gender, Mitra
-from mitras.rest import is_resting
+from mitras.rest import is_resting, mitra_rest_end
 from mitras.selectors import presence_of
 
 
@@ -62,7 +62,7 @@ class MitraAdmin(admin.ModelAdmin):
     list_filter = ("is_online", ("deactivated_at", admin.EmptyFieldListFilter), "gender")
     search_fields = ("display_name", "user__phone")
     list_select_related = ("user",)
-    actions = ["deactivate", "reactivate"]
+    actions = ["deactivate", "reactivate", "end_rest"]
     readonly_fields = (
         "is_online", "online_since", "last_heartbeat_at", "last_assigned_at", "deactivated_at",
         "rating_count", "rating_sum", "created_at", "updated_at", "working_hours_text", "resting",
@@ -200,6 +200,12 @@ class MitraAdmin(admin.ModelAdmin):
         for mitra in queryset:
             services.mitra_reactivate(mitra=mitra, actor=request.user)
         self.message_user(request, f"{queryset.count()} mitra diaktifkan kembali.")
+
+    @admin.action(description="Akhiri istirahat mitra terpilih (menerima tawaran lagi)")
+    def end_rest(self, request, queryset):
+        for mitra in queryset:
+            mitra_rest_end(mitra=mitra, actor=request.user)
+        self.message_user(request, f"Istirahat {queryset.count()} mitra diakhiri.")
 
     def has_delete_permission(self, request, obj=None):
         return False  # mitras are deactivated, never deleted (sessions and earnings refer to them)

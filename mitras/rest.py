@@ -16,8 +16,14 @@ when the rest is over.
 """
 
 from datetime import datetime, timedelta
+from functools import partial
 
+from django.db import transaction
+from django.utils import timezone
+
+from halobestie.audit.services import audit_record
 from halobestie.runtime.selectors import get_config
+from mitras import hooks
 from mitras.models import Mitra, RestReason
 
 
@@ -62,3 +68,22 @@ def mitra_session_finished(*, mitra_id, accepted_at: datetime | None, ended_at: 
         update_fields=["sessions_in_row", "last_session_ended_at", "rest_until", "rest_reason", "updated_at"]
     )
     return mitra
+
+
+def mitra_rest_end(*, mitra, actor) -> Mitra:
+    """Staff end a Bestie's rest early (audited; nothing happens when not resting). After commit
+    the `on_mitra_available` hooks run, so waiting sessions are offered at once. Precondition: the
+    caller checked the actor's permission."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Mitra.objects.select_for_update().get(pk=mitra.pk)
+        if not is_resting(locked, now=now):
+            return locked
+        before = {"rest_until": locked.rest_until, "rest_reason": locked.rest_reason}
+        locked.rest_until, locked.rest_reason = None, ""
+        locked.save(update_fields=["rest_until", "rest_reason", "updated_at"])
+        audit_record(
+            actor=actor, action="mitra_rest_end", obj=locked, before=before, after={"rest_until": None}
+        )
+        transaction.on_commit(partial(hooks.notify_mitra_available, locked.pk))
+    return locked

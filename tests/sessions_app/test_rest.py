@@ -195,3 +195,23 @@ def test_it_shows_staff_who_is_resting_and_the_run(online_mitra, paid_session, i
         assert "Istirahat sampai" in page
         assert "Pendinginan setelah sesi krisis" in page
         assert "Sesi beruntun" in page
+
+
+def test_it_lets_staff_end_a_rest_early_and_offers_at_once(
+    online_mitra, paid_session, internal_client, make_staff
+):
+    from halobestie.audit.models import AuditEntry
+
+    mitra = online_mitra()
+    served(paid_session, mitra, crisis=True)
+    waiting = paid_session()
+    assert waiting.status == Status.MATCHING
+    internal_client.force_login(make_staff("support"))
+
+    internal_client.post("/admin/mitras/mitra/", {"action": "end_rest", "_selected_action": [str(mitra.pk)]})
+
+    mitra.refresh_from_db()
+    waiting.refresh_from_db()
+    assert (mitra.rest_until, mitra.rest_reason) == (None, "")
+    assert (waiting.status, waiting.mitra_id) == (Status.OFFERED, mitra.id)
+    assert AuditEntry.objects.filter(action="mitra_rest_end", object_id=str(mitra.pk)).count() == 1
