@@ -104,8 +104,12 @@ demo: venv
 	$(PY) scripts/demo.py --base-url http://127.0.0.1:$(PUBLIC_PORT)
 
 # By hand only (not in CI, not in `make test`): needs PostgreSQL and Valkey/Redis like `make test`,
-# and wrk (apt-get install wrk). Results: bench/results/*.json and chat_latency.png.
+# wrk (apt-get install wrk) and Node + npm for the beacon's Node anchor (bench/node_beacon,
+# `npm ci` from its package-lock.json). BENCH_DATABASE_NAME, BENCH_VALKEY_PREFIX and BENCH_PORTS
+# (e.g. 4600-4699) keep two benches on one machine apart. Results: bench/results/*.json and chat_latency.png.
 bench: $(VENV)/.installed-bench
+	@if command -v npm >/dev/null; then (cd bench/node_beacon && npm ci --no-audit --no-fund --loglevel=error); \
+	else echo "npm not found: the Node anchor of the beacon bench is skipped"; fi
 	$(PY) scripts/with_services.py -- $(PY) -m bench
 
 migrate: venv

@@ -17,7 +17,26 @@ LOG_DIR = Path(os.environ.get("BENCH_LOG_DIR", "/tmp/halobestie-bench-logs"))
 _running: list[subprocess.Popen] = []
 
 
+_handed_out = set()
+
+
 def free_port():
+    """A free port: from BENCH_PORTS (e.g. `4600-4699`) when set, else any the kernel gives."""
+    span = os.environ.get("BENCH_PORTS", "")
+    if span:
+        low, high = (int(p) for p in span.split("-"))
+        for port in range(low, high + 1):
+            if port in _handed_out:
+                continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+        _handed_out.clear()  # all handed out once: servers stopped since free them again
+        return free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -24,14 +24,17 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
-from bench import procs
+from bench import procs, reads
 from bench.legacy_import import legacy_import
 
 ROOT = procs.ROOT
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0", "false")
 RESULTS = ROOT / "bench" / "results" / ("quick" if QUICK else "")
-BENCH_DB = "halobestie_bench"
-PREFIX = "bench:"
+# Overridable so that two benches on one machine do not share (and drop) one database.
+BENCH_DB = os.environ.get("BENCH_DATABASE_NAME", "halobestie_bench")
+# Overridable (with BENCH_DATABASE_NAME) so that two benches can share one Valkey.
+PREFIX = os.environ.get("BENCH_VALKEY_PREFIX", "bench:")
+LAYER_PREFIX = os.environ.get("BENCH_CHANNEL_LAYER_PREFIX", "bench-layer")
 PY = sys.executable
 
 if QUICK:
@@ -81,7 +84,7 @@ def server_env(**overrides):
         DATABASE_URL=BENCH_URL,
         VALKEY_URL=VALKEY_URL,
         VALKEY_KEY_PREFIX=PREFIX,
-        CHANNEL_LAYER_PREFIX="bench-layer",
+        CHANNEL_LAYER_PREFIX=LAYER_PREFIX,
         TEST_DATABASE_NAME="",
         DEBUG="false",
         TESTING="false",
@@ -128,7 +131,8 @@ def raise_file_limit():
 def recreate_database():
     import psycopg
 
-    assert BENCH_DB == "halobestie_bench"  # never anything else: the test databases stay untouched
+    # Never anything else: the test databases stay untouched.
+    assert re.fullmatch(r"halobestie_bench[a-z0-9_]*", BENCH_DB), BENCH_DB
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {BENCH_DB}")
@@ -145,7 +149,10 @@ def clear_valkey():
     import redis
 
     client = redis.Redis.from_url(VALKEY_URL)
-    for pattern in (f"{PREFIX}*", "bench-layer*", "benchfloor*", "benchrelay*"):
+    patterns = [f"{PREFIX}*", f"{LAYER_PREFIX}*"]
+    if PREFIX == "bench:":  # the default run also owns the relays' prefixes
+        patterns += ["benchfloor*", "benchrelay*"]
+    for pattern in patterns:
         names = list(client.scan_iter(match=pattern, count=1000))
         for start in range(0, len(names), 1000):
             client.delete(*names[start : start + 1000])
@@ -374,9 +381,10 @@ def max_sustained(runs):
 # Beacon ------------------------------------------------------------------------------------------
 
 
-def wrk(url, *, seconds, connections=32):
+def wrk(url, *, seconds, connections=32, headers=None):
+    header_args = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *header_args, url],
         capture_output=True,
         text=True,
         check=True,
@@ -851,6 +859,8 @@ def targets(summary):
                 "met": b["valkey_vs_constant"] >= 0.8,
             }
         )
+    if summary.get("reads"):
+        out.extend(reads.targets(summary["reads"]))
     a = summary.get("assignment")
     if a:
         out.append(
@@ -930,12 +940,24 @@ def main():
                 },
             )
             plot(summary["chat"])
-        for name in ("beacon", "memory", "assignment", "reseed", "legacy_import"):
+        for name in ("beacon", "reads", "memory", "assignment", "reseed", "legacy_import"):
             if not wanted(name) and (RESULTS / f"{name}.json").exists():
                 summary[name] = json.loads((RESULTS / f"{name}.json").read_text())
         if wanted("beacon"):
             summary["beacon"] = beacon()
             save("beacon", summary["beacon"])
+        if wanted("reads"):
+            summary["reads"] = reads.run(
+                pair=pairs[0],
+                server_env=server_env,
+                wrk=wrk,
+                say=say,
+                seconds=WRK_SECONDS,
+                valkey_url=VALKEY_URL,
+                prefix=PREFIX,
+            )
+            save("reads", summary["reads"])
+            reads.write_doc(summary["reads"], summary["machine"])
         if wanted("memory"):
             summary["memory"] = [idle_memory(pairs, s) for s in ("ours-uvicorn", "channels", "floor")]
             save("memory", summary["memory"])

@@ -24,6 +24,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from halobestie.server import listeners, routing  # noqa: E402
+from halobestie.server.fastpath import FastRoutes  # noqa: E402
 from halobestie.server.lifespan import LifespanApp  # noqa: E402
 from halobestie.server.middleware import SocketObservabilityMiddleware  # noqa: E402
 
@@ -31,7 +32,9 @@ public_application = LifespanApp(
     listeners.MarkListener(
         ProtocolTypeRouter(
             {
-                "http": django_http,
+                # The beacon and the public config from process memory, before Django
+                # (halobestie/server/fastpath.py); everything else goes to Django.
+                "http": FastRoutes(django_http),
                 # Request id per socket, the open-sockets gauge, a log line at accept and close.
                 "websocket": SocketObservabilityMiddleware(URLRouter(routing.websocket_urlpatterns)),
             }

@@ -242,6 +242,17 @@ USE_TZ = True
 # Seconds a process keeps the runtime config before re-reading it; saves invalidate at once over
 # Valkey pub/sub, so this only bounds staleness while Valkey is down.
 RUNTIME_CONFIG_CACHE_SECONDS = env("RUNTIME_CONFIG_CACHE_SECONDS", float, 5.0)
+# The fast routes (halobestie/server/fastpath.py: the beacon, the public config) keep their answer
+# in process memory this long, and serve the last one for up to FAST_ROUTE_STALE_SECONDS while it
+# cannot be rebuilt (Valkey and Postgres both down).
+FAST_ROUTES_ENABLED = env("FAST_ROUTES_ENABLED", bool, True)
+FAST_ROUTE_CACHE_SECONDS = env("FAST_ROUTE_CACHE_SECONDS", float, 1.0)
+FAST_ROUTE_STALE_SECONDS = env("FAST_ROUTE_STALE_SECONDS", float, 30.0)
+# Threads per process for the CPU-heavy views (password hashing at login and OTP verification),
+# off the single thread every other sync view shares (halobestie/server/offload.py).
+CPU_VIEW_THREADS = env("CPU_VIEW_THREADS", int, 4)
+# Threads per process for the authenticated fast reads (a session's state, its messages).
+FAST_READ_THREADS = env("FAST_READ_THREADS", int, 8)
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

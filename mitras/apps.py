@@ -11,3 +11,8 @@ class MitrasConfig(AppConfig):
 
         # Seed the Valkey mirror from Postgres when a server starts, then watch for reconnects.
         on_startup(mirror.on_server_start)
+
+        # The beacon answered from process memory before Django (issue 22).
+        from mitras import beacon
+
+        beacon.register()

@@ -10,10 +10,12 @@ class SessionsAppConfig(AppConfig):
     def ready(self):
         from halobestie.server.lifespan import on_startup
         from mitras.hooks import on_mitra_available, on_mitra_deactivated
-        from sessions_app import events
+        from sessions_app import events, fast_reads
         from sessions_app.lifecycle import sessions_release_deactivated_mitra
         from sessions_app.matching import mitra_available_dispatch
 
+        # A session's state and its messages answered before Django (issue 22).
+        fast_reads.register()
         # A mitra came online or got a free slot: offer waiting sessions at once.
         on_mitra_available(mitra_available_dispatch)
         # Staff deactivated a mitra: its offers go to others, its active sessions end.

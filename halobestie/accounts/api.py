@@ -16,6 +16,7 @@ from halobestie.accounts.permissions import IsClient, IsClientOrMitra
 from halobestie.accounts.phones import normalize_phone
 from halobestie.accounts.tokens import tokens_for
 from halobestie.legacy.tokens import legacy_refresh_exchange, legacy_refresh_revoke
+from halobestie.server.offload import OffSharedThreadMixin
 
 
 class PhoneField(serializers.CharField):
@@ -133,7 +134,7 @@ class OtpVerifyIn(serializers.Serializer):
     )
 
 
-class OtpVerifyApi(PublicApi):
+class OtpVerifyApi(OffSharedThreadMixin, PublicApi):
     """Log in with the code: the client account is created on first login. A wrong code is 400
     `otp_invalid`; after OTP_MAX_ATTEMPTS codes every further one is 429 `otp_attempts_exceeded`
     (ask for a new code)."""
@@ -160,7 +161,7 @@ class MitraLoginIn(serializers.Serializer):
     password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
 
 
-class MitraLoginApi(PublicApi):
+class MitraLoginApi(OffSharedThreadMixin, PublicApi):
     """Mitra login with phone and password (staff create mitra accounts). 401
     `invalid_credentials`; 403 `mitra_deactivated` for a deactivated mitra; 429 with
     `Retry-After` after too many wrong passwords for the phone (`login_phone_limit`) or from the

@@ -5,12 +5,15 @@ Timeouts are short so that a dead Valkey costs a request milliseconds, not secon
 """
 
 import threading
+import weakref
 
 import redis
 from django.conf import settings
+from redis import asyncio as aioredis
 
 _lock = threading.Lock()
 _client = None
+_async_clients = weakref.WeakKeyDictionary()  # event loop -> asyncio client (one per loop)
 
 
 def is_enabled():
@@ -37,6 +40,25 @@ def get_client():
     return _client
 
 
+def get_async_client():
+    """The asyncio client of the running event loop (a client is bound to its loop). Same
+    timeouts as `new_client`. Precondition: VALKEY_URL is set."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = aioredis.Redis.from_url(
+            settings.VALKEY_URL,
+            socket_connect_timeout=0.5,
+            socket_timeout=1.0,
+            health_check_interval=10,
+            decode_responses=True,
+        )
+        _async_clients[loop] = client
+    return client
+
+
 def key(name):
     """A key name with the deployment's prefix (empty in production; tests isolate with it)."""
     return f"{settings.VALKEY_KEY_PREFIX}{name}"
@@ -48,5 +70,6 @@ def reset_client():
     global _client
     with _lock:
         client, _client = _client, None
+        _async_clients.clear()
     if client is not None:
         client.close()

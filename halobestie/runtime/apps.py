@@ -7,7 +7,10 @@ class RuntimeConfigApp(AppConfig):
     verbose_name = "Konfigurasi runtime"
 
     def ready(self):
+        from halobestie.runtime import fast
         from halobestie.server.lifespan import on_startup
+
+        fast.register()  # GET /api/v1/config from process memory, before Django (issue 22)
 
         @on_startup
         async def listen_for_config_saves(listener):

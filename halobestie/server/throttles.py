@@ -8,9 +8,11 @@ Counters live in Valkey so every process shares them; without VALKEY_URL, or whi
 not answer, each process counts on its own (a looser limit, never an error).
 """
 
+import json
 import logging
 import threading
 import time
+from typing import NamedTuple
 
 from django.conf import settings
 from rest_framework.permissions import SAFE_METHODS
@@ -81,3 +83,54 @@ class PersonRateThrottle(BaseThrottle):
 
     def wait(self):
         return getattr(self, "retry_after", WINDOW_SECONDS)
+
+
+# The fast routes (halobestie/server/fastpath.py): the same read limit without Django -------------
+
+_async_retry_at = 0.0  # monotonic time before which the asyncio path does not try Valkey again
+
+
+async def ahit(name, *, window_index) -> int:
+    """`hit` for the event loop: one pipelined INCR + EXPIRE on the loop's asyncio client. While
+    Valkey does not answer, counts in this process (and does not try Valkey again for a second, so
+    a dead Valkey costs the fast routes nothing)."""
+    global _async_retry_at
+    if valkey.is_enabled() and time.monotonic() >= _async_retry_at:
+        key = valkey.key(f"throttle:{name}:{window_index}")
+        try:
+            pipe = valkey.get_async_client().pipeline(transaction=False)
+            pipe.incr(key)
+            pipe.expire(key, WINDOW_SECONDS + 5)
+            count, _ = await pipe.execute()
+            return int(count)
+        except Exception as exc:
+            _async_retry_at = time.monotonic() + 1.0
+            logger.warning(
+                "throttle counter unavailable: counting per process", extra={"error": type(exc).__name__}
+            )
+    return _count_locally(name, window_index)
+
+
+class Limited(NamedTuple):
+    retry_after: int
+    body: bytes
+
+
+async def read_limited(scope):
+    """For a fast route's request (no token: the person is the client address, as
+    PersonRateThrottle counts an anonymous read): None when allowed, else the 429 to send."""
+    limit = settings.API_THROTTLE_READS_PER_MINUTE
+    if limit <= 0:
+        return None
+    client = scope.get("client")
+    person = f"ip:{(client[0] if client else None) or 'unknown'}"
+    now = time.time()
+    window_index = int(now // WINDOW_SECONDS)
+    count = await ahit(f"read:{person}", window_index=window_index)
+    if count <= limit:
+        return None
+    from halobestie.errors import TooManyRequests, envelope
+
+    exc = TooManyRequests(retry_after=1)
+    body = json.dumps(envelope(exc.code, exc.detail), ensure_ascii=False).encode()
+    return Limited(retry_after=max(1, int((window_index + 1) * WINDOW_SECONDS - now) + 1), body=body)
