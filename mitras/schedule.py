@@ -173,7 +173,8 @@ def next_available_at(weekly, *, now: datetime) -> datetime | None:
 
 def next_start_after(weekly, *, now: datetime) -> datetime | None:
     """When the Bestie next starts work after `now` (the start of a working stretch strictly after
-    `now`; a stretch running at `now` does not count), or None for an empty schedule."""
+    `now`; a stretch running at `now` does not count), or None for an empty schedule (and for a
+    round-the-clock one, which never starts again)."""
     for interval_start, _ in working_intervals(
         weekly, start=now - timedelta(days=1), end=now + timedelta(days=9)
     ):
