@@ -3,7 +3,8 @@
 Order: machine facts → bench database (dropped, created, migrated through manage.py) → data →
 1. chat (ours on uvicorn, floor relay, bare Channels relay; N sessions; rate sweep) →
 2. ASGI servers (ours on daphne) → 3. beacon (wrk) → 4. assignment → 5. reseed → 6. idle memory →
-7. legacy import (1,000,000 messages, peak RSS; bench/legacy_import.py, its own database).
+7. legacy import (1,000,000 messages, peak RSS; bench/legacy_import.py, its own database) →
+8. wait estimate (a simulated day of arrivals, no database; bench/wait_estimate.py).
 Each result goes to bench/results/<name>.json (bench/results/quick/ with BENCH_QUICK=1), then a
 table, the targets and bench/results/chat_latency.png. Server processes are always stopped.
 """
@@ -24,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
-from bench import procs, reads
+from bench import procs, reads, wait_estimate
 from bench.legacy_import import legacy_import
 
 ROOT = procs.ROOT
@@ -785,6 +786,15 @@ def print_table(summary):
             f"legacy import {li['messages']:,} messages: {li['import']['seconds']} s, "
             f"peak RSS {li['import']['peak_rss_mib']:.0f} MiB (second run {li['second_run']['seconds']} s)"
         )
+    w = summary.get("wait_estimate")
+    if w:
+        for name, first in (("ours", w["ours"]), ("constant", w["constant_baseline"])):
+            e = first["first_estimate"]
+            print(
+                f"wait estimate {name:<9} ({w['hours']} h, {e['count']} waits): |error| median "
+                f"{e['median_abs_s']} s, p90 {e['p90_abs_s']} s; "
+                f"relative median {e['median_rel']}, p90 {e['p90_rel']}"
+            )
     r = summary.get("reseed")
     if r:
         print(
@@ -940,7 +950,7 @@ def main():
                 },
             )
             plot(summary["chat"])
-        for name in ("beacon", "reads", "memory", "assignment", "reseed", "legacy_import"):
+        for name in ("beacon", "reads", "memory", "assignment", "reseed", "legacy_import", "wait_estimate"):
             if not wanted(name) and (RESULTS / f"{name}.json").exists():
                 summary[name] = json.loads((RESULTS / f"{name}.json").read_text())
         if wanted("beacon"):
@@ -970,6 +980,12 @@ def main():
         if wanted("legacy_import"):
             summary["legacy_import"] = legacy_import(admin_url=ADMIN_URL, server_env=server_env, say=say)
             save("legacy_import", summary["legacy_import"])
+        if wanted("wait_estimate"):
+            say("wait estimate: a simulated day of arrivals")
+            summary["wait_estimate"] = wait_estimate.run(
+                hours=6 if QUICK else 24, start_hour=17 if QUICK else 0
+            )
+            save("wait_estimate", summary["wait_estimate"])
     finally:
         procs.stop_all()
         clear_valkey()

@@ -99,6 +99,8 @@ MIDDLEWARE = [
     "halobestie.server.middleware.RequestIdMiddleware",
     # NUL bytes and lone surrogates in the path or the query string: 400 before any view.
     "halobestie.server.middleware.HostileInputMiddleware",
+    # "Try it out" in the internal API docs calls the public API from CC_ORIGIN.
+    "halobestie.server.middleware.ApiDocsCorsMiddleware",
     "halobestie.server.listeners.ListenerUrlconfMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

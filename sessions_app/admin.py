@@ -113,9 +113,10 @@ class ChatSessionAdmin(admin.ModelAdmin):
         url = reverse("admin:sessions_app_chatsession_refund", args=[session.pk])
         return format_html('<a href="{}" id="refund-link">Refund sebagian / penuh</a>', url)
 
-    @admin.display(description="Preferensi (dilepas dicoret)")
+    @admin.display(description="Preferensi (dipegang / dilepas)")
     def wishes(self, session):
-        """Each preference the client set; the ones the dispatcher let go are struck through."""
+        """Each preference the client set, marked held or relaxed (struck through) by the
+        dispatcher; and a requested Bestie, with "hanya dia" when the client allowed no other."""
         shown = preferences_out(session)
         values = {
             "gender": shown["gender"],
@@ -123,9 +124,14 @@ class ChatSessionAdmin(admin.ModelAdmin):
             "topics": ", ".join(shown["topics"]),
         }
         parts = [
-            format_html("<s>{}: {}</s>" if kind in shown["relaxed"] else "{}: {}", kind, values[kind])
+            format_html("<s>{}: {}</s> (dilepas)", kind, values[kind])
+            if kind in shown["relaxed"]
+            else format_html("<strong>{}: {}</strong> (dipegang)", kind, values[kind])
             for kind in preferences_asked(session)
         ]
+        if session.requested_mitra_id:
+            only = "" if session.allow_any_mitra else ", hanya dia"
+            parts.insert(0, format_html("Bestie diminta: #{}{}", session.requested_mitra_id, only))
         return format_html_join(" · ", "{}", ((part,) for part in parts)) if parts else "—"
 
     @admin.display(description="Transkrip")

@@ -20,8 +20,19 @@ def _session(request, session_id):
 
 class SessionCreateIn(serializers.Serializer):
     package = serializers.CharField(max_length=32)
-    mitra = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    allow_any_mitra = serializers.BooleanField(required=False, default=True)
+    mitra = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="Bestie yang diminta (opsional): dia mendapat tawaran pertama.",
+    )
+    allow_any_mitra = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="Dengan `mitra`: false = hanya Bestie ini (tanpa Bestie lain; bila dia menolak atau "
+        "tidak sempat sampai batas waktu pencarian, sesi berakhir `unmatched` dan dana dikembalikan). "
+        "true (bawaan) = Bestie lain boleh mengambil bila dia penuh, offline atau menolak.",
+    )
     voucher_code = serializers.CharField(
         max_length=32, required=False, allow_blank=True, allow_null=True, help_text="Kode promo (opsional)."
     )

@@ -7,6 +7,7 @@ mitra rows locked, so two dispatchers can never both fill a mitra's last slot.
 """
 
 import logging
+import threading
 from datetime import timedelta
 
 from django.db import transaction
@@ -19,7 +20,7 @@ from mitras.models import Mitra
 from mitras.rest import mitras_ready_for_offers
 from mitras.schedule import with_working_now
 from mitras.selectors import last_heartbeats
-from sessions_app import blocking, events, notifications, observations, preferences
+from sessions_app import blocking, events, notifications, observations, preferences, wait_inputs
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.models import (
     ChatSession,
@@ -31,6 +32,7 @@ from sessions_app.serializers import session_payload
 from sessions_app.states import check_transition
 
 logger = logging.getLogger(__name__)
+_broadcasting = threading.Lock()
 
 
 def dispatch_after_commit():
@@ -175,14 +177,29 @@ def _offer(session, mitra, *, now, timeout):
 
 
 def _send_queue_positions():
-    waiting = list(
-        ChatSession.objects.filter(status=Status.MATCHING)
-        .order_by("matching_started_at", "created_at")
-        .values_list("id", "client_id")
-    )
-    for position, (session_id, client_id) in enumerate(waiting, start=1):
+    """`queue.position` (place and `eta_seconds`) to every waiting client. One broadcast at a time
+    per process: a dispatch that finds one running skips its own, as the scheduler's next tick
+    (every second while anyone waits) sends fresh ones."""
+    if not _broadcasting.acquire(blocking=False):
+        return
+    try:
+        _queue_positions_send()
+    finally:
+        _broadcasting.release()
+
+
+def _queue_positions_send():
+    waiting = wait_inputs.waiting_sessions()
+    etas = wait_inputs.waiting_etas(waiting)  # one set of inputs for the whole queue
+    for position, (session, eta) in enumerate(zip(waiting, etas, strict=True), start=1):
         events.send_now(
-            [client_id], {"type": "queue.position", "session_id": str(session_id), "position": position}
+            [session.client_id],
+            {
+                "type": "queue.position",
+                "session_id": str(session.id),
+                "position": position,
+                "eta_seconds": eta,
+            },
         )
 
 

@@ -117,6 +117,12 @@ class ChatSession(models.Model):
             models.Index(fields=["status", "ends_at"], name="session_end_due_idx"),
             models.Index(fields=["mitra", "status"], name="session_mitra_status_idx"),
             models.Index(fields=["client", "-created_at"], name="session_client_idx"),
+            # The wait estimate's recent chat lengths (sessions_app/wait_estimate.py).
+            models.Index(
+                fields=["-ended_at"],
+                name="session_recent_chats_idx",
+                condition=models.Q(status="ended", accepted_at__isnull=False),
+            ),
             models.Index(
                 fields=["flagged_at"],
                 name="session_attention_idx",

@@ -3,9 +3,11 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from payments.models import PaymentKind, PaymentStatus
 from sessions_app.models import ChatSession, Message
 from sessions_app.preferences import preferences_out
 from sessions_app.selectors import payment_latest_for_session, queue_position
+from sessions_app.wait_inputs import eta_seconds
 
 
 class SessionMitraOut(serializers.Serializer):
@@ -22,12 +24,28 @@ class PreferencesOut(serializers.Serializer):
     relaxed = serializers.ListField(child=serializers.CharField(), help_text="Sudah dilepas, berurutan.")
 
 
+class SessionPaymentOut(serializers.Serializer):
+    """The session's latest payment awaiting action (a package or an extension)."""
+
+    id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=PaymentKind.choices)
+    status = serializers.ChoiceField(choices=PaymentStatus.choices)
+    amount_idr = serializers.IntegerField(help_text="Whole rupiah to pay (after any voucher).")
+    discount_idr = serializers.IntegerField(help_text="Whole rupiah a voucher took off.")
+    invoice_url = serializers.CharField(help_text="The page the app opens to pay.")
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
 class SessionOut(serializers.ModelSerializer):
     mitra = SessionMitraOut(allow_null=True)
     requested_mitra_id = serializers.IntegerField(allow_null=True)
     client_display_name = serializers.SerializerMethodField()
     duration_minutes = serializers.SerializerMethodField()
     queue_position = serializers.SerializerMethodField()
+    eta_seconds = serializers.SerializerMethodField(
+        help_text="Perkiraan detik menunggu sampai ditawarkan ke Bestie (null bila tidak menunggu; "
+        "cara menghitung: docs/realtime.md)."
+    )
     payment = serializers.SerializerMethodField()
     is_rated = serializers.SerializerMethodField()
     preferences = serializers.SerializerMethodField()
@@ -40,7 +58,7 @@ class SessionOut(serializers.ModelSerializer):
             "allow_any_mitra",
             "client_display_name", "created_at", "paid_at", "offered_at", "offer_expires_at",
             "accepted_at", "ends_at", "ended_at", "mitra_lost_at", "last_seq", "queue_position",
-            "payment", "is_rated", "preferences",
+            "eta_seconds", "payment", "is_rated", "preferences",
         ]  # fmt: skip
 
     def get_client_display_name(self, session) -> str:
@@ -52,6 +70,10 @@ class SessionOut(serializers.ModelSerializer):
     def get_queue_position(self, session) -> int | None:
         return queue_position(session=session)
 
+    def get_eta_seconds(self, session) -> int | None:
+        return eta_seconds(session=session)
+
+    @extend_schema_field(SessionPaymentOut(allow_null=True))
     def get_payment(self, session) -> dict | None:
         """The latest payment awaiting action (the app opens its invoice_url), if any."""
         payment = payment_latest_for_session(session=session)

@@ -7,6 +7,7 @@ whole rupiah, durations are whole seconds or minutes as the name says.
 from dataclasses import asdict, dataclass, fields
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from halobestie.runtime.crisis_lexicon import CRISIS_EXCLUSIONS, CRISIS_WORDS, MITRA_ALERT_WORDS
 
@@ -268,3 +269,213 @@ def validate_values(raw):
     if result.ending_soon_lead_seconds >= min(p.duration_seconds for p in result.packages):
         raise ValidationError({"ending_soon_lead_seconds": ["Harus lebih pendek dari paket terpendek."]})
     return result
+
+
+# How the control center shows each key: its kind (which form field), label, help and group. A key
+# without an entry still gets a field, inferred from its default and name (see `field_info`), but
+# every key should have one: tests/halobestie/test_runtime_fields.py asks for it.
+KINDS = ("money", "seconds", "minutes", "days", "percent", "integer", "text", "choice", "lines",
+         "seconds_list", "packages")  # fmt: skip
+GROUPS = {
+    "money": _("Packages and money"),
+    "timing": _("Timing and matching"),
+    "safety": _("Crisis and safety"),
+    "data": _("Messages and data"),
+    "bookings": _("Bookings"),
+    "other": _("Other settings"),
+}
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    kind: str
+    label: str
+    help_text: str = ""
+    group: str = "other"
+    choices: tuple = ()  # (value, label) pairs of a "choice"
+
+
+FIELD_INFO = {
+    "packages": FieldInfo(
+        "packages", _("Packages"),
+        _("One package per line: code | name | minutes | price in rupiah | Bestie share in percent "
+          "(may be empty: the general share applies)."),
+        "money",
+    ),
+    "mitra_share_percent": FieldInfo(
+        "percent", _("Bestie share"),
+        _("The part of a session's price the Bestie earns, unless the package sets its own."), "money",
+    ),
+    "mitra_share_basis": FieldInfo(
+        "choice", _("Share basis with a voucher"),
+        _("What the Bestie's share is computed on when a voucher lowered the price."), "money",
+        (("list_price", _("The package price (promotions are the platform's cost)")),
+         ("paid_price", _("The price the client paid"))),
+    ),
+    "xendit_min_invoice_idr": FieldInfo(
+        "money", _("Smallest Xendit invoice"),
+        _("A discount never leaves less than this to pay (but may make a session wholly free)."), "money",
+    ),
+    "client_fault_end_policy": FieldInfo(
+        "choice", _("Ending for the client's fault"),
+        _("What the Bestie earns and the client gets back when staff end a session for the client's fault."),
+        "money",
+        (("full", _("The Bestie earns the full share, nothing is refunded")),
+         ("served", _("The Bestie earns the minutes served, the client gets the rest back"))),
+    ),
+    "offer_timeout_seconds": FieldInfo(
+        "seconds", _("Offer timeout"),
+        _("How long a Bestie may consider an offered session before it goes to the next Bestie."),
+        "timing",
+    ),
+    "matching_timeout_seconds": FieldInfo(
+        "seconds", _("Matching timeout"),
+        _("How long a paid session looks for a Bestie before it ends unmatched and is refunded."),
+        "timing",
+    ),
+    "payment_timeout_seconds": FieldInfo(
+        "seconds", _("Payment timeout"), _("How long a new session waits for its payment before it expires."),
+        "timing",
+    ),
+    "ending_soon_lead_seconds": FieldInfo(
+        "seconds", _("Ending-soon warning"),
+        _("How long before the end both sides are told the session is ending; shorter than the "
+          "shortest package."),
+        "timing",
+    ),
+    "heartbeat_ttl_seconds": FieldInfo(
+        "seconds", _("Heartbeat lifetime"),
+        _("A Bestie whose app sent no heartbeat for this long no longer counts as present."), "timing",
+    ),
+    "stale_grace_seconds": FieldInfo(
+        "seconds", _("Grace before going offline"),
+        _("Added to the heartbeat lifetime before an online Bestie without heartbeats is switched offline."),
+        "timing",
+    ),
+    "mitra_lost_grace_seconds": FieldInfo(
+        "seconds", _("Grace for a lost Bestie"),
+        _("How long an active session waits for its Bestie's app to come back before it ends."), "timing",
+    ),
+    "default_capacity": FieldInfo(
+        "integer", _("Default capacity"), _("How many sessions at once a new Bestie takes."), "timing",
+    ),
+    "preference_relax_order": FieldInfo(
+        "lines", _("Order of letting preferences go"),
+        _("One per line: gender, topics, language. The first is let go first while no Bestie fits."),
+        "timing",
+    ),
+    "preference_relax_after_seconds": FieldInfo(
+        "seconds_list", _("Let preferences go after"),
+        _("Seconds after matching starts, one per line, not decreasing: when the first, second and "
+          "third preference is let go."),
+        "timing",
+    ),
+    "crisis_words": FieldInfo(
+        "lines", _("Crisis words"),
+        _("One phrase per line. A client message with one of them flags the session and alerts staff."),
+        "safety",
+    ),
+    "crisis_exclusions": FieldInfo(
+        "lines", _("Crisis exclusions"),
+        _("One phrase per line inside which a crisis word does not count (\"mati lampu\")."), "safety",
+    ),
+    "mitra_alert_words": FieldInfo(
+        "lines", _("Bestie alert words"),
+        _("One phrase per line. A Bestie message with one of them alerts staff."), "safety",
+    ),
+    "crisis_free_minutes": FieldInfo(
+        "minutes", _("Free minutes in a crisis"),
+        _("Minutes added once, free, when a session is first flagged."), "safety",
+    ),
+    "hotline_text": FieldInfo(
+        "text", _("Hotline text"), _("Shown to a client whose message raised a crisis flag."), "safety",
+    ),
+    "max_message_length": FieldInfo(
+        "integer", _("Longest message"), _("Characters in one chat message."), "data",
+    ),
+    "message_retention_days": FieldInfo(
+        "days", _("Keep messages for"), _("Days chat messages are kept before they are deleted."), "data",
+    ),
+    "callback_payer_retention_days": FieldInfo(
+        "days", _("Keep payer details for"),
+        _("Days raw payment callbacks keep the payer's details (for disputes)."), "data",
+    ),
+    # Keys of issues 19 (rest for Besties) and 25 (bookings), described ahead of their merge.
+    "mitra_crisis_cooldown_seconds": FieldInfo(
+        "seconds", _("Bestie cool-down after a crisis"),
+        _("No offers to a Bestie for this long after a crisis-flagged session ends (0: none)."), "timing",
+    ),
+    "mitra_max_sessions_in_row": FieldInfo(
+        "integer", _("Most sessions in a row"),
+        _("After this many sessions in a row a Bestie gets a break (0: no limit)."), "timing",
+    ),
+    "mitra_break_seconds": FieldInfo(
+        "seconds", _("Break after sessions in a row"),
+        _("How long the break lasts; sessions are in a row when each began less than this after "
+          "the one before ended."),
+        "timing",
+    ),
+    "booking_lead_seconds": FieldInfo(
+        "seconds", _("Earliest booking"), _("The earliest a booked session may start, from now."), "bookings",
+    ),
+    "booking_slot_minutes": FieldInfo(
+        "minutes", _("Booking slot step"), _("The step between the start times a client may book."),
+        "bookings",
+    ),
+    "booking_horizon_days": FieldInfo(
+        "days", _("Booking horizon"), _("How far ahead a session may be booked."), "bookings",
+    ),
+    "booking_buffer_minutes": FieldInfo(
+        "minutes", _("Gap around a booking"),
+        _("Time kept free for the Bestie before and after every booking."), "bookings",
+    ),
+    "booking_hold_seconds": FieldInfo(
+        "seconds", _("Unpaid booking hold"), _("How long an unpaid booking keeps its time."), "bookings",
+    ),
+    "booking_grace_seconds": FieldInfo(
+        "seconds", _("Grace for the booked Bestie"),
+        _("How long after the start the booked Bestie has before the client may take a refund or "
+          "any Bestie."),
+        "bookings",
+    ),
+    "booking_change_deadline_seconds": FieldInfo(
+        "seconds", _("Cancel or move until"),
+        _("How long before the start a client may still cancel (full refund) or move a booking."), "bookings",
+    ),
+    "booking_reminder_first_seconds": FieldInfo(
+        "seconds", _("First booking reminder"),
+        _("How long before the start the first reminder goes (0: none)."), "bookings",
+    ),
+    "booking_reminder_second_seconds": FieldInfo(
+        "seconds", _("Second booking reminder"),
+        _("How long before the start the second reminder goes (0: none)."), "bookings",
+    ),
+}  # fmt: skip
+
+_NAME_SUFFIX_KINDS = (("_idr", "money"), ("_seconds", "seconds"), ("_minutes", "minutes"),
+                      ("_days", "days"), ("_percent", "percent"))  # fmt: skip
+
+
+def field_info(name):
+    """How to show the key `name`: its FIELD_INFO entry, else inferred from its default value
+    (int, str, tuple) and its name's unit suffix, labelled with its name."""
+    if name in FIELD_INFO:
+        return FIELD_INFO[name]
+    default = next(f.default for f in fields(RuntimeConfigValues) if f.name == name)
+    if isinstance(default, str):
+        kind = "text"
+    elif isinstance(default, tuple):
+        kind = "seconds_list" if name.endswith("_seconds") else "lines"
+    else:
+        kind = next((k for suffix, k in _NAME_SUFFIX_KINDS if name.endswith(suffix)), "integer")
+    return FieldInfo(kind, name.replace("_", " ").capitalize())
+
+
+def int_limits(name):
+    """(lowest, highest) accepted for an integer key, or None."""
+    return _INT_LIMITS.get(name)
+
+
+def config_keys():
+    """Every key, in the order the dataclass declares them."""
+    return [f.name for f in fields(RuntimeConfigValues)]

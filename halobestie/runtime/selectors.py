@@ -45,3 +45,14 @@ def invalidate_local():
     global _cached
     with _lock:
         _cached = None
+    for callback in _on_invalidate:
+        callback()
+
+
+_on_invalidate = []
+
+
+def on_invalidate(callback):
+    """Call `callback()` (from any thread) whenever this process drops its config: copies made
+    from the config (the fast /config body) drop theirs too, so a save is live at once."""
+    _on_invalidate.append(callback)

@@ -12,11 +12,13 @@ import re
 import time
 import uuid
 
-from django.http import JsonResponse
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from django.utils.cache import patch_vary_headers
 
 from halobestie.errors import envelope
 from halobestie.server import metrics
-from halobestie.server.listeners import request_listener
+from halobestie.server.listeners import PUBLIC, request_listener
 from halobestie.server.request_context import reset_request_id, set_request_id
 from halobestie.server.safe_input import text_is_storable
 
@@ -90,6 +92,40 @@ class HostileInputMiddleware:
                 envelope("bad_request", "Alamat berisi karakter yang tidak diizinkan."), status=400
             )
         return self.get_response(request)
+
+
+class ApiDocsCorsMiddleware:
+    """The API docs live on the internal listener and "Try it out" calls the public one: the
+    public API answers the control center's origin (CC_ORIGIN) cross-origin, preflight included.
+    No cookies cross (the API uses bearer tokens), and no other origin is allowed."""
+
+    ALLOW_HEADERS = "Authorization, Content-Type"
+    ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        origin = request.headers.get("Origin")
+        allowed = (
+            origin
+            and origin == settings.CC_ORIGIN
+            and request_listener(request) == PUBLIC
+            and request.path.startswith("/api/")
+        )
+        if not allowed:
+            return self.get_response(request)
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            response = HttpResponse(status=204)
+            response["Access-Control-Allow-Methods"] = self.ALLOW_METHODS
+            response["Access-Control-Allow-Headers"] = self.ALLOW_HEADERS
+            response["Access-Control-Max-Age"] = "600"
+        else:
+            response = self.get_response(request)
+            response["Access-Control-Expose-Headers"] = "Retry-After"
+        response["Access-Control-Allow-Origin"] = origin
+        patch_vary_headers(response, ("Origin",))
+        return response
 
 
 class SocketObservabilityMiddleware:

@@ -26,3 +26,23 @@ def test_it_reaches_another_process_within_a_second(transactional_db):
                 break
             time.sleep(0.05)
         assert seen == 45
+
+
+def test_it_carries_a_rollback_to_another_process_like_a_save(transactional_db):
+    from halobestie.runtime.services import runtime_config_rollback
+
+    call_command("seed")
+    first = RuntimeConfig.objects.get()
+    runtime_config_update(values={**first.values, "offer_timeout_seconds": 45})
+    with uvicorn_process("public", env=server_env(RUNTIME_CONFIG_CACHE_SECONDS=300)) as (_, base):
+        assert requests.get(f"{base}/api/v1/config").json()["offer_timeout_seconds"] == 45
+        time.sleep(0.5)  # the server's listener subscribes at start-up
+        runtime_config_rollback(version=first.version, actor=None)
+        rolled_at = time.monotonic()
+        seen = None
+        while time.monotonic() - rolled_at < 1.0:
+            seen = requests.get(f"{base}/api/v1/config").json()["offer_timeout_seconds"]
+            if seen == 60:
+                break
+            time.sleep(0.05)
+        assert seen == 60
