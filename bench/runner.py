@@ -986,6 +986,11 @@ def main():
                 hours=6 if QUICK else 24, start_hour=17 if QUICK else 0
             )
             save("wait_estimate", summary["wait_estimate"])
+        for name in ("dispatch", "storm"):
+            # Issue 22: own databases and processes; each writes its rows in docs/PERFORMANCE.md.
+            if wanted(name):
+                say(f"{name}: python -m bench.{name}")
+                subprocess.run([PY, "-m", f"bench.{name}"], cwd=ROOT, check=False)
     finally:
         procs.stop_all()
         clear_valkey()

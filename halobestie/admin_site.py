@@ -17,6 +17,11 @@ class ControlCenterSite(admin.AdminSite):
         return [
             path("dashboard/", self.admin_view(self.dashboard_view), name="dashboard"),
             path("dashboard.json", self.admin_view(self.dashboard_data), name="dashboard-data"),
+            path(
+                "staff/mitra/<int:mitra_id>/password-reset/",
+                self.admin_view(self.mitra_password_reset_view),
+                name="mitra-password-reset",
+            ),
             *super().get_urls(),
         ]
 
@@ -27,9 +32,16 @@ class ControlCenterSite(admin.AdminSite):
     def dashboard_data(self, request):
         # The admin site is loaded while the app registry is being built (default_site): the
         # dashboard's models can only be imported once a request arrives.
-        from halobestie.dashboard import dashboard_numbers
+        from halobestie.dashboard import dashboard_snapshot
 
-        return JsonResponse(dashboard_numbers())
+        response = JsonResponse(dashboard_snapshot(user=request.user))
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def mitra_password_reset_view(self, request, mitra_id):
+        from halobestie.staff_admin import mitra_password_reset_view  # models: as above
+
+        return mitra_password_reset_view(self, request, mitra_id)
 
 
 class ControlCenterAdminConfig(AdminConfig):

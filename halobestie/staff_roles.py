@@ -3,7 +3,8 @@
 - support: sessions, reports and mitras day to day; no transcripts, no money, no config.
 - finance: payments, refunds (partial too), the earnings ledger and payouts, promotions
   (campaigns and codes); sessions read-only.
-- admin: everything, including transcripts (audited) and runtime config.
+- admin: everything, including transcripts (audited) and runtime config, and staff accounts:
+  support and finance ones only (halobestie/accounts/staff.py says who may manage whom).
 Superusers (the seeded admin) have every permission anyway.
 """
 
@@ -37,7 +38,7 @@ ROLES = {
         "payments.view_payment", "payments.view_refund", "payments.add_refund", "payments.change_refund",
         "payments.view_paymentcallback",
         "runtime.view_runtimeconfig", "runtime.change_runtimeconfig",
-        "accounts.view_user", "audit.view_auditentry",
+        "accounts.view_user", "accounts.add_user", "accounts.change_user", "audit.view_auditentry",
         "promotions.view_campaign", "promotions.add_campaign", "promotions.change_campaign",
         "promotions.view_voucher", "promotions.add_voucher", "promotions.change_voucher",
         "promotions.view_redemption",

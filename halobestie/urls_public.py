@@ -7,6 +7,7 @@ answers 404 in the error envelope, whatever the method.
 from django.urls import include, path, re_path
 
 from halobestie import errors
+from halobestie.accounts import pages as account_pages
 from halobestie.server import health
 
 urlpatterns = [
@@ -14,6 +15,11 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include("halobestie.urls_api")),
     path("", include("payments.urls_public")),
+    path(
+        "mitra/password-reset/<str:uidb64>/<str:token>/",
+        account_pages.mitra_password_reset,
+        name="mitra-password-reset",
+    ),
     re_path(r"^.*$", errors.handler404, name="not-found"),
 ]
 

@@ -146,6 +146,26 @@ def mitra_get_public(*, mitra_id) -> Mitra:
 _datetime_field = DateTimeField()
 
 
+def mitras_present(*, now=None) -> list:
+    """[(mitra, Presence)] of every present mitra (toggled online, not deactivated, heartbeat
+    fresh): the one definition of "online" the beacon and the control center's dashboard share."""
+    mitras = list(
+        Mitra.objects.filter(is_online=True, deactivated_at__isnull=True).only(
+            "id",
+            "display_name",
+            "is_online",
+            "deactivated_at",
+            "capacity",
+            "last_heartbeat_at",
+            "rest_until",  # presence: a resting Bestie is not available
+            "topics",  # the beacon's counts per topic and language
+            "languages",
+        )
+    )
+    presence = presence_of(mitras, now=now)
+    return [(mitra, presence[mitra.id]) for mitra in mitras if presence[mitra.id].is_present]
+
+
 def availability_compute(*, now=None) -> dict:
     """The beacon from the rows: {online, available, busy, available_by_language,
     available_by_topic, next_available_at, updated_at}.
@@ -155,21 +175,9 @@ def availability_compute(*, now=None) -> dict:
     `next_available_at`: when nobody is online, the earliest next start of any active Bestie's
     working hours (mitras/schedule.py), else null; null too when no Bestie has hours."""
     now = now or timezone.now()
-    mitras = list(
-        Mitra.objects.filter(is_online=True, deactivated_at__isnull=True).only(
-            "id",
-            "is_online",
-            "deactivated_at",
-            "capacity",
-            "last_heartbeat_at",
-            "topics",
-            "languages",
-            "rest_until",
-        )
-    )
-    presence = presence_of(mitras, now=now)
-    online = sum(1 for p in presence.values() if p.is_present)
-    available = [m for m in mitras if presence[m.id].is_available]
+    present = mitras_present(now=now)
+    online = len(present)
+    available = [mitra for mitra, presence in present if presence.is_available]
     next_start = schedule.next_scheduled_start(now=now) if online == 0 else None
     return {
         "online": online,

@@ -17,21 +17,10 @@ from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
 from payments.models import Payment, Refund
 from sessions_app import handoff, lifecycle, payouts, settlement
-from sessions_app.models import ChatSession, EarningsEntry, Message, PayoutBatch, Rating, Report, SessionEvent
+from sessions_app.models import ChatSession, EarningsEntry, Message, PayoutBatch, Rating, Report
 from sessions_app.preferences import preferences_asked, preferences_out
 from sessions_app.selectors import session_money
-
-
-class SessionEventInline(admin.TabularInline):
-    model = SessionEvent
-    fields = ("created_at", "kind", "actor", "data")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ("created_at", "id")
-
-    def has_add_permission(self, request, obj=None):
-        return False
+from sessions_app.timeline import session_timeline
 
 
 class PaymentInline(admin.TabularInline):
@@ -74,9 +63,9 @@ class ChatSessionAdmin(admin.ModelAdmin):
     search_fields = ("id", "client__phone", "client__display_name", "mitra__display_name")
     date_hierarchy = "created_at"
     list_select_related = ("client", "mitra")
-    inlines = [SessionEventInline, PaymentInline, RefundInline]
+    inlines = [PaymentInline, RefundInline]
     actions = ["force_end", "force_end_mitra_fault", "force_end_client_fault"]
-    readonly_fields = ["money", "refund_link", "transcript_link", "handoff_link", "wishes"] + [
+    readonly_fields = ["money", "refund_link", "transcript_link", "handoff_link", "wishes", "timeline"] + [
         f.name for f in ChatSession._meta.fields
     ]
 
@@ -133,6 +122,29 @@ class ChatSessionAdmin(admin.ModelAdmin):
             only = "" if session.allow_any_mitra else ", hanya dia"
             parts.insert(0, format_html("Bestie diminta: #{}{}", session.requested_mitra_id, only))
         return format_html_join(" · ", "{}", ((part,) for part in parts)) if parts else "—"
+
+    @admin.display(description="Linimasa")
+    def timeline(self, session):
+        """The events as sentences (sessions_app/timeline.py), to the second, Asia/Jakarta."""
+        rows = [
+            (
+                entry.kind,
+                entry.time,
+                entry.sentence,
+                entry.actor,
+                format_html('<a href="{}">{}</a>', entry.link.url, entry.link.text) if entry.link else "",
+            )
+            for entry in session_timeline(session=session)
+        ]
+        if not rows:
+            return "–"
+        return format_html(
+            '<table id="session-timeline"><thead><tr><th>Waktu</th><th>Peristiwa</th><th>Oleh</th>'
+            "<th>Terkait</th></tr></thead><tbody>{}</tbody></table>",
+            format_html_join(
+                "", '<tr class="timeline-{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>', rows
+            ),
+        )
 
     @admin.display(description="Transkrip")
     def transcript_link(self, session):
@@ -220,7 +232,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": f"Penanganan sesi {str(session.id)[:8]}",
             "session": session,
-            "events": session.events.select_related("actor").order_by("created_at", "id"),
+            "events": session_timeline(session=session),
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/sessions_app/handoff.html", context)

@@ -49,9 +49,10 @@ from sessions_app import (
     realtime,
     safety,
     selectors,
+    socket_batches,
     stored_message,
 )
-from sessions_app.tickets import socket_user, socket_user_recheck
+from sessions_app.tickets import socket_bearer_claims, socket_user, socket_user_recheck
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ CLOSE_UNAUTHENTICATED = 4001
 CLOSE_FORCED = 4003
 CLOSE_TOO_MANY = 4029
 SYNC_PAGE = 200
+SYNC_MAX_SESSIONS = 50
 CONFIG_CACHE_SECONDS = 5.0
 PARTICIPANTS_CACHE = 64
 NEW_CHANNEL_TIMEOUT_SECONDS = 3.0
@@ -182,7 +184,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         ticket = (query.get("ticket") or [None])[0]
         try:
-            user = await database_sync_to_async(socket_user)(authorization=authorization, ticket=ticket)
+            # A Bearer token is verified in memory; the account and deny-list check is batched
+            # with every other socket connecting now (sessions_app/socket_batches.py).
+            claims = socket_bearer_claims(authorization) if authorization else None
+            if claims is not None:
+                user = await socket_batches.socket_user_for_claims(claims)
+            else:
+                user = await database_sync_to_async(socket_user)(authorization=authorization, ticket=ticket)
         except ServiceError as exc:
             await self.send_error(exc.code, exc.detail)
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -475,21 +483,40 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._group_send(other, read_frame)
 
     async def on_sync(self, frame):
-        session_id = _session_id(frame, "sync")
-        after_seq = _int_field(frame, "after_seq", "sync")
-        try:
-            messages, has_more, last_seq = await database_sync_to_async(selectors.messages_replay)(
-                session_id=session_id, user_id=self.user_id, after_seq=after_seq, limit=SYNC_PAGE
-            )
-        except ServiceError as exc:
-            raise FrameError(exc.code, exc.detail, "sync") from None
-        for message in messages:
-            await self.send_json(stored_message.message_frame(message))
-        await self.send_json(
-            {"type": "sync.done", "session_id": session_id,
-             "last_seq": messages[-1].seq if messages else after_seq, "session_last_seq": last_seq,
-             "has_more": has_more}
-        )  # fmt: skip
+        """One session (`session_id`, `after_seq`) or many (`sessions`: a list of those): every
+        socket's `sync` of this moment is answered together (sessions_app/socket_batches.py)."""
+        if "sessions" in frame:
+            wanted = frame["sessions"]
+            if not isinstance(wanted, list) or not 1 <= len(wanted) <= SYNC_MAX_SESSIONS:
+                _invalid("sessions", "sync", f"daftar 1–{SYNC_MAX_SESSIONS} sesi.")
+            if not all(isinstance(item, dict) for item in wanted):
+                _invalid("sessions", "sync", "setiap sesi berupa objek.")
+            asked = [(_session_id(item, "sync"), _int_field(item, "after_seq", "sync")) for item in wanted]
+        else:
+            asked = [(_session_id(frame, "sync"), _int_field(frame, "after_seq", "sync"))]
+        replies = await asyncio.gather(
+            *(
+                socket_batches.messages_replay(
+                    session_id=session_id, user_id=self.user_id, after_seq=after_seq, limit=SYNC_PAGE
+                )
+                for session_id, after_seq in asked
+            ),
+            return_exceptions=True,
+        )
+        for (session_id, after_seq), reply in zip(asked, replies, strict=True):
+            if isinstance(reply, ServiceError):
+                await self.send_error(*_unrevealing(reply.code, reply.detail), "sync")
+                continue
+            if isinstance(reply, BaseException):
+                raise reply
+            messages, has_more, last_seq = reply
+            for message in messages:
+                await self.send_json(stored_message.message_frame(message))
+            await self.send_json(
+                {"type": "sync.done", "session_id": session_id,
+                 "last_seq": messages[-1].seq if messages else after_seq, "session_last_seq": last_seq,
+                 "has_more": has_more}
+            )  # fmt: skip
 
     async def on_heartbeat(self, frame):
         if self.mitra is not None:

@@ -31,7 +31,7 @@ def notify_updated(session, *, extra_user_ids=()):
     user_ids = [*participant_user_ids(session), *extra_user_ids]
 
     def send():
-        fresh = ChatSession.objects.select_related("client", "mitra").filter(pk=session_id).first()
+        fresh = ChatSession.objects.select_related("client", "mitra", "rating").filter(pk=session_id).first()
         if fresh is not None:
             events.send_now(user_ids, {"type": "session.updated", "session": session_payload(fresh)})
 

@@ -2,8 +2,29 @@
 
 Capacity invariant: a mitra's load (offered + active sessions, the `Mitra.load` column changed
 with F() by `effects.load_changed` in the transaction that changes the session) only grows in
-`queue_dispatch`, which runs under one transaction-level advisory lock and with the candidate
-mitra rows locked, so two dispatchers can never both fill a mitra's last slot.
+`queue_dispatch`, and only while that dispatcher holds the mitra's row lock: the load is read from
+the locked row, so two dispatchers can never both fill a mitra's last slot. No session is offered
+twice: a dispatcher offers only the waiting sessions whose rows it locked (status re-checked by
+Postgres on the locked row version).
+
+Dispatch in bulk, no global lock (issue 22). One dispatch takes up to `batch` waiting sessions
+(FIFO, `FOR UPDATE SKIP LOCKED`) and every online Bestie with a free slot (`FOR UPDATE SKIP
+LOCKED`, by id), ranks and offers in one transaction. Dispatchers in any number of processes or
+replicas therefore run side by side on disjoint sessions and disjoint Besties and never wait for
+each other, so there is no deadlock among them. A dispatcher that left sessions waiting while a
+free Bestie was held by another dispatcher dispatches once more after commit, this time waiting
+for the Besties' row locks (taken in id order: waiters cannot deadlock each other), so no session
+is stranded next to a free slot (the scheduler's tick dispatches as well). Within one process,
+dispatches requested after commit while one is running are coalesced into one more run (and
+`_send_queue_positions` runs one broadcast at a time per process).
+
+What bounds it: one dispatch costs a fixed handful of queries plus about five statements per offer
+(session, offer, event, the Bestie's load and last assignment), all in one transaction, so
+placements per second are bounded by Postgres round trips per offer (≈ 1–2 ms each on the bench
+machine), not by a lock; dispatchers that want the same Besties at the same moment share them
+(one gets a Bestie, the other the rest or its retry), so with very few free Besties concurrent
+dispatchers effectively take turns. Order is first in first out within a dispatch and across
+dispatchers up to the rows another dispatcher holds at that moment.
 """
 
 import logging
@@ -11,9 +32,9 @@ import threading
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from halobestie.db.locks import DISPATCH_LOCK_KEY, advisory_xact_lock
 from halobestie.runtime.selectors import get_config
 from mitras.favourites import favourite_ids_by_client
 from mitras.models import Mitra
@@ -39,9 +60,50 @@ def dispatch_after_commit():
     transaction.on_commit(lambda: _safe_dispatch())
 
 
+class _Coalesced:
+    """Run `job` now in the calling thread unless another thread of this process is running it:
+    then that thread runs it once more when it is done (many requests, one more run). The running
+    thread repeats while requests keep coming in meanwhile: under a steady stream of payments one
+    request thread may dispatch for several rounds (each round places everything waiting)."""
+
+    def __init__(self, job):
+        self.job = job
+        self.lock = threading.Lock()
+        self.running = False
+        self.again = False
+
+    def __call__(self):
+        with self.lock:
+            if self.running:
+                self.again = True
+                return
+            self.running = True
+        try:
+            while True:
+                with self.lock:
+                    self.again = False
+                self.job()
+                with self.lock:
+                    if not self.again:
+                        self.running = False
+                        return
+        except BaseException:
+            with self.lock:
+                self.running = False
+            raise
+
+
+def _dispatch_and_retry():
+    if queue_dispatch().contended:
+        queue_dispatch(wait_for_locks=True)
+
+
+_dispatch_coalesced = _Coalesced(lambda: _dispatch_and_retry())
+
+
 def _safe_dispatch():
     try:
-        queue_dispatch()
+        _dispatch_coalesced()
     except Exception:
         # The scheduler dispatches every tick as well: a failure here delays, never loses.
         logger.exception("queue dispatch after commit failed")
@@ -83,31 +145,40 @@ def _relax_preferences(session, *, now, config):
     notify_updated(session)
 
 
-def queue_dispatch(*, now=None, batch: int = 200) -> list:
-    """Offer waiting sessions to free mitras, first in first out. Returns the offered session ids.
+class _Offered(list):
+    """queue_dispatch's result: the offered session ids."""
 
-    Safe to call from anywhere at any time (after a payment, a decline, a freed slot, a mitra going
-    online, and every scheduler tick): dispatchers are serialised by an advisory lock.
+
+def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) -> list:
+    """Offer waiting sessions to free mitras, first in first out. Returns the offered session ids
+    (`.contended` is true when another dispatcher held rows this one skipped — waiting sessions or
+    free Besties — and something may be left to place: dispatch again with `wait_for_locks=True`,
+    as `dispatch_after_commit` does; that run waits for the rows instead of skipping them).
+
+    Safe to call from anywhere at any time, from any number of processes (after a payment, a
+    decline, a freed slot, a mitra going online, and every scheduler tick): see the module
+    docstring for why concurrent dispatchers never overbook or offer a session twice.
     """
     now = now or timezone.now()
+    offered = _Offered()
+    offered.contended = False
     if not ChatSession.objects.filter(status=Status.MATCHING).exists():
-        return []  # checked before locking: most scheduler ticks find nobody waiting
+        return offered  # checked before locking: most scheduler ticks find nobody waiting
     config = get_config()
-    offered = []
     with transaction.atomic():
-        advisory_xact_lock(DISPATCH_LOCK_KEY)
         waiting = list(
-            ChatSession.objects.select_for_update(skip_locked=True, of=("self",))
+            ChatSession.objects.select_for_update(skip_locked=not wait_for_locks, of=("self",))
             .filter(status=Status.MATCHING)
             .order_by("matching_started_at", "created_at")[:batch]
         )
         if not waiting:
-            return []
-        mitras = list(
-            with_working_now(Mitra.objects.select_for_update(), now=now)  # ranks, never excludes
-            .filter(is_online=True, deactivated_at__isnull=True)
-            .order_by("id")
-        )
+            offered.contended = not wait_for_locks  # another dispatcher holds them all
+            return offered
+        # Only Besties with a free slot are locked (the load re-checked by Postgres on the locked
+        # row); one held by another dispatcher is skipped, unless this is the retry.
+        free = Mitra.objects.filter(is_online=True, deactivated_at__isnull=True, load__lt=F("capacity"))
+        locked = free.select_for_update(skip_locked=not wait_for_locks, of=("self",))
+        mitras = list(with_working_now(locked, now=now).order_by("id"))  # hours rank, never exclude
         # Present = toggled online and heartbeat fresh (Valkey, else Postgres); the sweeper
         # switches stale mitras offline later, but they get no offers meanwhile.
         beats = last_heartbeats(mitras)
@@ -123,20 +194,35 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
         )
         refused |= blocking.blocked_pairs(waiting)  # a blocked pair is never offered (issue 20)
         favourites = favourite_ids_by_client({session.client_id for session in waiting})
+        unplaced = 0
         for session in waiting:
             _relax_preferences(session, now=now, config=config)
             if not candidates:
+                unplaced += 1
                 continue
             mitra = _choose_mitra(
                 session, candidates, loads, refused, favourites.get(session.client_id, set())
             )
             if mitra is None:
+                unplaced += 1
                 continue
             _offer(session, mitra, now=now, timeout=config.offer_timeout_seconds)
             offered.append(session.id)
             loads[mitra.id] = loads.get(mitra.id, 0) + 1
             if loads[mitra.id] >= mitra.capacity:
                 del candidates[mitra.id]
+        if not wait_for_locks:
+            # Skipped rows another dispatcher holds: a free Bestie while sessions wait here, or a
+            # waiting session while Besties are still free here.
+            offered.contended = bool(
+                (unplaced and free.exclude(id__in=list(beats)).exists())
+                or (
+                    candidates
+                    and ChatSession.objects.filter(status=Status.MATCHING)
+                    .exclude(id__in=[session.id for session in waiting])
+                    .exists()
+                )
+            )
         if offered or waiting:
             transaction.on_commit(lambda: _send_queue_positions())
     return offered
@@ -144,7 +230,7 @@ def queue_dispatch(*, now=None, batch: int = 200) -> list:
 
 def mitra_available_dispatch(mitra_id):
     """Hook for mitras.hooks.on_mitra_available: a slot may be free, dispatch the queue."""
-    queue_dispatch()
+    _dispatch_coalesced()
 
 
 def _offer(session, mitra, *, now, timeout):
@@ -166,7 +252,7 @@ def _offer(session, mitra, *, now, timeout):
     session_id, mitra_user_id = session.id, mitra.user_id
 
     def send_offer():
-        fresh = ChatSession.objects.select_related("client", "mitra").filter(pk=session_id).first()
+        fresh = ChatSession.objects.select_related("client", "mitra", "rating").filter(pk=session_id).first()
         if fresh is not None and fresh.status == Status.OFFERED:
             payload = session_payload(fresh)
             events.send_now([mitra_user_id], {"type": "session.offer", "session": payload})

@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, F, Max, OuterRef, Prefetch, Q, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, Max, OuterRef, Prefetch, Q, Subquery, Sum, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from halobestie.errors import NotFound
@@ -252,3 +252,66 @@ def messages_replay(*, session_id, user_id, after_seq: int, limit: int = 200) ->
     ]
     last_seq = ChatSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).get()
     return messages, len(rows) > limit, last_seq
+
+
+def messages_replay_many(requests) -> list:
+    """`messages_replay` for many (user_id, session_id, after_seq, limit) requests at once — the
+    `sync`s of a reconnect storm — in two queries whatever their number (plus one more per extra
+    round: a round asks each session once; a second one only when the same session is asked from
+    two positions in the same batch). Returns, in
+    order, a `messages_replay` tuple or the SessionNotFound / NotParticipant it would raise."""
+    results = [None] * len(requests)
+    session_ids = set()
+    for _, session_id, _, _ in requests:
+        session_ids.add(str(session_id))
+    rows = {
+        str(row[0]): row[1:]
+        for row in ChatSession.objects.filter(pk__in=session_ids).values_list(
+            "id", "status", "client_id", "mitra__user_id", "last_seq"
+        )
+    }
+    rounds = []  # [{session_id: (after_seq, limit, [request indexes])}]
+    for index, (user_id, session_id, after_seq, limit) in enumerate(requests):
+        session_id = str(session_id)
+        row = rows.get(session_id)
+        if row is None:
+            results[index] = SessionNotFound()
+            continue
+        participants = Participants(session_id, *row)
+        if not participants.includes(user_id):
+            results[index] = NotParticipant()
+            continue
+        for wanted in rounds:
+            held = wanted.get(session_id)
+            if held is None:
+                wanted[session_id] = (after_seq, limit, [index])
+                break
+            if held[:2] == (after_seq, limit):
+                held[2].append(index)
+                break
+        else:
+            rounds.append({session_id: (after_seq, limit, [index])})
+    for wanted in rounds:
+        condition = Q()
+        for session_id, (after_seq, _, _) in wanted.items():
+            condition |= Q(session_id=session_id, seq__gt=after_seq)
+        most = max(limit for _, limit, _ in wanted.values())
+        found = {}
+        first_ones = (
+            Message.objects.filter(condition)
+            .annotate(rank=Window(RowNumber(), partition_by=[F("session_id")], order_by=F("seq").asc()))
+            .filter(rank__lte=most + 1)
+            .order_by("session_id", "seq")
+        )
+        for message in first_ones:
+            found.setdefault(str(message.session_id), []).append(message)
+        for session_id, (_, limit, indexes) in wanted.items():
+            _, client_user_id, mitra_user_id, last_seq = rows[session_id]
+            found_rows = found.get(session_id, [])
+            messages = [
+                StoredMessage.of(m, client_user_id=client_user_id, mitra_user_id=mitra_user_id)
+                for m in found_rows[:limit]
+            ]
+            for index in indexes:
+                results[index] = (messages, len(found_rows) > limit, last_seq)
+    return results

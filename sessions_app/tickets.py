@@ -6,6 +6,7 @@ is consumed with one atomic UPDATE … RETURNING, so two sockets racing with the
 never both get in. Tickets and tokens never go to logs.
 """
 
+import copy
 import hashlib
 import secrets
 from datetime import timedelta
@@ -16,7 +17,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from halobestie.accounts.models import Role, User
-from halobestie.accounts.tokens import access_is_revoked
+from halobestie.accounts.tokens import access_is_revoked, revoked_among
 from halobestie.db.locks import realtime_ticket_use
 from halobestie.db.purge import delete_if_any
 from halobestie.errors import ServiceError
@@ -71,6 +72,44 @@ def _legacy_user_id(raw: str) -> int:
     return user.pk
 
 
+def socket_bearer_claims(authorization: str) -> tuple | None:
+    """In memory, no database: (user_id, role claim, jti) of a valid access token in an
+    `Authorization: Bearer …` header; None when it is not one of our tokens (maybe the old
+    backend's: `socket_user` decides). Raises SocketUnauthenticated for a malformed header."""
+    scheme, _, raw = authorization.partition(" ")
+    if scheme != "Bearer" or not raw.strip():
+        raise SocketUnauthenticated("Header Authorization tidak valid.", code="token_not_valid")
+    try:
+        token = AccessToken(raw.strip())
+    except TokenError:
+        return None
+    return token.get("user_id"), token.get("role"), token.get("jti")
+
+
+def socket_users_for_claims(claims_list) -> list:
+    """For many sockets at once (a reconnect storm), in two queries whatever their number: for
+    each (user_id, role claim, jti) from `socket_bearer_claims`, the user (a copy per socket, with
+    `socket_token_jti`) or the SocketUnauthenticated that `socket_user` would raise."""
+    user_ids = {user_id for user_id, _, _ in claims_list}
+    jtis = {str(jti) for _, _, jti in claims_list if jti}
+    # The claim may be a string (simplejwt): compared as text.
+    users = {str(user.pk): user for user in User.objects.select_related("mitra").filter(pk__in=user_ids)}
+    revoked = revoked_among(jtis)
+    results = []
+    for user_id, claimed_role, jti in claims_list:
+        try:
+            if jti and str(jti) in revoked:
+                raise SocketUnauthenticated("Token sudah dicabut. Masuk lagi.", code="token_revoked")
+            user = users.get(str(user_id))
+            _check_socket_user(user, claimed_role=claimed_role)
+            user = copy.copy(user)
+            user.socket_token_jti = jti
+            results.append(user)
+        except SocketUnauthenticated as refusal:
+            results.append(refusal)
+    return results
+
+
 def socket_user(*, authorization: str | None, ticket: str | None):
     """The user opening a socket, with the same checks as the REST authentication (active, not
     deleted, a mitra not deactivated, the token's role claim matching). Raises
@@ -80,21 +119,13 @@ def socket_user(*, authorization: str | None, ticket: str | None):
     claimed_role = None
     token_jti = None
     if authorization:
-        scheme, _, raw = authorization.partition(" ")
-        if scheme != "Bearer" or not raw.strip():
-            raise SocketUnauthenticated("Header Authorization tidak valid.", code="token_not_valid")
-        try:
-            token = AccessToken(raw.strip())
-        except TokenError:
-            token = None
-        if token is not None:
-            if access_is_revoked(token.get("jti")):
-                raise SocketUnauthenticated("Token sudah dicabut. Masuk lagi.", code="token_revoked")
-            user_id = token.get("user_id")
-            claimed_role = token.get("role")
-            token_jti = token.get("jti")
-        else:
-            user_id = _legacy_user_id(raw.strip())
+        claims = socket_bearer_claims(authorization)
+        if claims is not None:
+            (result,) = socket_users_for_claims([claims])
+            if isinstance(result, SocketUnauthenticated):
+                raise result
+            return result
+        user_id = _legacy_user_id(authorization.partition(" ")[2].strip())
     elif ticket:
         user_id = ticket_consume(ticket=ticket)
         if user_id is None:

@@ -228,7 +228,9 @@ def test_it_shows_a_session_with_its_timeline_payments_and_flag(
     page = internal_client.get(f"/admin/sessions_app/chatsession/{session.pk}/change/")
     assert page.status_code == 200
     html = page.content.decode()
-    for kind in ("created", "paid", "offered", "accepted"):
-        assert kind in html
+    for sentence in ("Sesi dibuat: paket curhat-15", "Pembayaran diterima, mulai mencari Bestie"):
+        assert sentence in html
+    assert "Ditawarkan ke Bestie " in html and " menerima</td>" in html
+    assert "SessionEvent object" not in html
     assert "15000" in html or "15.000" in html  # the session payment
     assert "rahasia curhat" not in html  # no transcript without the permission

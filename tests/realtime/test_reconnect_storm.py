@@ -1,0 +1,107 @@
+"""Reconnect storms (issue 22): sockets connecting at once are authenticated together and `sync`
+answers many sessions in one frame — with the same refusals as one socket alone."""
+
+import json
+import threading
+import uuid
+from datetime import UTC, datetime
+
+from rest_framework_simplejwt.tokens import AccessToken
+
+from halobestie.accounts.tokens import access_revoke, tokens_for
+from mitras.services import mitra_deactivate, mitra_set_online
+from tests.realtime.conftest import Socket
+
+
+def test_many_sockets_at_once_each_get_their_own_answer(
+    public_server, make_client_user, make_mitra, make_staff
+):
+    clients = [make_client_user() for _ in range(12)]
+    revoked_user = make_client_user()
+    revoked = tokens_for(revoked_user)["access"]
+    claims = AccessToken(revoked)
+    access_revoke(jti=claims["jti"], expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC))
+    gone = make_mitra()
+    gone_token = tokens_for(gone.user)["access"]
+    mitra_deactivate(mitra=gone, actor=make_staff("admin"))
+    cases = [(tokens_for(client)["access"], ("hello", client.id)) for client in clients]
+    cases += [(revoked, ("error", "token_revoked")), (gone_token, ("error", "mitra_deactivated"))]
+    cases += [(tokens_for(client)["access"], ("hello", client.id)) for client in clients[:3]]
+    answers = [None] * len(cases)
+    start = threading.Barrier(len(cases))
+
+    def connect(index):
+        start.wait()
+        with Socket(public_server, token=cases[index][0]) as socket:
+            frame = socket.recv()
+            if frame["type"] == "hello":
+                answers[index] = ("hello", frame["user_id"])
+            else:
+                answers[index] = (frame["type"], frame.get("code"))
+                assert socket.wait_closed() == 4001
+
+    threads = [threading.Thread(target=connect, args=(index,)) for index in range(len(cases))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert answers == [expected for _, expected in cases]
+
+
+def test_sync_answers_many_sessions_in_one_frame(public_server, active_session, make_mitra):
+    mitra = make_mitra(capacity=3)
+    mitra_set_online(mitra=mitra, is_online=True)
+    first, first_client, _ = active_session(mitra=mitra)
+    second, second_client, _ = active_session(mitra=mitra)
+    elsewhere, _, _ = active_session()
+    with Socket(public_server, first_client) as a, Socket(public_server, second_client) as b:
+        a.expect_type("hello")
+        b.expect_type("hello")
+        for socket, session, count in ((a, first, 2), (b, second, 3)):
+            for number in range(count):
+                cmid = socket.send_message(session.id, f"pesan {number}")
+                socket.expect_type("message.ack", client_msg_id=cmid)
+    with Socket(public_server, mitra.user) as m:
+        m.expect_type("hello")
+        unknown = str(uuid.uuid4())
+        m.send(
+            {
+                "type": "sync",
+                "sessions": [
+                    {"session_id": str(first.id), "after_seq": 0},
+                    {"session_id": unknown, "after_seq": 0},
+                    {"session_id": str(second.id), "after_seq": 1},
+                    {"session_id": str(elsewhere.id), "after_seq": 0},
+                ],
+            }
+        )
+        frames = [m.recv() for _ in range(8)]
+        summary = [
+            (f["type"], f.get("session_id"), f.get("seq") or f.get("last_seq") or f.get("code"))
+            for f in frames
+        ]
+        assert summary == [
+            ("message.new", str(first.id), 1),
+            ("message.new", str(first.id), 2),
+            ("sync.done", str(first.id), 2),
+            ("error", None, "session_not_found"),
+            ("message.new", str(second.id), 2),
+            ("message.new", str(second.id), 3),
+            ("sync.done", str(second.id), 3),
+            ("error", None, "session_not_found"),  # not a participant: not revealed
+        ]
+        assert frames[2]["has_more"] is False and frames[6]["session_last_seq"] == 3
+        m.send({"type": "ping"})
+        assert m.recv() == {"type": "pong"}  # nothing else was sent
+
+
+def test_sync_refuses_a_bad_sessions_list(public_server, active_session):
+    _, client, _ = active_session()
+    with Socket(public_server, client) as c:
+        c.expect_type("hello")
+        for sessions in ([], "x", [1], [{"session_id": "nope", "after_seq": 0}], [{}] * 51):
+            c.send(json.dumps({"type": "sync", "sessions": sessions}))
+            error = c.expect_type("error")
+            assert (error["code"], error["ref"]) == ("validation_error", "sync"), sessions
+        c.send({"type": "ping"})
+        assert c.expect_type("pong") == {"type": "pong"}
