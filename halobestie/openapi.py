@@ -37,6 +37,9 @@ class AutoSchema(SpectacularAutoSchema):
 AREAS = (
     ("auth", "Login (OTP for clients, password for Besties), tokens, logout.", ("/api/v1/auth/",)),
     ("account", "The signed-in person's own account and push devices.", ("/api/v1/me", "/api/v1/devices")),
+    ("bookings", "Booked sessions: a Bestie's bookable times, holding and paying one, moving, cancelling, "
+     "and the choice when the Bestie does not come (rules: docs/payments.md).",
+     ("/api/v1/bookings", "/api/v1/mitras/{mitra_id}/slots")),
     ("mitras", "Browsing Besties and whether anyone is available.",
      ("/api/v1/mitras", "/api/v1/availability")),
     ("mitra app", "The Bestie's own app: online status, heartbeat, earnings.", ("/api/v1/mitra/",)),

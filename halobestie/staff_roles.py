@@ -14,13 +14,13 @@ ROLES = {
     "support": [
         "sessions_app.view_chatsession", "sessions_app.force_end_session", "sessions_app.handle_crisis",
         "sessions_app.view_sessionevent", "sessions_app.view_report", "sessions_app.change_report",
-        "sessions_app.view_rating",
+        "sessions_app.view_rating", "sessions_app.view_booking", "sessions_app.change_booking",
         "mitras.view_mitra", "mitras.change_mitra",
         "payments.view_payment",
         "runtime.view_runtimeconfig",
     ],
     "finance": [
-        "sessions_app.view_chatsession", "sessions_app.view_sessionevent",
+        "sessions_app.view_chatsession", "sessions_app.view_sessionevent", "sessions_app.view_booking",
         "payments.view_payment", "payments.view_refund", "payments.add_refund", "payments.change_refund",
         "payments.view_paymentcallback",
         "sessions_app.view_earningsentry", "sessions_app.view_payoutbatch", "sessions_app.add_payoutbatch",
@@ -33,6 +33,7 @@ ROLES = {
         "sessions_app.view_chatsession", "sessions_app.change_chatsession", "sessions_app.view_transcript",
         "sessions_app.force_end_session", "sessions_app.handle_crisis", "sessions_app.view_sessionevent",
         "sessions_app.view_report", "sessions_app.change_report", "sessions_app.view_rating",
+        "sessions_app.view_booking", "sessions_app.change_booking",
         "sessions_app.view_earningsentry", "sessions_app.view_payoutbatch", "sessions_app.add_payoutbatch",
         "mitras.view_mitra", "mitras.add_mitra", "mitras.change_mitra",
         "payments.view_payment", "payments.view_refund", "payments.add_refund", "payments.change_refund",

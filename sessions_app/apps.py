@@ -1,16 +1,17 @@
 import asyncio
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class SessionsAppConfig(AppConfig):
     name = "sessions_app"
-    verbose_name = "Sesi chat"
+    verbose_name = _("Chat sessions")
 
     def ready(self):
         from halobestie.server.lifespan import on_startup
         from mitras.hooks import on_mitra_available, on_mitra_deactivated
-        from sessions_app import events, fast_reads
+        from sessions_app import booking_admin, events, fast_reads  # noqa: F401 (booking_admin registers Booking)
         from sessions_app.lifecycle import sessions_release_deactivated_mitra
         from sessions_app.matching import mitra_available_dispatch
 

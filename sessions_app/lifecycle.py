@@ -213,6 +213,12 @@ def session_mark_paid(*, session_id, paid_at=None) -> ChatSession:
     now = timezone.now()
     with transaction.atomic():
         session = lock_session(session_id)
+        if session.is_booked:
+            from sessions_app.booking_effects import booking_mark_paid
+
+            check_transition(session, Status.SCHEDULED)
+            booking_mark_paid(session, paid_at=paid_at, now=now)
+            return session
         check_transition(session, Status.MATCHING)
         session.status = Status.MATCHING
         session.paid_at = paid_at or now

@@ -42,6 +42,7 @@ from mitras.rest import mitras_ready_for_offers
 from mitras.schedule import with_working_now
 from mitras.selectors import last_heartbeats
 from sessions_app import blocking, events, notifications, observations, preferences, wait_inputs
+from sessions_app.booking_slots import next_booking_starts
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.models import (
     ChatSession,
@@ -175,10 +176,14 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
             offered.contended = not wait_for_locks  # another dispatcher holds them all
             return offered
         # Only Besties with a free slot are locked (the load re-checked by Postgres on the locked
-        # row); one held by another dispatcher is skipped, unless this is the retry.
+        # row); one held by another dispatcher is skipped, unless this is the retry. Working hours
+        # rank, never exclude (mitras/schedule.py).
         free = Mitra.objects.filter(is_online=True, deactivated_at__isnull=True, load__lt=F("capacity"))
-        locked = free.select_for_update(skip_locked=not wait_for_locks, of=("self",))
-        mitras = list(with_working_now(locked, now=now).order_by("id"))  # hours rank, never exclude
+        mitras = list(
+            with_working_now(
+                free.select_for_update(skip_locked=not wait_for_locks, of=("self",)), now=now
+            ).order_by("id")
+        )
         # Present = toggled online and heartbeat fresh (Valkey, else Postgres); the sweeper
         # switches stale mitras offline later, but they get no offers meanwhile.
         beats = last_heartbeats(mitras)
@@ -194,6 +199,7 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
         )
         refused |= blocking.blocked_pairs(waiting)  # a blocked pair is never offered (issue 20)
         favourites = favourite_ids_by_client({session.client_id for session in waiting})
+        booked_from = next_booking_starts(mitra_ids=list(candidates), now=now)  # issue 25
         unplaced = 0
         for session in waiting:
             _relax_preferences(session, now=now, config=config)
@@ -201,8 +207,9 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
                 unplaced += 1
                 continue
             mitra = _choose_mitra(
-                session, candidates, loads, refused, favourites.get(session.client_id, set())
-            )
+                session, _clear_of_bookings(candidates, booked_from, session, now), loads, refused,
+                favourites.get(session.client_id, set()),
+            )  # fmt: skip
             if mitra is None:
                 unplaced += 1
                 continue
@@ -226,6 +233,22 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
         if offered or waiting:
             transaction.on_commit(lambda: _send_queue_positions())
     return offered
+
+
+def _clear_of_bookings(candidates, booked_from, session, now):
+    """The candidates this session would not run into a booking of (bookings.py): it must end,
+    at its booked length, before the Bestie's next booking less the buffer."""
+    if not booked_from:
+        return candidates
+    ends = now + timedelta(seconds=session.duration_seconds)
+    return {mid: m for mid, m in candidates.items() if mid not in booked_from or ends <= booked_from[mid]}
+
+
+def offer_booked(session, mitra, *, now, timeout):
+    """Precondition: a booked session locked and scheduled, its Bestie's row locked. The booked
+    Bestie gets the offer whatever their load: the dispatcher kept on-demand sessions that would
+    run into the booking away (sessions_app/bookings.py)."""
+    _offer(session, mitra, now=now, timeout=timeout)
 
 
 def mitra_available_dispatch(mitra_id):
@@ -303,5 +326,9 @@ def back_to_matching(session, *, outcome, now, actor=None):
     session.save()
     record(session, f"offer_{outcome}", actor=actor, mitra_id=mitra_id)
     load_changed(mitra_id, -1)
+    if session.is_booked and not session.allow_any_mitra:
+        from sessions_app.booking_effects import booking_mitra_absent
+
+        booking_mitra_absent(session, now=now)
     notify_updated(session, extra_user_ids=mitra_user_ids)
     dispatch_after_commit()

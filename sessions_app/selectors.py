@@ -71,7 +71,8 @@ def session_list_for_user(*, user, status=None):
 
 
 def session_open_for_client(*, client):
-    return ChatSession.objects.filter(client=client, status__in=OPEN_STATUSES).first()
+    """The client's open on-demand session (booked sessions wait beside it: bookings.py)."""
+    return ChatSession.objects.filter(client=client, status__in=OPEN_STATUSES, is_booked=False).first()
 
 
 def queue_position(*, session) -> int | None:

@@ -1,6 +1,8 @@
 """The session state machine, in one place.
 
 pending_payment → matching (paid) | cancelled (payment expired, client cancels)
+               | scheduled (a booked session paid: sessions_app/bookings.py)
+scheduled → offered (the start time: offered to the booked Bestie) | cancelled (refunded)
 matching → offered (assigned) | unmatched (matching timeout; a refund is recorded) | cancelled
 offered → active (accepted) | matching (declined, offer timeout, mitra gone) | cancelled
 active → ended (time up, either side ends, staff, mitra lost)
@@ -10,7 +12,8 @@ from halobestie.errors import Conflict
 from sessions_app.models import Status
 
 TRANSITIONS = {
-    Status.PENDING_PAYMENT: {Status.MATCHING, Status.CANCELLED},
+    Status.PENDING_PAYMENT: {Status.MATCHING, Status.SCHEDULED, Status.CANCELLED},
+    Status.SCHEDULED: {Status.OFFERED, Status.CANCELLED},
     Status.MATCHING: {Status.OFFERED, Status.UNMATCHED, Status.CANCELLED},
     Status.OFFERED: {Status.ACTIVE, Status.MATCHING, Status.CANCELLED},
     Status.ACTIVE: {Status.ENDED},

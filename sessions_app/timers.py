@@ -11,7 +11,7 @@ from mitras.models import Mitra
 from mitras.selectors import last_heartbeats
 from payments.services import refund_create
 from promotions import services as promotions
-from sessions_app import events, handoff, notifications, observations
+from sessions_app import bookings, events, handoff, notifications, observations
 from sessions_app.chat_store import messages_purge_expired
 from sessions_app.effects import notify_updated, participant_user_ids, record
 from sessions_app.lifecycle import end_active
@@ -180,5 +180,6 @@ def scheduler_jobs():
         ("ending_soon", sessions_warn_ending_soon),
         ("sessions_end", sessions_end_due),
         ("mitra_presence", sessions_check_mitra_presence),
+        *bookings.scheduler_jobs(),
         ("queue_dispatch", lambda now: queue_dispatch(now=now)),
     ]

@@ -62,6 +62,11 @@ PUBLIC_KEYS = (
     "hotline_text",
     "preference_relax_order",
     "preference_relax_after_seconds",
+    "booking_lead_seconds",
+    "booking_slot_minutes",
+    "booking_horizon_days",
+    "booking_grace_seconds",
+    "booking_change_deadline_seconds",
 )
 
 
@@ -111,6 +116,21 @@ class RuntimeConfigValues:
     mitra_crisis_cooldown_seconds: int = 900
     mitra_max_sessions_in_row: int = 8
     mitra_break_seconds: int = 900
+    # Booked sessions (sessions_app/bookings.py, docs/payments.md): the earliest a slot may start
+    # from now, the step between bookable starts, how far ahead, the gap kept free around every
+    # booking, how long an unpaid booking holds its time, how long the booked Bestie has after
+    # the start before the client may choose a refund or any Bestie, until when before the start
+    # the client may cancel (full refund) or move a booking, and the two reminder lead times
+    # (0 switches one off).
+    booking_lead_seconds: int = 3600
+    booking_slot_minutes: int = 30
+    booking_horizon_days: int = 14
+    booking_buffer_minutes: int = 10
+    booking_hold_seconds: int = 900
+    booking_grace_seconds: int = 600
+    booking_change_deadline_seconds: int = 7200
+    booking_reminder_first_seconds: int = 86400
+    booking_reminder_second_seconds: int = 900
 
     def package(self, code):
         """The package with this code, or None."""
@@ -156,6 +176,15 @@ _INT_LIMITS = {
     "mitra_crisis_cooldown_seconds": (0, 86400),
     "mitra_max_sessions_in_row": (0, 100),
     "mitra_break_seconds": (60, 86400),
+    "booking_lead_seconds": (0, 7 * 86400),
+    "booking_slot_minutes": (5, 240),
+    "booking_horizon_days": (1, 90),
+    "booking_buffer_minutes": (0, 240),
+    "booking_hold_seconds": (60, 86400),
+    "booking_grace_seconds": (60, 3600),
+    "booking_change_deadline_seconds": (0, 7 * 86400),
+    "booking_reminder_first_seconds": (0, 7 * 86400),
+    "booking_reminder_second_seconds": (0, 7 * 86400),
 }
 _PHRASE_LISTS = ("crisis_words", "crisis_exclusions", "mitra_alert_words")
 

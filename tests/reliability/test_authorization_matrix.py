@@ -83,6 +83,27 @@ MATRIX = [
     ("GET", "/api/v1/favourites", None, (401, 200, 200, 403, 403, 401, 403)),
     ("POST", "/api/v1/favourites", {"mitra": 999999999}, (401, 404, 404, 403, 403, 401, 403)),
     ("DELETE", "/api/v1/favourites/{mitra_x}", None, (401, 404, 404, 403, 403, 401, 403)),
+    # Booked sessions: slots are public (the package is required: 400); bookings are the client's
+    # own (an unknown or a stranger's booking is 404); the Bestie's list and cancel are theirs.
+    ("GET", "/api/v1/mitras/{mitra_x}/slots", None, (400, 400, 400, 400, 400, 400, 400)),
+    ("GET", "/api/v1/bookings", None, (401, 200, 200, 403, 403, 401, 403)),
+    (
+        "POST",
+        "/api/v1/bookings",
+        {"mitra": 999999999, "starts_at": "2030-01-01T10:00:00+07:00", "package": "curhat-15"},
+        (401, 404, 404, 403, 403, 401, 403),
+    ),
+    ("GET", "/api/v1/bookings/{booking}", None, (401, 404, 404, 403, 403, 401, 403)),
+    ("POST", "/api/v1/bookings/{booking}/cancel", None, (401, 404, 404, 403, 403, 401, 403)),
+    (
+        "POST",
+        "/api/v1/bookings/{booking}/reschedule",
+        {"starts_at": "2030-01-01T10:00:00+07:00"},
+        (401, 404, 404, 403, 403, 401, 403),
+    ),
+    ("POST", "/api/v1/bookings/{booking}/fallback", None, (401, 404, 404, 403, 403, 401, 403)),
+    ("GET", "/api/v1/mitra/bookings", None, (401, 403, 403, 200, 200, 401, 403)),
+    ("POST", "/api/v1/mitra/bookings/{booking}/cancel", None, (401, 403, 403, 404, 404, 401, 403)),
     # Voucher preview: clients only; an unknown code is unknown to every client alike.
     ("GET", "/api/v1/vouchers/{code}", None, (401, 404, 404, 403, 403, 401, 403)),
     # Blocking and erasing a transcript wait for the end (409); erasing is the client's only.
@@ -100,7 +121,7 @@ def test_it_covers_every_operation_of_the_schema():
     schema = yaml.safe_load(Path(settings.BASE_DIR, "docs", "openapi.yaml").read_text())
     documented = {
         (method.upper(), path.replace("{mitra_id}", "{mitra_x}").replace("{session_id}", "{session}")
-         .replace("{token}", "{device_a}"))
+         .replace("{token}", "{device_a}").replace("{booking_id}", "{booking}"))
         for path, operations in schema["paths"].items()
         for method in operations
         if method in ("get", "post", "patch", "put", "delete")
@@ -144,6 +165,7 @@ def cast(transactional_db, settings, active_session, make_client_user, make_mitr
             "session": session.id,
             "mitra_x": mitra_x.id,
             "device_a": "perangkat-klien-a",
+            "booking": "6f1d0c1e-0000-4000-8000-000000000000",
             "code": "TIDAKADA?package=curhat-15",  # the preview's query rides along with the code
         },  # fmt: skip
         "session": session,
