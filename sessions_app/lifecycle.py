@@ -18,6 +18,7 @@ from django.utils import timezone
 from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
+from mitras.rest import mitra_session_finished
 from payments.services import (
     invoice_cancel_quietly,
     invoice_open,
@@ -69,6 +70,12 @@ def end_active(session, *, reason, actor=None, now, fault=settlement.FAULT_NONE)
     record(session, "ended", actor=actor, reason=reason, **({"fault": fault} if fault else {}))
     settlement.session_settle(session=session, fault=fault, now=now)
     load_changed(session.mitra_id, -1)
+    mitra_session_finished(
+        mitra_id=session.mitra_id,
+        accepted_at=session.accepted_at,
+        ended_at=now,
+        was_flagged=session.is_flagged,
+    )  # rest after a crisis or a long run (mitras/rest.py)
     notify_updated(session)
     transaction.on_commit(lambda: notifications.session_ended(session=session))
     dispatch_after_commit()

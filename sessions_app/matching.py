@@ -38,6 +38,7 @@ from django.utils import timezone
 from halobestie.runtime.selectors import get_config
 from mitras.favourites import favourite_ids_by_client
 from mitras.models import Mitra
+from mitras.rest import mitras_ready_for_offers
 from mitras.schedule import with_working_now
 from mitras.selectors import last_heartbeats
 from sessions_app import blocking, events, notifications, observations, preferences, wait_inputs
@@ -188,6 +189,7 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
         beats = last_heartbeats(mitras)
         ttl = config.heartbeat_ttl_seconds
         mitras = [m for m in mitras if beats[m.id] is not None and (now - beats[m.id]).total_seconds() < ttl]
+        mitras = mitras_ready_for_offers(mitras, now=now)  # resting Besties get no offers (mitras/rest.py)
         loads = {m.id: m.load for m in mitras}  # read from the locked rows
         candidates = {m.id: m for m in mitras if loads.get(m.id, 0) < m.capacity}
         refused = set(
