@@ -372,3 +372,12 @@ def test_support_moves_and_cancels_a_booking_in_the_control_center_audited(
     assert booking.session.status == Status.CANCELLED and booking.session.end_reason == "staff_cancelled"
     assert sum(Refund.objects.filter(session=booking.session).values_list("amount_idr", flat=True)) == 25000
     assert AuditEntry.objects.filter(action="booking.cancel", object_id=str(booking.pk)).count() == 1
+
+
+def test_slots_from_the_last_week_of_year_9999_is_a_400_not_a_500(booked_mitra):
+    # `to` defaults to `from` + 7 days, which does not exist after 9999-12-24.
+    answer = auth_client(booked_mitra.user).get(
+        f"/api/v1/mitras/{booked_mitra.id}/slots", {"package": "curhat-30", "from": "9999-12-31T00:00:00Z"}
+    )
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["error"]["code"] == "invalid_range"
