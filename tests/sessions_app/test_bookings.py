@@ -381,3 +381,30 @@ def test_slots_from_the_last_week_of_year_9999_is_a_400_not_a_500(booked_mitra):
     )
     assert answer.status_code == 400, answer.content
     assert answer.json()["error"]["code"] == "invalid_range"
+
+
+def test_the_client_cannot_cancel_a_started_booking_through_the_session_end_route(
+    booked_mitra, make_client_user
+):
+    # After the change deadline the no-show rule applies (docs/payments.md): POST
+    # /sessions/{id}/end on the booked session must not cancel it with a full refund.
+    client = make_client_user()
+    slot = _next_slot()
+    booking = _paid(
+        bookings.booking_create(
+            client=client, mitra_id=booked_mitra.id, starts_at=slot, package_code="curhat-30"
+        )
+    )
+    bookings.bookings_start_due(now=slot)
+    api = auth_client(client)
+    answer = api.post(f"/api/v1/sessions/{booking.session_id}/end")
+    assert answer.status_code == 409, answer.content
+    assert answer.json()["error"]["code"] == "use_booking_cancel"
+    booking.session.refresh_from_db()
+    assert booking.session.status == Status.OFFERED
+    assert not Refund.objects.filter(session=booking.session).exists()
+    # The Bestie did not come: then ending it is the full refund the client is owed.
+    offers_expire_due(now=slot + timedelta(seconds=601))
+    assert api.post(f"/api/v1/sessions/{booking.session_id}/end").status_code == 200
+    booking.session.refresh_from_db()
+    assert booking.session.status == Status.CANCELLED
