@@ -408,3 +408,32 @@ def test_the_client_cannot_cancel_a_started_booking_through_the_session_end_rout
     assert api.post(f"/api/v1/sessions/{booking.session_id}/end").status_code == 200
     booking.session.refresh_from_db()
     assert booking.session.status == Status.CANCELLED
+
+
+def test_an_on_demand_offer_accepted_at_its_last_moment_still_ends_before_the_booking(
+    booked_mitra, make_client_user, paid_session
+):
+    # An on-demand session's time starts at the accept, up to offer_timeout_seconds after the
+    # offer: with no buffer, a 60-minute session offered 65+ minutes before a booking could run
+    # 25 minutes into it when accepted at the end of a 30-minute offer.
+    from mitras.services import mitra_set_online
+
+    mitra_set_online(mitra=booked_mitra, is_online=True)
+    runtime_config_update(
+        values={
+            "booking_lead_seconds": 0,
+            "booking_slot_minutes": 5,
+            "booking_buffer_minutes": 0,
+            "offer_timeout_seconds": 1800,
+        }
+    )
+    slot = (timezone.now() + timedelta(minutes=70)).replace(second=0, microsecond=0)
+    slot = slot.replace(minute=slot.minute - slot.minute % 5)
+    _paid(
+        bookings.booking_create(
+            client=make_client_user(), mitra_id=booked_mitra.id, starts_at=slot, package_code="curhat-30"
+        )
+    )
+    long = paid_session(package="curhat-60")
+    long.refresh_from_db()
+    assert long.status == Status.MATCHING
