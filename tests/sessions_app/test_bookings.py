@@ -437,3 +437,28 @@ def test_an_on_demand_offer_accepted_at_its_last_moment_still_ends_before_the_bo
     long = paid_session(package="curhat-60")
     long.refresh_from_db()
     assert long.status == Status.MATCHING
+
+
+def test_deactivating_a_bestie_cancels_and_refunds_their_bookings_ahead(
+    booked_mitra, make_client_user, make_staff
+):
+    from mitras.services import mitra_deactivate
+
+    paid = _paid(
+        bookings.booking_create(
+            client=make_client_user(),
+            mitra_id=booked_mitra.id,
+            starts_at=_next_slot(3),
+            package_code="curhat-30",
+        )
+    )
+    held = bookings.booking_create(
+        client=make_client_user(), mitra_id=booked_mitra.id, starts_at=_next_slot(5), package_code="curhat-30"
+    )
+    mitra_deactivate(mitra=booked_mitra, actor=make_staff("admin"))
+    for booking in (paid, held):
+        booking.session.refresh_from_db()
+        assert booking.session.status == Status.CANCELLED
+    assert Refund.objects.filter(session=paid.session).exists()
+    # Nothing is offered to the deactivated Bestie at the start.
+    assert bookings.bookings_start_due(now=_next_slot(3)) == 0
