@@ -206,3 +206,16 @@ def test_the_fast_routes_keep_the_per_person_read_limit(transactional_db, fresh_
     assert limited.json()["error"]["code"] == "rate_limited"
     assert int(limited.headers["retry-after"]) >= 1
     assert limited.headers["x-request-id"]
+
+
+def test_a_cross_origin_read_from_the_control_center_gets_django_cors_headers(transactional_db, settings):
+    # The API docs' "Try it out" (halobestie/server/middleware.py, ApiDocsCorsMiddleware): the
+    # fast route has no CORS headers, so the browser would refuse its answer.
+    settings.CC_ORIGIN = "https://cc.example.test"
+
+    async def scenario(client):
+        return await client.get("/api/v1/config", headers={"Origin": "https://cc.example.test"})
+
+    answer = _run(scenario)
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == "https://cc.example.test"
