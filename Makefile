@@ -16,7 +16,7 @@ RUN_ENV := DEBUG=$${DEBUG:-true} \
 	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PUBLIC_PORT)} \
 	PUBLIC_PORT=$(PUBLIC_PORT) INTERNAL_PORT=$(INTERNAL_PORT)
 
-.PHONY: help venv venv-dev run test soak lint lock format openapi migrate seed clean demo bench
+.PHONY: help venv venv-dev run test soak lint lock format openapi messages migrate seed clean demo bench
 
 help:
 	@echo "make run      serve both listeners with demo data (SQLite and in-memory layer unless"
@@ -28,6 +28,7 @@ help:
 	@echo "              (promtool), dashboard, lock file"
 	@echo "make lock     rewrite requirements.lock (hashes) from requirements.txt"
 	@echo "make openapi  write docs/openapi.yaml"
+	@echo "make messages update the Indonesian catalogue locale/id (new texts, then translate them; compiles .mo)"
 	@echo "make bench    by hand, never in CI: the performance harness (bench/, docs/PERFORMANCE.md);"
 	@echo "              ~20 min, BENCH_QUICK=1 for ~3 min; its own database halobestie_bench"
 	@echo "make demo     against a running \`make run\`: a scripted client and mitra pay, chat, end, rate"
@@ -85,6 +86,7 @@ lint: venv-dev
 	promtool test rules deploy/monitoring/rules.test.yml
 	$(PY) scripts/check_monitoring.py
 	$(PY) scripts/check_lock.py
+	$(PY) scripts/messages.py check
 
 # The image's lock file: every runtime package pinned with its hashes, resolved for the image's
 # Python (3.11.14, Debian 12 x86_64/glibc 2.36); the Dockerfile installs it with --require-hashes.
@@ -99,6 +101,12 @@ format: venv-dev
 
 openapi: venv-dev
 	$(PY) scripts/with_services.py -- env TESTING=true $(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
+
+# Our texts are English msgids (`gettext_lazy as _`); this adds new ones to locale/id/LC_MESSAGES/
+# django.po with an empty msgstr, drops removed ones and compiles django.mo (committed). Pure
+# Python (scripts/messages.py): no GNU gettext needed. Translate the empty msgstrs, run it again.
+messages: venv
+	$(PY) scripts/messages.py update
 
 demo: venv
 	$(PY) scripts/demo.py --base-url http://127.0.0.1:$(PUBLIC_PORT)

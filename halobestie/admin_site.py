@@ -5,12 +5,13 @@ from django.contrib.admin.apps import AdminConfig
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.translation import gettext_lazy as _
 
 
 class ControlCenterSite(admin.AdminSite):
-    site_header = "HaloBestie Control Center"
-    site_title = "HaloBestie CC"
-    index_title = "Control center"
+    site_header = _("HaloBestie Control Center")
+    site_title = _("HaloBestie CC")
+    index_title = _("Control center")
     index_template = "admin/control_center/index.html"
 
     def get_urls(self):
@@ -26,7 +27,7 @@ class ControlCenterSite(admin.AdminSite):
         ]
 
     def dashboard_view(self, request):
-        context = {**self.each_context(request), "title": "Dashboard langsung"}
+        context = {**self.each_context(request), "title": _("Live dashboard")}
         return TemplateResponse(request, "admin/control_center/dashboard.html", context)
 
     def dashboard_data(self, request):

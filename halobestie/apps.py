@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class HalobestieConfig(AppConfig):
@@ -6,7 +7,7 @@ class HalobestieConfig(AppConfig):
     run_scheduler) and the start-up checks."""
 
     name = "halobestie"
-    verbose_name = "HaloBestie"
+    verbose_name = _("HaloBestie")
 
     def ready(self):
         from halobestie.integrations import push

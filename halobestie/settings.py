@@ -104,6 +104,7 @@ MIDDLEWARE = [
     "halobestie.server.listeners.ListenerUrlconfMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "halobestie.server.language.LanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -239,7 +240,16 @@ REALTIME_FRAMES_BURST = env("REALTIME_FRAMES_BURST", int, 60)
 REALTIME_MAX_SOCKETS_PER_USER = env("REALTIME_MAX_SOCKETS_PER_USER", int, 5)
 REALTIME_USER_RECHECK_SECONDS = env("REALTIME_USER_RECHECK_SECONDS", float, 60.0)
 
+# Bahasa Indonesia unless the user chose English with the control center's language switch (the
+# `django_language` cookie; halobestie/server/language.py, never Accept-Language). Our texts are
+# English msgids translated by locale/id (scripts/messages.py, `make messages`). Stored times are
+# UTC (USE_TZ); shown in Asia/Jakarta, with seconds and the zone (halobestie/formats/).
 LANGUAGE_CODE = "id"
+LANGUAGES = [("id", "Bahasa Indonesia"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+FORMAT_MODULE_PATH = ["halobestie.formats"]
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "Asia/Jakarta"
 USE_I18N = True
 USE_TZ = True
@@ -501,6 +511,7 @@ if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = env("SECURE_COOKIES", bool, True)
     CSRF_COOKIE_SECURE = env("SECURE_COOKIES", bool, True)
+    LANGUAGE_COOKIE_SECURE = env("SECURE_COOKIES", bool, True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
     # HSTS: Django sends it only on requests that arrived over HTTPS (the proxy's
     # X-Forwarded-Proto), so the plain-HTTP probes and the internal listener never get it.

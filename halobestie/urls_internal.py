@@ -2,7 +2,7 @@
 center (Django admin), API docs, Prometheus metrics, probes. Never exposed publicly."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from halobestie.server import health, metrics
@@ -17,6 +17,8 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]),
         name="api-docs",
     ),
+    # The control center's language switch (set_language: the `django_language` cookie).
+    path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]
 

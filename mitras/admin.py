@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from halobestie.accounts.phones import normalize_phone
 from halobestie.audit.services import audit_record
@@ -16,12 +17,12 @@ from mitras.selectors import presence_of
 
 
 class MitraCreateForm(forms.ModelForm):
-    avatar_url = forms.URLField(label="URL avatar", required=False, assume_scheme="https")
-    phone = forms.CharField(label="Nomor HP", help_text="08…, 628… atau +628…")
-    password = forms.CharField(label="Kata sandi awal", widget=forms.PasswordInput, min_length=10)
-    topics_text = forms.CharField(label="Topik (pisahkan dengan koma)", required=False)
+    avatar_url = forms.URLField(label=_("Avatar URL"), required=False, assume_scheme="https")
+    phone = forms.CharField(label=_("Phone number"), help_text=_("08…, 628… or +628…"))
+    password = forms.CharField(label=_("Initial password"), widget=forms.PasswordInput, min_length=10)
+    topics_text = forms.CharField(label=_("Topics (comma-separated)"), required=False)
     languages_text = forms.CharField(
-        label="Bahasa (kode, pisahkan dengan koma)", required=False, initial="id"
+        label=_("Languages (codes, comma-separated)"), required=False, initial="id"
     )
 
     class Meta:
@@ -33,9 +34,9 @@ class MitraCreateForm(forms.ModelForm):
 
 
 class MitraChangeForm(forms.ModelForm):
-    avatar_url = forms.URLField(label="URL avatar", required=False, assume_scheme="https")
-    topics_text = forms.CharField(label="Topik (pisahkan dengan koma)", required=False)
-    languages_text = forms.CharField(label="Bahasa (kode, pisahkan dengan koma)", required=False)
+    avatar_url = forms.URLField(label=_("Avatar URL"), required=False, assume_scheme="https")
+    topics_text = forms.CharField(label=_("Topics (comma-separated)"), required=False)
+    languages_text = forms.CharField(label=_("Languages (codes, comma-separated)"), required=False)
 
     class Meta:
         model = Mitra
@@ -89,7 +90,7 @@ class MitraAdmin(admin.ModelAdmin):
                     ]
                 },
             ),  # fmt: skip
-            ("Status", {"fields": list(self.readonly_fields)}),
+            (_("Status"), {"fields": list(self.readonly_fields)}),
         ]
 
     def changelist_view(self, request, extra_context=None):
@@ -105,35 +106,35 @@ class MitraAdmin(admin.ModelAdmin):
         presence = getattr(self, "_presence", {}).get(mitra.pk)
         return presence if presence is not None else presence_of([mitra])[mitra.pk]
 
-    @admin.display(description="Nomor HP")
+    @admin.display(description=_("Phone number"))
     def phone(self, mitra):
         return mitra.user.phone
 
-    @admin.display(description="Hadir", boolean=True)
+    @admin.display(description=_("Present"), boolean=True)
     def live_presence(self, mitra):
         return self._live(mitra).is_present
 
-    @admin.display(description="Beban/kapasitas")
+    @admin.display(description=_("Load/capacity"))
     def load_of_capacity(self, mitra):
         return f"{self._live(mitra).load}/{mitra.capacity}"
 
-    @admin.display(description="Umur heartbeat")
+    @admin.display(description=_("Heartbeat age"))
     def heartbeat_age(self, mitra):
         last = self._live(mitra).last_heartbeat_at
         if last is None:
             return "–"
-        return f"{int((timezone.now() - last).total_seconds())} dtk"
+        return _("%(seconds)s s") % {"seconds": int((timezone.now() - last).total_seconds())}
 
-    @admin.display(description="Jam kerja (WIB)")
+    @admin.display(description=_("Working hours (WIB)"))
     def working_hours_text(self, mitra):
         weekly = schedule.schedule_of(mitra)
-        return "; ".join(str(interval) for interval in weekly) if weekly else "belum diatur"
+        return "; ".join(str(interval) for interval in weekly) if weekly else _("not set")
 
-    @admin.display(description="Status")
+    @admin.display(description=_("Status"))
     def status(self, mitra):
-        return "nonaktif" if mitra.deactivated_at else "aktif"
+        return _("deactivated") if mitra.deactivated_at else _("active")
 
-    @admin.display(description="Rating")
+    @admin.display(description=_("Rating"))
     def rating(self, mitra):
         return f"{mitra.rating_average} ({mitra.rating_count})" if mitra.rating_count else "–"
 
@@ -176,20 +177,20 @@ class MitraAdmin(admin.ModelAdmin):
             )
         except (ServiceError, ValidationError, IntegrityError) as error:
             message = getattr(error, "detail", None) or "; ".join(getattr(error, "messages", [str(error)]))
-            self.message_user(request, f"Tidak tersimpan: {message}", messages.ERROR)
+            self.message_user(request, _("Not saved: %(reason)s") % {"reason": message}, messages.ERROR)
 
-    @admin.action(description="Nonaktifkan mitra terpilih (keluar dari ketersediaan seketika)")
+    @admin.action(description=_("Deactivate the selected Besties (unavailable at once)"))
     def deactivate(self, request, queryset):
         for mitra in queryset:
             with transaction.atomic():
                 services.mitra_deactivate(mitra=mitra, actor=request.user)
-        self.message_user(request, f"{queryset.count()} mitra dinonaktifkan.")
+        self.message_user(request, _("%(count)s Bestie(s) deactivated.") % {"count": queryset.count()})
 
-    @admin.action(description="Aktifkan kembali mitra terpilih")
+    @admin.action(description=_("Reactivate the selected Besties"))
     def reactivate(self, request, queryset):
         for mitra in queryset:
             services.mitra_reactivate(mitra=mitra, actor=request.user)
-        self.message_user(request, f"{queryset.count()} mitra diaktifkan kembali.")
+        self.message_user(request, _("%(count)s Bestie(s) reactivated.") % {"count": queryset.count()})
 
     def has_delete_permission(self, request, obj=None):
         return False  # mitras are deactivated, never deleted (sessions and earnings refer to them)

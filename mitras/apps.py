@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class MitrasConfig(AppConfig):
     name = "mitras"
-    verbose_name = "Mitra (Bestie)"
+    verbose_name = _("Besties (mitras)")
 
     def ready(self):
         from halobestie.server.lifespan import on_startup

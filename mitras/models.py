@@ -6,40 +6,47 @@ row locks; Valkey mirrors them for fast reads (mitras/mirror.py).
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Gender(models.TextChoices):
-    FEMALE = "female", "Perempuan"
-    MALE = "male", "Laki-laki"
-    UNSPECIFIED = "unspecified", "Tidak disebutkan"
+    FEMALE = "female", _("Female")
+    MALE = "male", _("Male")
+    UNSPECIFIED = "unspecified", _("Not stated")
 
 
 class Mitra(models.Model):
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="mitra")
-    display_name = models.CharField("nama Bestie", max_length=100)
-    bio = models.TextField(blank=True)
-    avatar_url = models.URLField(blank=True)
-    topics = models.JSONField(default=list, blank=True, help_text="Daftar topik, mis. ['keluarga', 'kerja'].")
-    languages = models.JSONField(default=list, blank=True, help_text="Kode bahasa, mis. ['id', 'en'].")
-    gender = models.CharField(max_length=12, choices=Gender.choices, default=Gender.UNSPECIFIED)
-    capacity = models.PositiveSmallIntegerField("kapasitas", default=3)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.PROTECT, related_name="mitra"
+    )
+    display_name = models.CharField(_("Bestie name"), max_length=100)
+    bio = models.TextField(_("bio"), blank=True)
+    avatar_url = models.URLField(_("avatar URL"), blank=True)
+    topics = models.JSONField(
+        _("topics"), default=list, blank=True, help_text=_("A list of topics, e.g. ['family', 'work'].")
+    )
+    languages = models.JSONField(
+        _("languages"), default=list, blank=True, help_text=_("Language codes, e.g. ['id', 'en'].")
+    )
+    gender = models.CharField(_("gender"), max_length=12, choices=Gender.choices, default=Gender.UNSPECIFIED)
+    capacity = models.PositiveSmallIntegerField(_("capacity"), default=3)
     # Sessions occupying the mitra now (offered + active): changed with F() by the sessions
     # services in the transaction that changes them (mitras/load.py). Never set by hand.
-    load = models.PositiveIntegerField("beban", default=0, editable=False)
-    is_online = models.BooleanField(default=False)
-    online_since = models.DateTimeField(null=True, blank=True)
-    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    load = models.PositiveIntegerField(_("load"), default=0, editable=False)
+    is_online = models.BooleanField(_("online"), default=False)
+    online_since = models.DateTimeField(_("online since"), null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(_("last heartbeat at"), null=True, blank=True)
     # When the mitra last got a session offered; ties in assignment go to the one idle longest.
-    last_assigned_at = models.DateTimeField(null=True, blank=True)
-    deactivated_at = models.DateTimeField(null=True, blank=True)
-    rating_count = models.PositiveIntegerField(default=0)
-    rating_sum = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    last_assigned_at = models.DateTimeField(_("last assigned at"), null=True, blank=True)
+    deactivated_at = models.DateTimeField(_("deactivated at"), null=True, blank=True)
+    rating_count = models.PositiveIntegerField(_("number of ratings"), default=0)
+    rating_sum = models.PositiveIntegerField(_("sum of ratings"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name = "mitra"
-        verbose_name_plural = "mitra"
+        verbose_name = _("Bestie")
+        verbose_name_plural = _("Besties")
         indexes = [models.Index(fields=["is_online", "deactivated_at"], name="mitra_presence_idx")]
         constraints = [
             models.CheckConstraint(condition=models.Q(capacity__gte=1), name="mitra_capacity_positive")
@@ -61,14 +68,21 @@ class Favourite(models.Model):
     """A client's favourite Bestie: preferred in assignment; with `notify_online` the client gets
     (at most once a day) a push when the Bestie comes online."""
 
-    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="favourites")
-    mitra = models.ForeignKey(Mitra, on_delete=models.CASCADE, related_name="favourited_by")
-    notify_online = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    client = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("client"),
+        on_delete=models.CASCADE,
+        related_name="favourites",
+    )
+    mitra = models.ForeignKey(
+        Mitra, verbose_name=_("Bestie"), on_delete=models.CASCADE, related_name="favourited_by"
+    )
+    notify_online = models.BooleanField(_("notify when online"), default=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name = "Bestie favorit"
-        verbose_name_plural = "Bestie favorit"
+        verbose_name = _("favourite Bestie")
+        verbose_name_plural = _("favourite Besties")
         constraints = [models.UniqueConstraint(fields=["client", "mitra"], name="favourite_once_per_pair")]
 
 
@@ -76,14 +90,16 @@ class FavouriteOnlinePush(models.Model):
     """The day (Asia/Jakarta) a client last got a 'your favourite is online' push: one row per
     client and day, so the unique constraint is the once-a-day limit even across instances."""
 
-    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    day = models.DateField()
-    mitra = models.ForeignKey(Mitra, on_delete=models.CASCADE, related_name="+")
-    sent_at = models.DateTimeField()
+    client = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("client"), on_delete=models.CASCADE, related_name="+"
+    )
+    day = models.DateField(_("day (Asia/Jakarta)"))
+    mitra = models.ForeignKey(Mitra, verbose_name=_("Bestie"), on_delete=models.CASCADE, related_name="+")
+    sent_at = models.DateTimeField(_("sent at"))
 
     class Meta:
-        verbose_name = "push Bestie favorit online"
-        verbose_name_plural = "push Bestie favorit online"
+        verbose_name = _("favourite online push")
+        verbose_name_plural = _("favourite online pushes")
         constraints = [models.UniqueConstraint(fields=["client", "day"], name="favourite_push_once_a_day")]
 
 
@@ -95,14 +111,16 @@ class WorkingHours(models.Model):
     Hours past midnight are two rows (Monday 22:00–24:00, Tuesday 00:00–02:00). Replaced as a whole
     by `schedule.working_hours_replace`, which refuses overlaps."""
 
-    mitra = models.ForeignKey(Mitra, on_delete=models.CASCADE, related_name="working_hours")
-    weekday = models.PositiveSmallIntegerField("hari")
-    start_minute = models.PositiveSmallIntegerField("mulai (menit)")
-    end_minute = models.PositiveSmallIntegerField("selesai (menit)")
+    mitra = models.ForeignKey(
+        Mitra, on_delete=models.CASCADE, related_name="working_hours", verbose_name=_("Bestie")
+    )
+    weekday = models.PositiveSmallIntegerField(_("weekday"))
+    start_minute = models.PositiveSmallIntegerField(_("start (minutes from midnight)"))
+    end_minute = models.PositiveSmallIntegerField(_("end (minutes from midnight)"))
 
     class Meta:
-        verbose_name = "jam kerja"
-        verbose_name_plural = "jam kerja"
+        verbose_name = _("working hours")
+        verbose_name_plural = _("working hours")
         ordering = ["mitra", "weekday", "start_minute"]
         constraints = [
             models.CheckConstraint(

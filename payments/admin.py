@@ -1,6 +1,7 @@
 """Control center: payments, their raw callbacks, refunds (settle by hand, retry)."""
 
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
 
 from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
@@ -66,7 +67,7 @@ class RefundAdmin(ReadOnlyAdmin):
     readonly_fields = [f.name for f in Refund._meta.fields]
     actions = ["settle_manually", "retry"]
 
-    @admin.display(description="ID")
+    @admin.display(description=_("ID"))
     def short_id(self, refund):
         return str(refund.id)[:8]
 
@@ -86,20 +87,20 @@ class RefundAdmin(ReadOnlyAdmin):
                 done += 1
             except ServiceError as error:
                 self.message_user(request, f"{str(refund.pk)[:8]}: {error.detail}", messages.WARNING)
-        self.message_user(request, done_text.format(done))
+        self.message_user(request, done_text % {"count": done})
 
-    @admin.action(description="Tandai sudah dikembalikan manual", permissions=["change"])
+    @admin.action(description=_("Mark as refunded by hand"), permissions=["change"])
     def settle_manually(self, request, queryset):
         self._each(
             request, queryset, "refund_settle_manually",
             lambda refund: services.refund_settle_manually(refund=refund, actor=request.user),
-            "{} refund ditandai selesai.",
+            _("%(count)s refund(s) marked as settled."),
         )  # fmt: skip
 
-    @admin.action(description="Coba kirim ulang refund", permissions=["change"])
+    @admin.action(description=_("Send the refund again"), permissions=["change"])
     def retry(self, request, queryset):
         self._each(
             request, queryset, "refund_retry",
             lambda refund: services.refund_retry(refund=refund, actor=request.user),
-            "{} refund dicoba ulang.",
+            _("%(count)s refund(s) sent again."),
         )  # fmt: skip

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class PaymentsConfig(AppConfig):
     name = "payments"
-    verbose_name = "Pembayaran"
+    verbose_name = _("Payments")
 
     def ready(self):
         from halobestie.accounts.hooks import on_client_erasing

@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.forms.models import model_to_dict
+from django.utils.translation import gettext_lazy as _
 
 from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
@@ -34,13 +35,15 @@ class VoucherForm(forms.ModelForm):
     def clean_code(self):
         code = services.normalize_code(self.cleaned_data["code"])
         if not CODE_PATTERN.match(code):
-            raise forms.ValidationError("3–32 karakter: huruf, angka dan tanda hubung.")
+            raise forms.ValidationError(_("3–32 characters: letters, digits and hyphens."))
         return code
 
     def clean_max_redemptions(self):
         limit = self.cleaned_data["max_redemptions"]
         if limit is not None and self.instance.pk and limit < self.instance.redemptions_taken:
-            raise forms.ValidationError(f"Sudah terpakai {self.instance.redemptions_taken}.")
+            raise forms.ValidationError(
+                _("Already used %(count)s times.") % {"count": self.instance.redemptions_taken}
+            )
         return limit
 
 
@@ -81,14 +84,14 @@ class RedemptionInline(admin.TabularInline):
 
 class CampaignForm(forms.ModelForm):
     valid_packages = forms.MultipleChoiceField(
-        label="Paket berlaku", required=False, widget=forms.CheckboxSelectMultiple,
-        help_text="Tidak dicentang: semua paket.",
+        label=_("Valid for packages"), required=False, widget=forms.CheckboxSelectMultiple,
+        help_text=_("None ticked: every package."),
     )  # fmt: skip
     batch_count = forms.IntegerField(
-        label="Buat kode unik (jumlah)", required=False, min_value=1, max_value=10_000,
-        help_text="Opsional: sekian kode acak sekali pakai untuk kampanye ini.",
+        label=_("Generate unique codes (how many)"), required=False, min_value=1, max_value=10_000,
+        help_text=_("Optional: this many random single-use codes for this campaign."),
     )  # fmt: skip
-    batch_prefix = forms.CharField(label="Awalan kode unik", required=False, max_length=12)
+    batch_prefix = forms.CharField(label=_("Unique code prefix"), required=False, max_length=12)
 
     class Meta:
         model = Campaign
@@ -108,12 +111,12 @@ class CampaignForm(forms.ModelForm):
         data = super().clean()
         kind, value = data.get("discount_kind"), data.get("discount_value")
         if kind == "percent" and value is not None and not 1 <= value <= 100:
-            self.add_error("discount_value", "Persen harus 1–100.")
+            self.add_error("discount_value", _("A percentage must be 1–100."))
         if kind == "fixed" and value is not None and value < 1:
-            self.add_error("discount_value", "Potongan minimal Rp 1.")
+            self.add_error("discount_value", _("The discount must be at least Rp 1."))
         starts, ends = data.get("starts_at"), data.get("ends_at")
         if starts and ends and ends <= starts:
-            self.add_error("ends_at", "Harus setelah waktu mulai.")
+            self.add_error("ends_at", _("Must be after the start."))
         return data
 
 
@@ -135,34 +138,38 @@ class CampaignAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # redemptions point at campaigns: deactivate instead
 
-    @admin.display(description="Diskon")
+    @admin.display(description=_("Discount"))
     def discount(self, campaign):
         if campaign.discount_kind == "percent":
-            cap = f" (maks. Rp {campaign.max_discount_idr:,})" if campaign.max_discount_idr else ""
+            cap = (
+                " (%s)" % (_("max. Rp %(amount)s") % {"amount": f"{campaign.max_discount_idr:,}"})
+                if campaign.max_discount_idr
+                else ""
+            )
             return f"{campaign.discount_value}%{cap}".replace(",", ".")
         return f"Rp {campaign.discount_value:,}".replace(",", ".")
 
-    @admin.display(description="Pemakaian", ordering="redemption_count")
+    @admin.display(description=_("Uses"), ordering="redemption_count")
     def redemption_count(self, campaign):
         return campaign.redemption_count
 
-    @admin.display(description="Diskon diberikan (Rp)", ordering="discount_given_idr")
+    @admin.display(description=_("Discount given (Rp)"), ordering="discount_given_idr")
     def discount_given(self, campaign):
         return f"{campaign.discount_given_idr:,}".replace(",", ".")
 
-    @admin.display(description="Sesi", ordering="session_count")
+    @admin.display(description=_("Sessions"), ordering="session_count")
     def session_count(self, campaign):
         return campaign.session_count
 
-    @admin.display(description="Klien", ordering="client_count")
+    @admin.display(description=_("Clients"), ordering="client_count")
     def client_count(self, campaign):
         return campaign.client_count
 
-    @admin.display(description="Klien kembali", ordering="repeat_client_count")
+    @admin.display(description=_("Returning clients"), ordering="repeat_client_count")
     def repeat_client_count(self, campaign):
         return campaign.repeat_client_count
 
-    @admin.display(description="Dipesan", ordering="reserved_count")
+    @admin.display(description=_("Reserved"), ordering="reserved_count")
     def reserved_count(self, campaign):
         return campaign.reserved_count
 
@@ -184,7 +191,7 @@ class CampaignAdmin(admin.ModelAdmin):
             if not services.voucher_save(voucher=voucher, actor=request.user, request=request):
                 self.message_user(
                     request,
-                    f"{voucher.code}: batas tidak diubah (sudah terpakai lebih banyak).",
+                    _("%(code)s: limit not changed (already used more often).") % {"code": voucher.code},
                     messages.WARNING,
                 )
 
@@ -200,7 +207,7 @@ class CampaignAdmin(admin.ModelAdmin):
             except ServiceError as error:
                 self.message_user(request, error.detail, messages.ERROR)
             else:
-                self.message_user(request, f"{len(codes)} kode unik dibuat.")
+                self.message_user(request, _("%(count)s unique codes created.") % {"count": len(codes)})
 
 
 @admin.register(Redemption)

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class PromotionsConfig(AppConfig):
     name = "promotions"
-    verbose_name = "Promo"
+    verbose_name = _("Promotions")
 
     def ready(self):
         from halobestie.accounts.hooks import on_client_phone_erasing

@@ -8,39 +8,45 @@ never be taken twice.
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class DiscountKind(models.TextChoices):
-    PERCENT = "percent", "Persen"
-    FIXED = "fixed", "Potongan rupiah"
+    PERCENT = "percent", _("Percent")
+    FIXED = "fixed", _("Rupiah off")
 
 
 class Campaign(models.Model):
-    name = models.CharField("nama kampanye", max_length=100, unique=True)
-    description = models.TextField("catatan", blank=True)
-    discount_kind = models.CharField("jenis diskon", max_length=8, choices=DiscountKind.choices)
+    name = models.CharField(_("campaign name"), max_length=100, unique=True)
+    description = models.TextField(_("notes"), blank=True)
+    discount_kind = models.CharField(_("discount kind"), max_length=8, choices=DiscountKind.choices)
     # Percent (1–100) or whole rupiah, by discount_kind.
-    discount_value = models.PositiveIntegerField("nilai diskon")
+    discount_value = models.PositiveIntegerField(_("discount value"))
     max_discount_idr = models.PositiveIntegerField(
-        "batas diskon (Rp)", null=True, blank=True, help_text="Kosong: tanpa batas."
+        _("discount cap (Rp)"), null=True, blank=True, help_text=_("Empty: no limit.")
     )
     # Package codes from the runtime config; empty: every package.
-    valid_packages = models.JSONField("paket berlaku", default=list, blank=True)
-    starts_at = models.DateTimeField("mulai")
-    ends_at = models.DateTimeField("berakhir")
-    max_redemptions_per_client = models.PositiveIntegerField("maks. pemakaian per klien", default=1)
-    is_first_session_only = models.BooleanField("hanya sesi berbayar pertama", default=False)
-    applies_to_extensions = models.BooleanField("berlaku untuk perpanjangan", default=False)
-    is_active = models.BooleanField("aktif", default=True)
+    valid_packages = models.JSONField(_("valid for packages"), default=list, blank=True)
+    starts_at = models.DateTimeField(_("starts"))
+    ends_at = models.DateTimeField(_("ends"))
+    max_redemptions_per_client = models.PositiveIntegerField(_("max. uses per client"), default=1)
+    is_first_session_only = models.BooleanField(_("first paid session only"), default=False)
+    applies_to_extensions = models.BooleanField(_("applies to extensions"), default=False)
+    is_active = models.BooleanField(_("active"), default=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name = "kampanye promo"
-        verbose_name_plural = "kampanye promo"
+        verbose_name = _("promo campaign")
+        verbose_name_plural = _("promo campaigns")
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(discount_value__gt=0), name="campaign_discount_positive"
@@ -64,18 +70,20 @@ class Campaign(models.Model):
 class Voucher(models.Model):
     """One code. A batch of unique codes is many vouchers of one campaign (usually one use each)."""
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="vouchers")
-    # Stored upper-case; looked up upper-case (codes are typed by people).
-    code = models.CharField("kode", max_length=32, unique=True)
-    max_redemptions = models.PositiveIntegerField(
-        "maks. pemakaian", null=True, blank=True, help_text="Kosong: tanpa batas."
+    campaign = models.ForeignKey(
+        Campaign, verbose_name=_("campaign"), on_delete=models.PROTECT, related_name="vouchers"
     )
-    redemptions_taken = models.PositiveIntegerField("terpakai (dipesan + dibayar)", default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Stored upper-case; looked up upper-case (codes are typed by people).
+    code = models.CharField(_("code"), max_length=32, unique=True)
+    max_redemptions = models.PositiveIntegerField(
+        _("max. uses"), null=True, blank=True, help_text=_("Empty: no limit.")
+    )
+    redemptions_taken = models.PositiveIntegerField(_("taken (reserved + paid)"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name = "voucher"
-        verbose_name_plural = "voucher"
+        verbose_name = _("voucher")
+        verbose_name_plural = _("vouchers")
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(max_redemptions__isnull=True)
@@ -89,33 +97,43 @@ class Voucher(models.Model):
 
 
 class RedemptionStatus(models.TextChoices):
-    RESERVED = "reserved", "Dipesan (menunggu pembayaran)"
-    CONSUMED = "consumed", "Dipakai"
-    RELEASED = "released", "Dilepas"
+    RESERVED = "reserved", _("Reserved (waiting for payment)")
+    CONSUMED = "consumed", _("Used")
+    RELEASED = "released", _("Released")
 
 
 class Redemption(models.Model):
     """One use of a voucher on one payment (a session or an extension)."""
 
-    voucher = models.ForeignKey(Voucher, on_delete=models.PROTECT, related_name="redemptions")
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="redemptions")
-    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    session = models.ForeignKey("sessions_app.ChatSession", on_delete=models.PROTECT, related_name="+")
-    payment = models.OneToOneField("payments.Payment", on_delete=models.PROTECT, related_name="redemption")
-    list_price_idr = models.PositiveIntegerField()
-    discount_idr = models.PositiveIntegerField()
-    amount_idr = models.PositiveIntegerField()
-    status = models.CharField(
-        max_length=10, choices=RedemptionStatus.choices, default=RedemptionStatus.RESERVED
+    voucher = models.ForeignKey(
+        Voucher, verbose_name=_("voucher"), on_delete=models.PROTECT, related_name="redemptions"
     )
-    reserved_at = models.DateTimeField()
-    consumed_at = models.DateTimeField(null=True, blank=True)
-    released_at = models.DateTimeField(null=True, blank=True)
-    release_reason = models.CharField(max_length=40, blank=True)
+    campaign = models.ForeignKey(
+        Campaign, verbose_name=_("campaign"), on_delete=models.PROTECT, related_name="redemptions"
+    )
+    client = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("client"), on_delete=models.PROTECT, related_name="+"
+    )
+    session = models.ForeignKey(
+        "sessions_app.ChatSession", verbose_name=_("session"), on_delete=models.PROTECT, related_name="+"
+    )
+    payment = models.OneToOneField(
+        "payments.Payment", verbose_name=_("payment"), on_delete=models.PROTECT, related_name="redemption"
+    )
+    list_price_idr = models.PositiveIntegerField(_("list price (Rp)"))
+    discount_idr = models.PositiveIntegerField(_("discount (Rp)"))
+    amount_idr = models.PositiveIntegerField(_("amount paid (Rp)"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=RedemptionStatus.choices, default=RedemptionStatus.RESERVED
+    )
+    reserved_at = models.DateTimeField(_("reserved at"))
+    consumed_at = models.DateTimeField(_("consumed at"), null=True, blank=True)
+    released_at = models.DateTimeField(_("released at"), null=True, blank=True)
+    release_reason = models.CharField(_("release reason"), max_length=40, blank=True)
 
     class Meta:
-        verbose_name = "pemakaian voucher"
-        verbose_name_plural = "pemakaian voucher"
+        verbose_name = _("voucher use")
+        verbose_name_plural = _("voucher uses")
         indexes = [
             models.Index(fields=["campaign", "status"], name="redemption_campaign_idx"),
             models.Index(fields=["client", "campaign"], name="redemption_client_idx"),
@@ -136,21 +154,25 @@ class PhoneMark(models.Model):
     a session: nothing else about them. Keeps "first session" promos from being farmed by
     deleting and re-creating an account (docs/privacy.md)."""
 
-    phone_hash = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    phone_hash = models.CharField(_("phone hash"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name = "jejak nomor terhapus"
-        verbose_name_plural = "jejak nomor terhapus"
+        verbose_name = _("erased phone mark")
+        verbose_name_plural = _("erased phone marks")
 
 
 class VoucherLookup(models.Model):
     """One voucher code looked up by a client (preview or session/extension with a code), for the
     per-client limits that keep codes from being enumerated. Purged after a day."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    is_known = models.BooleanField()
-    created_at = models.DateTimeField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE, related_name="+"
+    )
+    is_known = models.BooleanField(_("known code"))
+    created_at = models.DateTimeField(_("created at"))
 
     class Meta:
+        verbose_name = _("voucher code lookup")
+        verbose_name_plural = _("voucher code lookups")
         indexes = [models.Index(fields=["user", "-created_at"], name="voucher_lookup_user_idx")]

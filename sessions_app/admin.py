@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
@@ -78,31 +79,37 @@ class ChatSessionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False  # sessions change only through the actions (services)
 
-    @admin.display(description="ID")
+    @admin.display(description=_("ID"))
     def short_id(self, session):
         return str(session.id)[:8]
 
-    @admin.display(description="Krisis")
+    @admin.display(description=_("Crisis"))
     def flag(self, session):
         if not session.is_flagged:
             return ""
-        return format_html('<strong style="color:#ba2121">{}</strong>', "⚠ KRISIS")
+        return format_html('<strong style="color:#ba2121">{}</strong>', _("⚠ CRISIS"))
 
-    @admin.display(description="Uang sesi")
+    @admin.display(description=_("Session money"))
     def money(self, session):
         money = session_money(session=session)
-        return (
-            f"dibayar Rp{money.paid_idr} · dikembalikan Rp{money.refunded_idr} · "
-            f"bersih Rp{money.client_net_idr} · Bestie Rp{money.mitra_idr} · platform Rp{money.platform_idr}"
-            + ("" if money.is_settled else " (belum diselesaikan)")
-        )
+        text = _(
+            "paid Rp%(paid)s · refunded Rp%(refunded)s · net Rp%(net)s · Bestie Rp%(mitra)s · "
+            "platform Rp%(platform)s"
+        ) % {
+            "paid": money.paid_idr,
+            "refunded": money.refunded_idr,
+            "net": money.client_net_idr,
+            "mitra": money.mitra_idr,
+            "platform": money.platform_idr,
+        }
+        return text if money.is_settled else f"{text} ({_('not settled yet')})"
 
-    @admin.display(description="Refund")
+    @admin.display(description=_("Refund"))
     def refund_link(self, session):
         url = reverse("admin:sessions_app_chatsession_refund", args=[session.pk])
-        return format_html('<a href="{}" id="refund-link">Refund sebagian / penuh</a>', url)
+        return format_html('<a href="{}" id="refund-link">{}</a>', url, _("Partial / full refund"))
 
-    @admin.display(description="Preferensi (dipegang / dilepas)")
+    @admin.display(description=_("Preferences (struck through: let go)"))
     def wishes(self, session):
         """Each preference the client set, marked held or relaxed (struck through) by the
         dispatcher; and a requested Bestie, with "hanya dia" when the client allowed no other."""
@@ -123,7 +130,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
             parts.insert(0, format_html("Bestie diminta: #{}{}", session.requested_mitra_id, only))
         return format_html_join(" · ", "{}", ((part,) for part in parts)) if parts else "—"
 
-    @admin.display(description="Linimasa")
+    @admin.display(description=_("Timeline"))
     def timeline(self, session):
         """The events as sentences (sessions_app/timeline.py), to the second, Asia/Jakarta."""
         rows = [
@@ -146,15 +153,15 @@ class ChatSessionAdmin(admin.ModelAdmin):
             ),
         )
 
-    @admin.display(description="Transkrip")
+    @admin.display(description=_("Transcript"))
     def transcript_link(self, session):
         url = reverse("admin:sessions_app_chatsession_transcript", args=[session.pk])
-        return format_html('<a href="{}">Buka transkrip (diaudit)</a>', url)
+        return format_html('<a href="{}">{}</a>', url, _("Open the transcript (audited)"))
 
-    @admin.display(description="Krisis: tanggapi / pesan staf")
+    @admin.display(description=_("Crisis: respond / staff message"))
     def handoff_link(self, session):
         url = reverse("admin:sessions_app_chatsession_handoff", args=[session.pk])
-        return format_html('<a href="{}">Buka penanganan (diaudit)</a>', url)
+        return format_html('<a href="{}">{}</a>', url, _("Open the handling page (audited)"))
 
     def get_urls(self):
         return [
@@ -189,7 +196,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
         audit_record(actor=request.user, action="view_transcript", obj=session, request=request)
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Transkrip sesi {str(session.id)[:8]}",
+            "title": _("Transcript of session %(id)s") % {"id": str(session.id)[:8]},
             "session": session,
             "messages_list": Message.objects.filter(session=session).order_by("seq"),
             "opts": self.model._meta,
@@ -218,19 +225,19 @@ class ChatSessionAdmin(admin.ModelAdmin):
                         session_id=session.pk, actor=request.user, note=request.POST.get("note", ""),
                         request=request,
                     )  # fmt: skip
-                    self.message_user(request, "Sesi ditandai sudah ditangani.")
+                    self.message_user(request, _("Session marked as handled."))
                 elif request.POST.get("action") == "message":
                     handoff.staff_message_post(
                         session_id=session.pk, actor=request.user, text=request.POST.get("text", ""),
                         request=request,
                     )  # fmt: skip
-                    self.message_user(request, "Pesan Tim HaloBestie terkirim.")
+                    self.message_user(request, _("Tim HaloBestie message sent."))
             except ServiceError as error:
                 self.message_user(request, error.detail, messages.WARNING)
             return redirect(request.path)
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Penanganan sesi {str(session.id)[:8]}",
+            "title": _("Handling session %(id)s") % {"id": str(session.id)[:8]},
             "session": session,
             "events": session_timeline(session=session),
             "opts": self.model._meta,
@@ -252,19 +259,19 @@ class ChatSessionAdmin(admin.ModelAdmin):
                 done += 1
             except ServiceError as error:
                 self.message_user(request, f"{str(session.pk)[:8]}: {error.detail}", messages.WARNING)
-        self.message_user(request, f"{done} sesi diakhiri.")
+        self.message_user(request, _("%(count)s session(s) ended.") % {"count": done})
 
-    @admin.action(description="Akhiri sesi terpilih secara paksa", permissions=["force_end"])
+    @admin.action(description=_("Force-end the selected sessions"), permissions=["force_end"])
     def force_end(self, request, queryset):
         self._force_end(request, queryset, settlement.FAULT_NONE)
 
     @admin.action(
-        description="Akhiri paksa: kesalahan Bestie (menit sisa dikembalikan)", permissions=["force_end"]
+        description=_("Force-end: the Bestie's fault (unused minutes refunded)"), permissions=["force_end"]
     )
     def force_end_mitra_fault(self, request, queryset):
         self._force_end(request, queryset, settlement.FAULT_MITRA)
 
-    @admin.action(description="Akhiri paksa: kesalahan klien (laporan terbukti)", permissions=["force_end"])
+    @admin.action(description=_("Force-end: the client's fault (report upheld)"), permissions=["force_end"])
     def force_end_client_fault(self, request, queryset):
         self._force_end(request, queryset, settlement.FAULT_CLIENT)
 
@@ -294,13 +301,13 @@ class ChatSessionAdmin(admin.ModelAdmin):
                     if field in form.fields:
                         form.add_error(field, errors)
             else:
-                self.message_user(request, f"Refund Rp{refund.amount_idr} dibuat.")
+                self.message_user(request, _("Refund Rp%(amount)s created.") % {"amount": refund.amount_idr})
                 return HttpResponseRedirect(
                     reverse("admin:sessions_app_chatsession_change", args=[session.pk])
                 )
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Refund sesi {str(session.id)[:8]}",
+            "title": _("Refund for session %(id)s") % {"id": str(session.id)[:8]},
             "session": session,
             "money": money,
             "form": form,
@@ -310,8 +317,8 @@ class ChatSessionAdmin(admin.ModelAdmin):
 
 
 class StaffRefundForm(forms.Form):
-    amount_idr = forms.IntegerField(label="Jumlah (Rp)", min_value=1)
-    note = forms.CharField(label="Alasan", max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
+    amount_idr = forms.IntegerField(label=_("Amount (Rp)"), min_value=1)
+    note = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -339,7 +346,7 @@ class EarningsEntryAdmin(ReadOnlyAdmin):
     list_select_related = ("mitra",)
     readonly_fields = [f.name for f in EarningsEntry._meta.fields]
 
-    @admin.display(description="Sesi")
+    @admin.display(description=_("Session"))
     def session_short(self, entry):
         return str(entry.session_id)[:8]
 
@@ -353,14 +360,14 @@ class RatingAdmin(ReadOnlyAdmin):
     list_select_related = ("mitra",)
     readonly_fields = [f.name for f in Rating._meta.fields]
 
-    @admin.display(description="Sesi")
+    @admin.display(description=_("Session"))
     def session_short(self, rating):
         return str(rating.session_id)[:8]
 
 
 class PayoutRecordForm(forms.Form):
-    period = forms.CharField(label="Periode (YYYY-MM)", max_length=7)
-    reference = forms.CharField(label="Referensi transfer", max_length=100)
+    period = forms.CharField(label=_("Period (YYYY-MM)"), max_length=7)
+    reference = forms.CharField(label=_("Transfer reference"), max_length=100)
 
 
 @admin.register(PayoutBatch)
@@ -401,7 +408,7 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
         try:
             month = payouts.parse_period(period)
         except ServiceError:
-            return HttpResponse("Periode harus berformat YYYY-MM.", status=400, content_type="text/plain")
+            return HttpResponse(_("The period must be YYYY-MM."), status=400, content_type="text/plain")
         audit_record(actor=request.user, action="payout_csv_export", object_type="payout", object_id=period,
                      request=request)  # fmt: skip
         response = HttpResponse(payouts.payout_csv(period=month), content_type="text/csv; charset=utf-8")
@@ -424,12 +431,14 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
                 form.add_error(None, error.detail)
             else:
                 self.message_user(
-                    request, f"Payout {batch.period:%Y-%m} Rp{batch.total_idr} dicatat dibayar."
+                    request,
+                    _("Payout %(period)s Rp%(total)s recorded as paid.")
+                    % {"period": f"{batch.period:%Y-%m}", "total": batch.total_idr},
                 )
                 return HttpResponseRedirect(reverse("admin:sessions_app_payoutbatch_changelist"))
         context = {
             **self.admin_site.each_context(request),
-            "title": "Catat payout dibayar",
+            "title": _("Record a paid payout"),
             "form": form,
             "now": timezone.now(),
             "opts": self.model._meta,
@@ -464,7 +473,7 @@ class ReportAdmin(admin.ModelAdmin):
         """Saving a resolution note resolves the report (through the service) and audits it."""
         note = form.cleaned_data.get("resolution_note", "").strip()
         if not note:
-            self.message_user(request, "Tulis catatan penyelesaian.", messages.WARNING)
+            self.message_user(request, _("Write a resolution note."), messages.WARNING)
             return
         try:
             with transaction.atomic():

@@ -1,11 +1,12 @@
 import asyncio
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class SessionsAppConfig(AppConfig):
     name = "sessions_app"
-    verbose_name = "Sesi chat"
+    verbose_name = _("Chat sessions")
 
     def ready(self):
         from halobestie.server.lifespan import on_startup

@@ -8,20 +8,21 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 _EMPTY_JSON_LIST = models.Value([], output_field=models.JSONField())
 
 
 class Status(models.TextChoices):
-    PENDING_PAYMENT = "pending_payment", "Menunggu pembayaran"
-    MATCHING = "matching", "Mencari Bestie"
-    OFFERED = "offered", "Ditawarkan ke Bestie"
-    ACTIVE = "active", "Berlangsung"
-    ENDED = "ended", "Selesai"
-    CANCELLED = "cancelled", "Dibatalkan"
-    UNMATCHED = "unmatched", "Tidak mendapat Bestie"
+    PENDING_PAYMENT = "pending_payment", _("Waiting for payment")
+    MATCHING = "matching", _("Looking for a Bestie")
+    OFFERED = "offered", _("Offered to a Bestie")
+    ACTIVE = "active", _("In progress")
+    ENDED = "ended", _("Ended")
+    CANCELLED = "cancelled", _("Cancelled")
+    UNMATCHED = "unmatched", _("No Bestie found")
     # A booked session (sessions_app/bookings.py), paid, waiting for its start time.
-    SCHEDULED = "scheduled", "Terjadwal"
+    SCHEDULED = "scheduled", _("Scheduled")
 
 
 OPEN_STATUSES = (Status.PENDING_PAYMENT, Status.MATCHING, Status.OFFERED, Status.ACTIVE)
@@ -30,90 +31,118 @@ OCCUPYING_STATUSES = (Status.OFFERED, Status.ACTIVE)
 
 
 class EndReason(models.TextChoices):
-    EXPIRED = "expired", "Waktu habis"
-    CLIENT_ENDED = "client_ended", "Diakhiri klien"
-    MITRA_ENDED = "mitra_ended", "Diakhiri mitra"
-    MITRA_LOST = "mitra_lost", "Mitra terputus"
-    STAFF_ENDED = "staff_ended", "Diakhiri staf"
-    PAYMENT_EXPIRED = "payment_expired", "Pembayaran kedaluwarsa"
-    CLIENT_CANCELLED = "client_cancelled", "Dibatalkan klien"
-    NO_MITRA = "no_mitra", "Tidak ada Bestie tersedia"
-    ACCOUNT_DELETED = "account_deleted", "Akun dihapus"
-    MITRA_CANCELLED = "mitra_cancelled", "Dibatalkan Bestie"
-    STAFF_CANCELLED = "staff_cancelled", "Dibatalkan staf"
-    HOLD_EXPIRED = "hold_expired", "Waktu tahan pemesanan habis"
+    EXPIRED = "expired", _("Time is up")
+    CLIENT_ENDED = "client_ended", _("Ended by the client")
+    MITRA_ENDED = "mitra_ended", _("Ended by the Bestie")
+    MITRA_LOST = "mitra_lost", _("Bestie disconnected")
+    STAFF_ENDED = "staff_ended", _("Ended by staff")
+    PAYMENT_EXPIRED = "payment_expired", _("Payment expired")
+    CLIENT_CANCELLED = "client_cancelled", _("Cancelled by the client")
+    NO_MITRA = "no_mitra", _("No Bestie available")
+    ACCOUNT_DELETED = "account_deleted", _("Account deleted")
+    MITRA_CANCELLED = "mitra_cancelled", _("Cancelled by the Bestie")
+    STAFF_CANCELLED = "staff_cancelled", _("Cancelled by staff")
+    HOLD_EXPIRED = "hold_expired", _("Booking hold expired")
 
 
 class ChatSession(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="chat_sessions"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("client"),
+        on_delete=models.PROTECT,
+        related_name="chat_sessions",
     )
     mitra = models.ForeignKey(
-        "mitras.Mitra", null=True, blank=True, on_delete=models.PROTECT, related_name="chat_sessions"
+        "mitras.Mitra",
+        verbose_name=_("Bestie"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="chat_sessions",
     )
     requested_mitra = models.ForeignKey(
-        "mitras.Mitra", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "mitras.Mitra",
+        verbose_name=_("requested Bestie"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     # With a requested mitra: may anyone else take the session when that mitra is not free?
-    allow_any_mitra = models.BooleanField(default=True)
+    allow_any_mitra = models.BooleanField(_("allow any Bestie"), default=True)
     # A booked session (its Booking row: sessions_app/bookings.py): not counted as the client's one
     # open on-demand session, so a client can book during a chat and chat while a booking waits.
-    is_booked = models.BooleanField(default=False, db_default=False)
+    is_booked = models.BooleanField(_("booked session"), default=False, db_default=False)
     # The client's wishes for their Bestie (sessions_app/preferences.py), each optional, and the
     # kinds the dispatcher has let go so far, in the order it let them go.
     # (db_default: the previous release's INSERTs keep working during a rolling deploy.)
-    preferred_topics = models.JSONField(default=list, db_default=_EMPTY_JSON_LIST, blank=True)
-    preferred_gender = models.CharField(max_length=12, blank=True, db_default="")
-    preferred_language = models.CharField(max_length=8, blank=True, db_default="")
-    relaxed_preferences = models.JSONField(default=list, db_default=_EMPTY_JSON_LIST, blank=True)
-    package_code = models.CharField(max_length=32)
-    duration_seconds = models.PositiveIntegerField()
-    price_idr = models.PositiveIntegerField()
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING_PAYMENT)
-    end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
-    ended_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    preferred_topics = models.JSONField(
+        _("preferred topics"), default=list, db_default=_EMPTY_JSON_LIST, blank=True
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    paid_at = models.DateTimeField(null=True, blank=True)
+    preferred_gender = models.CharField(_("preferred gender"), max_length=12, blank=True, db_default="")
+    preferred_language = models.CharField(_("preferred language"), max_length=8, blank=True, db_default="")
+    relaxed_preferences = models.JSONField(
+        _("relaxed preferences"), default=list, db_default=_EMPTY_JSON_LIST, blank=True
+    )
+    package_code = models.CharField(_("package"), max_length=32)
+    duration_seconds = models.PositiveIntegerField(_("duration (seconds)"))
+    price_idr = models.PositiveIntegerField(_("price (Rp)"))
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.PENDING_PAYMENT
+    )
+    end_reason = models.CharField(_("end reason"), max_length=20, choices=EndReason.choices, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("ended by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
     # Queue order: when the session (re-)entered matching; first in, first out by paid_at.
-    matching_started_at = models.DateTimeField(null=True, blank=True)
-    offered_at = models.DateTimeField(null=True, blank=True)
-    offer_expires_at = models.DateTimeField(null=True, blank=True)
-    accepted_at = models.DateTimeField(null=True, blank=True)
-    ends_at = models.DateTimeField(null=True, blank=True)
-    ending_soon_sent_at = models.DateTimeField(null=True, blank=True)
+    matching_started_at = models.DateTimeField(_("matching started at"), null=True, blank=True)
+    offered_at = models.DateTimeField(_("offered at"), null=True, blank=True)
+    offer_expires_at = models.DateTimeField(_("offer expires at"), null=True, blank=True)
+    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
+    ends_at = models.DateTimeField(_("ends at"), null=True, blank=True)
+    ending_soon_sent_at = models.DateTimeField(_("ending soon sent at"), null=True, blank=True)
     # Set when the mitra's presence lapsed during the active session; cleared when back.
-    mitra_lost_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
+    mitra_lost_at = models.DateTimeField(_("Bestie lost at"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
     # Paid extensions: added to ends_at and to the price the mitra's share is computed from.
-    extended_seconds = models.PositiveIntegerField(default=0)
-    extensions_total_idr = models.PositiveIntegerField(default=0)
+    extended_seconds = models.PositiveIntegerField(_("extended by (seconds)"), default=0)
+    extensions_total_idr = models.PositiveIntegerField(_("extensions total (Rp)"), default=0)
     # Vouchers: what was taken off the list prices above (session and extensions together).
-    discount_idr = models.PositiveIntegerField(default=0, db_default=0)
+    discount_idr = models.PositiveIntegerField(_("discount (Rp)"), default=0, db_default=0)
     # Ended in a way that may deserve a refund (mitra lost): waits in the staff refund queue.
-    needs_refund_review = models.BooleanField(default=False)
-    is_flagged = models.BooleanField("ditandai krisis", default=False)
-    flagged_at = models.DateTimeField(null=True, blank=True)
+    needs_refund_review = models.BooleanField(_("needs refund review"), default=False)
+    is_flagged = models.BooleanField(_("flagged for crisis"), default=False)
+    flagged_at = models.DateTimeField(_("flagged at"), null=True, blank=True)
     # Warm handoff (sessions_app/handoff.py). Set with the message that signalled crisis, in its
     # statement; cleared when a staff member acknowledges (audited, with a note).
-    needs_staff_attention = models.BooleanField("perlu perhatian staf", default=False, db_default=False)
+    needs_staff_attention = models.BooleanField(_("needs staff attention"), default=False, db_default=False)
     # Set with such a message too; cleared once the hotline, the free minutes and the live
     # events went out (right after the ack, or by the scheduler if the process died first).
-    crisis_followup_pending = models.BooleanField(default=False, db_default=False)
+    crisis_followup_pending = models.BooleanField(
+        _("crisis follow-up pending"), default=False, db_default=False
+    )
     # The free minutes granted on the first crisis flag (part of extended_seconds; no price).
-    crisis_extension_seconds = models.PositiveIntegerField(default=0, db_default=0)
+    crisis_extension_seconds = models.PositiveIntegerField(
+        _("free crisis minutes (seconds)"), default=0, db_default=0
+    )
     # The last message seq handed out; the next message gets last_seq + 1 (under the row lock).
-    last_seq = models.PositiveIntegerField(default=0)
+    last_seq = models.PositiveIntegerField(_("last sequence number"), default=0)
     # Read receipts: the highest seq each side has read (realtime `read` frames).
-    client_read_seq = models.PositiveIntegerField(default=0)
-    mitra_read_seq = models.PositiveIntegerField(default=0)
-    updated_at = models.DateTimeField(auto_now=True)
+    client_read_seq = models.PositiveIntegerField(_("read by the client up to"), default=0)
+    mitra_read_seq = models.PositiveIntegerField(_("read by the Bestie up to"), default=0)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name = "sesi chat"
-        verbose_name_plural = "sesi chat"
+        verbose_name = _("chat session")
+        verbose_name_plural = _("chat sessions")
         permissions = [
             ("view_transcript", "Boleh membaca transkrip chat (setiap akses diaudit)"),
             ("force_end_session", "Boleh mengakhiri sesi secara paksa"),
@@ -154,55 +183,68 @@ class ChatSession(models.Model):
 
 
 class OfferOutcome(models.TextChoices):
-    PENDING = "pending", "Menunggu jawaban"
-    ACCEPTED = "accepted", "Diterima"
-    DECLINED = "declined", "Ditolak"
-    EXPIRED = "expired", "Kedaluwarsa"
-    WITHDRAWN = "withdrawn", "Ditarik"
+    PENDING = "pending", _("Waiting for an answer")
+    ACCEPTED = "accepted", _("Accepted")
+    DECLINED = "declined", _("Declined")
+    EXPIRED = "expired", _("Expired")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
 
 
 class SessionOffer(models.Model):
     """One offer of a session to one mitra. A session is not offered again to a mitra who
     declined it or let it expire."""
 
-    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="offers")
-    mitra = models.ForeignKey("mitras.Mitra", on_delete=models.PROTECT, related_name="offers")
-    offered_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    outcome = models.CharField(max_length=10, choices=OfferOutcome.choices, default=OfferOutcome.PENDING)
-    responded_at = models.DateTimeField(null=True, blank=True)
+    session = models.ForeignKey(
+        ChatSession, verbose_name=_("session"), on_delete=models.CASCADE, related_name="offers"
+    )
+    mitra = models.ForeignKey(
+        "mitras.Mitra", verbose_name=_("Bestie"), on_delete=models.PROTECT, related_name="offers"
+    )
+    offered_at = models.DateTimeField(_("offered at"))
+    expires_at = models.DateTimeField(_("expires at"))
+    outcome = models.CharField(
+        _("outcome"), max_length=10, choices=OfferOutcome.choices, default=OfferOutcome.PENDING
+    )
+    responded_at = models.DateTimeField(_("responded at"), null=True, blank=True)
 
     class Meta:
-        verbose_name = "tawaran sesi"
-        verbose_name_plural = "tawaran sesi"
+        verbose_name = _("session offer")
+        verbose_name_plural = _("session offers")
         indexes = [models.Index(fields=["session", "mitra"], name="offer_session_mitra_idx")]
 
 
 class MessageKind(models.TextChoices):
-    TEXT = "text", "Teks"
-    SYSTEM = "system", "Sistem"
+    TEXT = "text", _("Text")
+    SYSTEM = "system", _("System")
 
 
 class Message(models.Model):
     """A chat message. `seq` is 1, 2, 3 … per session with no gaps (allocated from
     ChatSession.last_seq under the session's row lock). Bodies never go to logs."""
 
-    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
-    seq = models.PositiveIntegerField()
-    sender = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    session = models.ForeignKey(
+        ChatSession, verbose_name=_("session"), on_delete=models.CASCADE, related_name="messages"
     )
-    kind = models.CharField(max_length=8, choices=MessageKind.choices, default=MessageKind.TEXT)
-    body = models.TextField()
+    seq = models.PositiveIntegerField(_("sequence number"))
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("sender"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    kind = models.CharField(_("kind"), max_length=8, choices=MessageKind.choices, default=MessageKind.TEXT)
+    body = models.TextField(_("message"))
     # The sender's idempotency key: a resend with the same id gets the same ack, no duplicate.
-    client_msg_id = models.CharField(max_length=64, blank=True)
-    is_masked = models.BooleanField(default=False)
-    created_at = models.DateTimeField()
-    body_purged_at = models.DateTimeField(null=True, blank=True)
+    client_msg_id = models.CharField(_("client message ID"), max_length=64, blank=True)
+    is_masked = models.BooleanField(_("masked"), default=False)
+    created_at = models.DateTimeField(_("created at"))
+    body_purged_at = models.DateTimeField(_("body purged at"), null=True, blank=True)
 
     class Meta:
-        verbose_name = "pesan"
-        verbose_name_plural = "pesan"
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
         constraints = [
             models.UniqueConstraint(fields=["session", "seq"], name="message_session_seq_unique"),
             models.UniqueConstraint(
@@ -217,68 +259,90 @@ class Message(models.Model):
 class SessionEvent(models.Model):
     """The session's timeline (state changes, payments, staff actions) for the control center."""
 
-    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=40)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    session = models.ForeignKey(
+        ChatSession, verbose_name=_("session"), on_delete=models.CASCADE, related_name="events"
     )
-    data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(_("kind"), max_length=40)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    data = models.JSONField(_("details"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name = "peristiwa sesi"
-        verbose_name_plural = "peristiwa sesi"
+        verbose_name = _("session event")
+        verbose_name_plural = _("session events")
         ordering = ["created_at", "id"]
 
 
 class Rating(models.Model):
-    session = models.OneToOneField(ChatSession, on_delete=models.CASCADE, related_name="rating")
-    mitra = models.ForeignKey("mitras.Mitra", on_delete=models.PROTECT, related_name="ratings")
-    score = models.PositiveSmallIntegerField()
-    comment = models.TextField(blank=True, max_length=1000)
-    created_at = models.DateTimeField(auto_now_add=True)
+    session = models.OneToOneField(
+        ChatSession, verbose_name=_("session"), on_delete=models.CASCADE, related_name="rating"
+    )
+    mitra = models.ForeignKey(
+        "mitras.Mitra", verbose_name=_("Bestie"), on_delete=models.PROTECT, related_name="ratings"
+    )
+    score = models.PositiveSmallIntegerField(_("score (1-5)"))
+    comment = models.TextField(_("comment"), blank=True, max_length=1000)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name = "rating"
-        verbose_name_plural = "rating"
+        verbose_name = _("rating")
+        verbose_name_plural = _("ratings")
         constraints = [
             models.CheckConstraint(condition=models.Q(score__gte=1, score__lte=5), name="rating_score_1_to_5")
         ]
 
 
 class ReportStatus(models.TextChoices):
-    OPEN = "open", "Terbuka"
-    RESOLVED = "resolved", "Selesai"
+    OPEN = "open", _("Open")
+    RESOLVED = "resolved", _("Resolved")
 
 
 class Report(models.Model):
-    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="reports")
-    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    reason = models.CharField(max_length=40)
-    detail = models.TextField(blank=True, max_length=2000)
-    status = models.CharField(max_length=10, choices=ReportStatus.choices, default=ReportStatus.OPEN)
-    resolution_note = models.TextField(blank=True)
-    resolved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    session = models.ForeignKey(
+        ChatSession, verbose_name=_("session"), on_delete=models.CASCADE, related_name="reports"
     )
-    resolved_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("reporter"), on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.CharField(_("reason"), max_length=40)
+    detail = models.TextField(_("detail"), blank=True, max_length=2000)
+    status = models.CharField(
+        _("status"), max_length=10, choices=ReportStatus.choices, default=ReportStatus.OPEN
+    )
+    resolution_note = models.TextField(_("resolution note"), blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("resolved by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name = "laporan"
-        verbose_name_plural = "laporan"
+        verbose_name = _("report")
+        verbose_name_plural = _("reports")
         constraints = [models.UniqueConstraint(fields=["session", "reporter"], name="report_once_per_side")]
 
 
 class PriceBasis(models.TextChoices):
-    LIST_PRICE = "list_price", "Harga paket (sebelum diskon)"
-    PAID_PRICE = "paid_price", "Harga dibayar (setelah diskon)"
+    LIST_PRICE = "list_price", _("List price (before discount)")
+    PAID_PRICE = "paid_price", _("Paid price (after discount)")
 
 
 class EntryKind(models.TextChoices):
-    EARNING = "earning", "Pendapatan sesi"
-    REVERSAL = "reversal", "Pembalikan (refund setelah sesi)"
-    CORRECTION = "correction", "Koreksi (refund gagal)"
+    EARNING = "earning", _("Session earning")
+    REVERSAL = "reversal", _("Reversal (refund after the session)")
+    CORRECTION = "correction", _("Correction (failed refund)")
 
 
 class EarningsEntry(models.Model):
@@ -295,34 +359,39 @@ class EarningsEntry(models.Model):
     the platform's part may be negative) or what the client paid; `basis_amount_idr` is that
     amount for the row's money (settlement.share_basis)."""
 
-    mitra = models.ForeignKey("mitras.Mitra", on_delete=models.PROTECT, related_name="earnings")
-    session = models.ForeignKey(ChatSession, on_delete=models.PROTECT, related_name="earnings_entries")
-    kind = models.CharField(max_length=12, choices=EntryKind.choices, default=EntryKind.EARNING)
+    mitra = models.ForeignKey(
+        "mitras.Mitra", verbose_name=_("Bestie"), on_delete=models.PROTECT, related_name="earnings"
+    )
+    session = models.ForeignKey(
+        ChatSession, verbose_name=_("session"), on_delete=models.PROTECT, related_name="earnings_entries"
+    )
+    kind = models.CharField(_("kind"), max_length=12, choices=EntryKind.choices, default=EntryKind.EARNING)
     # The Bestie's part (signed: reversals are negative) and the platform's part of the same money.
-    amount_idr = models.IntegerField()
-    platform_idr = models.IntegerField(default=0)
-    share_percent = models.PositiveSmallIntegerField()
+    amount_idr = models.IntegerField(_("Bestie part (Rp)"))
+    platform_idr = models.IntegerField(_("platform part (Rp)"), default=0)
+    share_percent = models.PositiveSmallIntegerField(_("Bestie share (%)"))
     # At settlement (earning rows): the minutes paid for, the minutes served, the rule applied.
-    paid_minutes = models.PositiveIntegerField(default=0)
-    served_minutes = models.PositiveIntegerField(default=0)
-    reason = models.CharField(max_length=60, blank=True)
+    paid_minutes = models.PositiveIntegerField(_("minutes paid"), default=0)
+    served_minutes = models.PositiveIntegerField(_("minutes served"), default=0)
+    reason = models.CharField(_("rule applied"), max_length=60, blank=True)
     # The payout period (first day of an Asia/Jakarta month) the row counts in: the month it was
     # booked, or the first later month not paid out yet (a paid period is locked).
-    period = models.DateField()
+    period = models.DateField(_("payout period"))
     # What the share was taken of (list price or paid price, see settlement.share_basis), and that
     # amount for this row's money (a reversal's basis is negative).
     price_basis = models.CharField(
+        _("share basis"),
         max_length=10,
         choices=PriceBasis.choices,
         default=PriceBasis.LIST_PRICE,
         db_default=PriceBasis.LIST_PRICE,
     )
-    basis_amount_idr = models.IntegerField(default=0, db_default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
+    basis_amount_idr = models.IntegerField(_("share basis amount (Rp)"), default=0, db_default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name = "pendapatan mitra"
-        verbose_name_plural = "pendapatan mitra"
+        verbose_name = _("Bestie earning")
+        verbose_name_plural = _("Bestie earnings")
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["mitra", "created_at"], name="earnings_mitra_created_idx"),
@@ -361,21 +430,25 @@ class PayoutBatch(models.Model):
     """Finance paid the Besties for one period (an Asia/Jakarta month): the period is locked from
     then on (later entries land in the next period). `lines` keeps what was paid, per mitra."""
 
-    period = models.DateField(unique=True)
-    entries_idr = models.BigIntegerField()
-    reversals_idr = models.BigIntegerField()
-    total_idr = models.BigIntegerField()
-    mitra_count = models.PositiveIntegerField()
-    lines = models.JSONField(default=list)
-    reference = models.CharField("referensi transfer", max_length=100)
+    period = models.DateField(_("payout period"), unique=True)
+    entries_idr = models.BigIntegerField(_("earnings (Rp)"))
+    reversals_idr = models.BigIntegerField(_("reversals (Rp)"))
+    total_idr = models.BigIntegerField(_("total (Rp)"))
+    mitra_count = models.PositiveIntegerField(_("number of Besties"))
+    lines = models.JSONField(_("lines"), default=list)
+    reference = models.CharField(_("transfer reference"), max_length=100)
     paid_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("paid by"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    paid_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(_("paid at"), auto_now_add=True)
 
     class Meta:
-        verbose_name = "pembayaran mitra (payout)"
-        verbose_name_plural = "pembayaran mitra (payout)"
+        verbose_name = _("Bestie payout")
+        verbose_name_plural = _("Bestie payouts")
         ordering = ["-period"]
 
     def __str__(self):
@@ -391,15 +464,17 @@ class RealtimeTicket(models.Model):
     """A one-use ticket (≤ 60 s) for opening the WebSocket where the app cannot set headers.
     Only a SHA-256 of the ticket is stored; it is consumed atomically (sessions_app/tickets.py)."""
 
-    token_hash = models.CharField(max_length=64, unique=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField()
-    used_at = models.DateTimeField(null=True, blank=True)
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"))
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
 
     class Meta:
-        verbose_name = "tiket realtime"
-        verbose_name_plural = "tiket realtime"
+        verbose_name = _("realtime ticket")
+        verbose_name_plural = _("realtime tickets")
         indexes = [models.Index(fields=["expires_at"], name="realtime_ticket_expires_idx")]
 
 
@@ -407,17 +482,28 @@ class Block(models.Model):
     """One side blocked the other after a session: the two are never matched again
     (sessions_app/blocking.py). One row per client–mitra pair, whoever blocked first."""
 
-    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    mitra = models.ForeignKey("mitras.Mitra", on_delete=models.CASCADE, related_name="+")
-    blocked_by = models.CharField(max_length=10, choices=[("client", "Klien"), ("mitra", "Mitra")])
-    session = models.ForeignKey(
-        ChatSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    client = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("client"), on_delete=models.CASCADE, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    mitra = models.ForeignKey(
+        "mitras.Mitra", verbose_name=_("Bestie"), on_delete=models.CASCADE, related_name="+"
+    )
+    blocked_by = models.CharField(
+        _("blocked by"), max_length=10, choices=[("client", _("Client")), ("mitra", _("Bestie (mitra)"))]
+    )
+    session = models.ForeignKey(
+        ChatSession,
+        verbose_name=_("after session"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name = "blokir"
-        verbose_name_plural = "blokir"
+        verbose_name = _("block")
+        verbose_name_plural = _("blocks")
         constraints = [models.UniqueConstraint(fields=["client", "mitra"], name="block_pair_unique")]
 
 
@@ -428,24 +514,30 @@ class Booking(models.Model):
     offer to the booked Bestie like any session. The session's status is the one truth; the
     booking adds the time, the hold and what was sent."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    session = models.OneToOneField(ChatSession, on_delete=models.PROTECT, related_name="booking")
-    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
-    mitra = models.ForeignKey("mitras.Mitra", on_delete=models.PROTECT, related_name="bookings")
-    starts_at = models.DateTimeField("mulai")
-    ends_at = models.DateTimeField("selesai")
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.OneToOneField(
+        ChatSession, on_delete=models.PROTECT, related_name="booking", verbose_name=_("session")
+    )
+    client = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings", verbose_name=_("client")
+    )
+    mitra = models.ForeignKey(
+        "mitras.Mitra", on_delete=models.PROTECT, related_name="bookings", verbose_name=_("Bestie")
+    )
+    starts_at = models.DateTimeField(_("starts at"))
+    ends_at = models.DateTimeField(_("ends at"))
     # An unpaid booking holds its time until then; after it the time is free again.
-    hold_expires_at = models.DateTimeField("batas tahan")
+    hold_expires_at = models.DateTimeField(_("hold expires at"))
     # Reminder lead times (seconds before the start) already pushed, so each goes out once.
-    reminders_sent = models.JSONField("pengingat terkirim", default=list, blank=True)
+    reminders_sent = models.JSONField(_("reminders sent"), default=list, blank=True)
     # Set when the booked Bestie let the start pass (grace period) or declined: the client chooses.
-    mitra_absent_at = models.DateTimeField("Bestie tidak hadir pada", null=True, blank=True)
-    created_at = models.DateTimeField("dibuat", auto_now_add=True)
-    updated_at = models.DateTimeField("diubah", auto_now=True)
+    mitra_absent_at = models.DateTimeField(_("Bestie absent at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name = "pemesanan"
-        verbose_name_plural = "pemesanan"
+        verbose_name = _("booking")
+        verbose_name_plural = _("bookings")
         indexes = [
             models.Index(fields=["mitra", "starts_at"], name="booking_mitra_start_idx"),
             models.Index(fields=["starts_at"], name="booking_start_idx"),

@@ -4,6 +4,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from halobestie.accounts import staff
 from halobestie.accounts.models import User
@@ -39,8 +40,8 @@ class UserAdmin(DjangoUserAdmin):
     readonly_fields = ("created_at", "updated_at", "last_login", "deleted_at")
     fieldsets = (
         (None, {"fields": ("email", "phone", "password", "role", "display_name")}),
-        ("Akses", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
-        ("Waktu", {"fields": ("last_login", "created_at", "updated_at", "deleted_at")}),
+        (_("Access"), {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        (_("Times"), {"fields": ("last_login", "created_at", "updated_at", "deleted_at")}),
     )
     add_fieldsets = (
         (

@@ -6,12 +6,13 @@ import uuid
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
 
 
 class Role(models.TextChoices):
-    CLIENT = "client", "Klien"
-    MITRA = "mitra", "Mitra"
-    STAFF = "staff", "Staf"
+    CLIENT = "client", _("Client")
+    MITRA = "mitra", _("Bestie (mitra)")
+    STAFF = "staff", _("Staff")
 
 
 class UserManager(BaseUserManager):
@@ -36,15 +37,15 @@ class UserManager(BaseUserManager):
 
 
 class User(AbstractBaseUser, PermissionsMixin):
-    phone = models.CharField("nomor HP", max_length=16, unique=True, null=True, blank=True)
-    role = models.CharField(max_length=10, choices=Role.choices, default=Role.CLIENT)
-    email = models.EmailField("e-mail", unique=True, null=True, blank=True)
-    display_name = models.CharField("nama tampilan", max_length=100, blank=True)
-    is_active = models.BooleanField(default=True)
-    is_staff = models.BooleanField("akses control center", default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    deleted_at = models.DateTimeField(null=True, blank=True)
+    phone = models.CharField(_("phone number"), max_length=16, unique=True, null=True, blank=True)
+    role = models.CharField(_("role"), max_length=10, choices=Role.choices, default=Role.CLIENT)
+    email = models.EmailField(_("e-mail"), unique=True, null=True, blank=True)
+    display_name = models.CharField(_("display name"), max_length=100, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    is_staff = models.BooleanField(_("control center access"), default=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True)
 
     objects = UserManager()
 
@@ -53,8 +54,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     REQUIRED_FIELDS = []
 
     class Meta:
-        verbose_name = "pengguna"
-        verbose_name_plural = "pengguna"
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
         constraints = [
             models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique"),
             models.CheckConstraint(
@@ -77,21 +78,25 @@ class User(AbstractBaseUser, PermissionsMixin):
 class Device(models.Model):
     """An FCM registration token. A token belongs to the user who registered it last."""
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="devices")
-    token = models.CharField(max_length=512, unique=True)
-    platform = models.CharField(max_length=16, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    user = models.ForeignKey(User, verbose_name=_("user"), on_delete=models.CASCADE, related_name="devices")
+    token = models.CharField(_("FCM token"), max_length=512, unique=True)
+    platform = models.CharField(_("platform"), max_length=16, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("device")
+        verbose_name_plural = _("devices")
 
     def __str__(self):
         return f"device of {self.user_id}"
 
 
 class OtpStatus(models.TextChoices):
-    SENDING = "sending", "Sedang dikirim"
-    PENDING = "pending", "Menunggu kode"
-    VERIFIED = "verified", "Terverifikasi"
-    SUPERSEDED = "superseded", "Diganti kode baru"
+    SENDING = "sending", _("Sending")
+    PENDING = "pending", _("Waiting for the code")
+    VERIFIED = "verified", _("Verified")
+    SUPERSEDED = "superseded", _("Replaced by a new code")
 
 
 class OtpChallenge(models.Model):
@@ -100,20 +105,22 @@ class OtpChallenge(models.Model):
     cap (`attempts`, counted under a row lock). The code itself is never stored: the provider
     holds it (`provider_reference`)."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    phone = models.CharField("nomor HP", max_length=16)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    provider = models.CharField(max_length=16)
-    provider_reference = models.CharField(max_length=128, blank=True)
-    status = models.CharField(max_length=12, choices=OtpStatus.choices, default=OtpStatus.SENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    created_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    verified_at = models.DateTimeField(null=True, blank=True)
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
+    phone = models.CharField(_("phone number"), max_length=16)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    provider = models.CharField(_("provider"), max_length=16)
+    provider_reference = models.CharField(_("provider reference"), max_length=128, blank=True)
+    status = models.CharField(
+        _("status"), max_length=12, choices=OtpStatus.choices, default=OtpStatus.SENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    created_at = models.DateTimeField(_("created at"))
+    expires_at = models.DateTimeField(_("expires at"))
+    verified_at = models.DateTimeField(_("verified at"), null=True, blank=True)
 
     class Meta:
-        verbose_name = "tantangan OTP"
-        verbose_name_plural = "tantangan OTP"
+        verbose_name = _("OTP challenge")
+        verbose_name_plural = _("OTP challenges")
         indexes = [
             models.Index(fields=["phone", "-created_at"], name="otp_phone_created_idx"),
             models.Index(fields=["ip_address", "-created_at"], name="otp_ip_created_idx"),
@@ -127,13 +134,13 @@ class LoginFailure(models.Model):
     """One wrong mitra password (or unknown phone). The login throttle counts these per phone
     and per IP within MITRA_LOGIN_WINDOW_SECONDS; a successful login clears the phone's."""
 
-    phone = models.CharField("nomor HP", max_length=16)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField()
+    phone = models.CharField(_("phone number"), max_length=16)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"))
 
     class Meta:
-        verbose_name = "login gagal"
-        verbose_name_plural = "login gagal"
+        verbose_name = _("failed login")
+        verbose_name_plural = _("failed logins")
         indexes = [
             models.Index(fields=["phone", "-created_at"], name="login_failure_phone_idx"),
             models.Index(fields=["ip_address", "-created_at"], name="login_failure_ip_idx"),
@@ -149,32 +156,37 @@ class IssuedTokenPair(models.Model):
     revokes the whole family (halobestie/accounts/tokens.py); within it, the same successor is
     answered again (an app refreshing from two places at once must not log the person out)."""
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
-    family = models.UUIDField(db_index=True)
-    refresh_jti = models.CharField(max_length=64, unique=True)
-    access_jti = models.CharField(max_length=64)
-    access_expires_at = models.DateTimeField()
+    user = models.ForeignKey(User, verbose_name=_("user"), on_delete=models.CASCADE, related_name="+")
+    family = models.UUIDField(_("token family"), db_index=True)
+    refresh_jti = models.CharField(_("refresh token ID (jti)"), max_length=64, unique=True)
+    access_jti = models.CharField(_("access token ID (jti)"), max_length=64)
+    access_expires_at = models.DateTimeField(_("access token expires at"))
     # The pair as handed out: answered again to a refresh of its predecessor inside the leeway.
-    access_token = models.TextField(blank=True)
-    refresh_token = models.TextField(blank=True)
+    access_token = models.TextField(_("access token"), blank=True)
+    refresh_token = models.TextField(_("refresh token"), blank=True)
     successor = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "self",
+        verbose_name=_("successor"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    rotated_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(_("rotated at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name = "pasangan token"
-        verbose_name_plural = "pasangan token"
+        verbose_name = _("token pair")
+        verbose_name_plural = _("token pairs")
 
 
 class RevokedAccessToken(models.Model):
     """An access token refused before it expires (logout, a reused refresh token): checked on
     every REST request and socket connect, in PostgreSQL only, so it holds while Valkey is down."""
 
-    jti = models.CharField(max_length=64, primary_key=True)
-    expires_at = models.DateTimeField(db_index=True)
+    jti = models.CharField(_("token ID (jti)"), max_length=64, primary_key=True)
+    expires_at = models.DateTimeField(_("expires at"), db_index=True)
 
     class Meta:
-        verbose_name = "token akses dicabut"
-        verbose_name_plural = "token akses dicabut"
+        verbose_name = _("revoked access token")
+        verbose_name_plural = _("revoked access tokens")

@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class RuntimeConfigApp(AppConfig):
     name = "halobestie.runtime"
     label = "runtime"
-    verbose_name = "Konfigurasi runtime"
+    verbose_name = _("Runtime config")
 
     def ready(self):
         from halobestie.runtime import fast

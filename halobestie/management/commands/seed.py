@@ -75,10 +75,21 @@ class Command(BaseCommand):
     def _seed_demo(self):
         if not settings.DEBUG and not settings.TESTING:
             raise CommandError("--demo is for development (DEBUG on) only.")
+        from mitras.models import WorkingHours
+        from mitras.schedule import working_hours_replace
+
         for phone, name, bio, topics in DEMO_MITRAS:
             if not Mitra.objects.filter(user__phone=phone).exists():
                 mitra_create(
                     phone=phone, password=DEMO_MITRA_PASSWORD, display_name=name, bio=bio, topics=topics
+                )
+            mitra = Mitra.objects.get(user__phone=phone)
+            if not WorkingHours.objects.filter(mitra=mitra).exists():
+                # Every day 08:00–22:00 WIB: the demo Besties have bookable slots
+                # (GET /api/v1/mitras/{id}/slots) and a beacon `next_available_at`.
+                working_hours_replace(
+                    mitra=mitra,
+                    intervals=[{"weekday": d, "start": "08:00", "end": "22:00"} for d in range(1, 8)],
                 )
         if not User.objects.filter(phone=DEMO_CLIENT_PHONE).exists():
             User.objects.create_user(phone=DEMO_CLIENT_PHONE, role=Role.CLIENT, display_name="Klien Demo")
