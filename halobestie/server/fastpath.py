@@ -197,6 +197,16 @@ def _static_headers():
     return headers
 
 
+def _hsts():
+    """Django's SecurityMiddleware's Strict-Transport-Security (on HTTPS requests only)."""
+    value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+    if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        value += "; includeSubDomains"
+    if settings.SECURE_HSTS_PRELOAD:
+        value += "; preload"
+    return value
+
+
 def _secure(scope):
     if scope.get("scheme") == "https":
         return True
@@ -260,6 +270,8 @@ class FastRoutes:
                 status, extra = 200, []
             if self._headers is None:
                 self._headers = _static_headers()
+            if settings.SECURE_HSTS_SECONDS and _secure(scope):
+                extra = [*extra, (b"strict-transport-security", _hsts().encode())]
             headers = [
                 *self._headers,
                 *extra,
