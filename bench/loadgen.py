@@ -54,6 +54,7 @@ class Bench:
         self.step = -1
         self.closed = {}  # step -> sockets found closed by the server
         self.close_codes = {}
+        self.refused = {}  # step -> sends refused with an error frame naming them
 
     async def open_one(self, url, user_id, token):
         if self.config.get("socket_mode", self.mode) == "chat":
@@ -110,9 +111,15 @@ class Bench:
                 elif '"message.ack"' in text:
                     self.acks[self.step] = self.acks.get(self.step, 0) + 1
                 elif '"error"' in text:
-                    code = json.loads(text).get("code", "?")
+                    frame = json.loads(text)
+                    code = frame.get("code", "?")
                     self.errors.setdefault(self.step, {}).setdefault(code, 0)
                     self.errors[self.step][code] += 1
+                    # A send refused (overloaded, rate_limited): not stored, never to be delivered;
+                    # counted as refused (and an error of its step), not as lost.
+                    entry = self.expected.pop(frame.get("ref"), None) if frame.get("ref") else None
+                    if entry is not None:
+                        self.refused[entry[1]] = self.refused.get(entry[1], 0) + 1
         except Exception:
             pass
 
@@ -188,6 +195,7 @@ class Bench:
             "delivered_per_s": round(len(latencies) / elapsed, 1),
             "lost": len(lost),
             "acks": self.acks.get(number, 0),
+            "refused": self.refused.get(number, 0),
             "errors": self.errors.get(number, {}),
             "sockets_closed_by_server": self.closed.get(number, 0),
             "close_codes": dict(self.close_codes),

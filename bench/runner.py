@@ -150,7 +150,7 @@ def clear_valkey():
     import redis
 
     client = redis.Redis.from_url(VALKEY_URL)
-    patterns = [f"{PREFIX}*", f"{LAYER_PREFIX}*"]
+    patterns = [f"{PREFIX}*", f"{LAYER_PREFIX}*", f"{PREFIX}floor*", f"{PREFIX}relay*"]
     if PREFIX == "bench:":  # the default run also owns the relays' prefixes
         patterns += ["benchfloor*", "benchrelay*"]
     for pattern in patterns:
@@ -311,11 +311,11 @@ def start_pair(system):
                 "--redis",
                 VALKEY_URL,
                 "--prefix",
-                "benchfloor:",
+                f"{PREFIX}floor:",
             ]
             started.append(procs.start(name, command, env=server_env(), port=port))
         elif system == "channels":
-            env = server_env(BENCH_REDIS_URL=VALKEY_URL, BENCH_LAYER_PREFIX="benchrelay")
+            env = server_env(BENCH_REDIS_URL=VALKEY_URL, BENCH_LAYER_PREFIX=f"{PREFIX}relay")
             started.append(
                 procs.start(
                     name,
@@ -638,7 +638,7 @@ def idle_memory(pairs, system="ours-uvicorn", sockets=IDLE_SOCKETS):
         )
         mode = "chat"
     elif system == "channels":
-        env = server_env(BENCH_REDIS_URL=VALKEY_URL, BENCH_LAYER_PREFIX="benchrelay")
+        env = server_env(BENCH_REDIS_URL=VALKEY_URL, BENCH_LAYER_PREFIX=f"{PREFIX}relay")
         server = procs.start(
             "idle-channels",
             procs.uvicorn_cmd("bench.channels_relay:application", port),

@@ -214,8 +214,9 @@ if VALKEY_URL:
     CHANNEL_LAYERS = {
         "default": {
             # The pub/sub layer: measured here, the list-based layer dropped most messages at
-            # 1,000 msg/s while this one lost none (SPEC.md).
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # 1,000 msg/s while this one lost none (SPEC.md). Ours adds concurrent publishing, one
+            # round trip per chat message and bounded socket queues (sessions_app/layer.py).
+            "BACKEND": "sessions_app.layer.UserGroupLayer",
             "CONFIG": {"hosts": [VALKEY_URL], "prefix": CHANNEL_LAYER_PREFIX},
         }
     }
@@ -235,6 +236,14 @@ REALTIME_MESSAGES_PER_SECOND = env("REALTIME_MESSAGES_PER_SECOND", float, 5.0)
 REALTIME_MESSAGES_BURST = env("REALTIME_MESSAGES_BURST", int, 20)
 REALTIME_FRAMES_PER_SECOND = env("REALTIME_FRAMES_PER_SECOND", float, 20.0)
 REALTIME_FRAMES_BURST = env("REALTIME_FRAMES_BURST", int, 60)
+# Overload (issue 22): at most this many frames wait for one socket (past it the socket is closed
+# with 1013 and the app resyncs); at most this many Valkey connections per process for the chat's
+# publishing and rate/presence keys (a burst waits for one); past this event-loop lag or wait for
+# a database connection (ms) a process refuses new messages with `overloaded` (not stored, not
+# acked: the app resends).
+REALTIME_SOCKET_QUEUE = env("REALTIME_SOCKET_QUEUE", int, 1000)
+REALTIME_VALKEY_CONNECTIONS = env("REALTIME_VALKEY_CONNECTIONS", int, 32)
+REALTIME_OVERLOAD_MS = env("REALTIME_OVERLOAD_MS", float, 1500.0)
 # Per user, across every process: open sockets (more: closed with 4029 `too_many_sockets`), and
 # how often an open socket re-checks its account and token (deactivated, deleted, revoked).
 REALTIME_MAX_SOCKETS_PER_USER = env("REALTIME_MAX_SOCKETS_PER_USER", int, 5)

@@ -22,8 +22,10 @@ Message bodies never go to logs.
 """
 
 import asyncio
+import itertools
 import logging
 import threading
+import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -35,7 +37,7 @@ from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from halobestie.errors import ServiceError
 from halobestie.runtime.selectors import get_config
@@ -289,25 +291,59 @@ async def _store_postgres(
         "source": crisis_source,
     }
     pool = await _pool()
-    async with pool.connection() as conn:
-        try:
-            cursor = await conn.execute(_INSERT_SQL, params)
-            row = await cursor.fetchone()
-        except pg_errors.UniqueViolation:
-            row = None  # a resend: the statement (and its seq allocation) was rolled back
-        except pg_errors.InvalidTextRepresentation:
-            raise SessionNotFound() from None  # not a UUID
-        if row is not None:
-            message_id, seq, created_at, client_user_id, mitra_user_id = row
-            return StoredMessage(
-                id=message_id, session_id=session_id, seq=seq, sender_id=sender.user_id,
-                kind=MessageKind.TEXT, body=body, client_msg_id=client_msg_id, is_masked=is_masked,
-                created_at=created_at,
-                client_user_id=client_user_id, mitra_user_id=mitra_user_id,
-            )  # fmt: skip
-        # Nothing stored: a resend, or a refusal. Find out which.
-        cursor = await conn.execute(_DIAGNOSE_SQL, params)
-        found = await cursor.fetchone()
+    token = next(_tokens)
+    _waiting[token] = time.monotonic()
+    try:
+        async with pool.connection() as conn:
+            del _waiting[token]
+            return await _store_on(conn, params, session_id=session_id, sender=sender)
+    except PoolTimeout:
+        raise Overloaded() from None
+    finally:
+        _waiting.pop(token, None)
+
+
+class Overloaded(ServiceError):
+    """No database connection for the message in time: refused, neither stored nor acked."""
+
+    status_code = 503
+    code = "overloaded"
+    detail = "Server sedang sibuk. Kirim ulang sebentar lagi."
+
+
+# Senders waiting for a connection of the pool, in arrival order (the first is the oldest).
+_waiting = {}
+_tokens = itertools.count()
+
+
+def oldest_store_wait() -> float:
+    """Seconds the longest-waiting sender of this process has waited for a database connection
+    (0 when none waits): the backlog of the message path (realtime.overloaded)."""
+    for started in _waiting.values():
+        return time.monotonic() - started
+    return 0.0
+
+
+async def _store_on(conn, params, *, session_id, sender) -> StoredMessage:
+    body, client_msg_id, is_masked = params["body"], params["cmid"], params["masked"]
+    try:
+        cursor = await conn.execute(_INSERT_SQL, params)
+        row = await cursor.fetchone()
+    except pg_errors.UniqueViolation:
+        row = None  # a resend: the statement (and its seq allocation) was rolled back
+    except pg_errors.InvalidTextRepresentation:
+        raise SessionNotFound() from None  # not a UUID
+    if row is not None:
+        message_id, seq, created_at, client_user_id, mitra_user_id = row
+        return StoredMessage(
+            id=message_id, session_id=session_id, seq=seq, sender_id=sender.user_id,
+            kind=MessageKind.TEXT, body=body, client_msg_id=client_msg_id, is_masked=is_masked,
+            created_at=created_at,
+            client_user_id=client_user_id, mitra_user_id=mitra_user_id,
+        )  # fmt: skip
+    # Nothing stored: a resend, or a refusal. Find out which.
+    cursor = await conn.execute(_DIAGNOSE_SQL, params)
+    found = await cursor.fetchone()
     if found is None:
         raise SessionNotFound()
     (

@@ -32,7 +32,6 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 from django.conf import settings
 
 from halobestie.errors import ServiceError
@@ -65,6 +64,7 @@ SYNC_MAX_SESSIONS = 50
 CONFIG_CACHE_SECONDS = 5.0
 PARTICIPANTS_CACHE = 64
 NEW_CHANNEL_TIMEOUT_SECONDS = 3.0
+_closing = set()  # close tasks of overflowed sockets (a reference until they are done)
 
 
 class TokenBucket:
@@ -92,16 +92,35 @@ class FrameError(Exception):
         self.code, self.detail, self.ref = code, detail, ref
 
 
-_config = (0.0, None)
+_config = {"expires": 0.0, "values": None, "refresh": None}
 
 
 async def _runtime_config():
-    """The runtime config, re-read at most every few seconds per process (off the hot path)."""
-    global _config
-    expires, values = _config
-    if values is None or expires < time.monotonic():
+    """The runtime config, re-read at most every few seconds per process and off the message path:
+    once it has a value, an expired one is served while ONE background task re-reads it (issue 22:
+    every message that arrived while the cache was expired used to queue its own read on the
+    process's single thread-sensitive executor, a pile-up every 5 s under load)."""
+    values, refresh = _config["values"], _config["refresh"]
+    if values is not None and _config["expires"] >= time.monotonic():
+        return values
+    if refresh is None or refresh.done():
+        refresh = _config["refresh"] = asyncio.get_running_loop().create_task(_refresh_config())
+    if values is not None:
+        return values
+    return await asyncio.shield(refresh)
+
+
+async def _refresh_config():
+    try:
         values = await database_sync_to_async(get_config)()
-        _config = (time.monotonic() + CONFIG_CACHE_SECONDS, values)
+    except Exception:
+        if _config["values"] is None:
+            raise
+        # Keep serving the last values; try again in a second (not once per message).
+        logger.warning("runtime config re-read failed", exc_info=True)
+        _config["expires"] = time.monotonic() + 1.0
+        return _config["values"]
+    _config.update(expires=time.monotonic() + CONFIG_CACHE_SECONDS, values=values)
     return values
 
 
@@ -141,6 +160,30 @@ async def _accept_and_close(receive, send, code):
     await send({"type": "websocket.close", "code": code})
 
 
+async def _dispatch_both(receive, channel_receive, dispatch):
+    """Channels' await_many_dispatch without its per-message cost (issue 22): it creates a task and
+    runs an asyncio.wait for every frame and every delivery. Here one long-lived reader per
+    source; a lock keeps Channels' guarantee that handlers run one at a time, in arrival order per
+    source. The first exception (StopConsumer at disconnect) ends both readers."""
+    lock = asyncio.Lock()
+
+    async def pump(source):
+        while True:
+            message = await source()
+            async with lock:
+                await dispatch(message)
+
+    tasks = [asyncio.ensure_future(pump(receive)), asyncio.ensure_future(pump(channel_receive))]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     user_id = None
     mitra_id = None
@@ -169,10 +212,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await _accept_and_close(receive, send, realtime.CLOSE_SERVICE_RESTART)
             return
         realtime.layer_available_at_upgrade()
+        on_overflow = getattr(self.channel_layer, "on_overflow", None)
+        if on_overflow is not None:
+            on_overflow(self.channel_name, self._queue_overflowed)
         self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
         self.base_send = send
         with contextlib.suppress(StopConsumer):
-            await await_many_dispatch([receive, self.channel_receive], self.dispatch)
+            await _dispatch_both(receive, self.channel_receive, self.dispatch)
 
     async def connect(self):
         await self.accept()
@@ -271,6 +317,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 logger.warning("group_discard failed", exc_info=True)
         await realtime.socket_closed(self.user_id, self.channel_name)
 
+    def _queue_overflowed(self):
+        """More frames wait for this socket than REALTIME_SOCKET_QUEUE (sessions_app.layer): the
+        app is not reading, or this process is far behind. Closed with 1013 (try again later)
+        instead of queueing without bound; the app reconnects and `sync`s what it missed."""
+        logger.warning("socket queue full: closed with 1013", extra={"user_id": self.user_id})
+        task = asyncio.get_running_loop().create_task(self.close_with(realtime.CLOSE_TRY_AGAIN_LATER))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
     async def close_with(self, code):
         """Close the socket with `code` (once)."""
         if getattr(self, "closing", False):
@@ -292,6 +347,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # Channel-layer handlers ------------------------------------------------------------------
 
     async def deliver_frame(self, event):
+        text = event.get("text")
+        if text is not None:
+            # A chat message, serialised once by its sender for every recipient (message path).
+            await self.send(text_data=text)
+            observations.message_delivered(
+                sender_id=event.get("sender_id"),
+                stored_at=event.get("stored_at"),
+                recipient_user_id=self.user_id,
+            )
+            return
         frame = event.get("frame") or {}
         if frame.get("type") == "session.updated":
             # A session's state changed: its participants may have too (offer → active).
@@ -339,7 +404,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         except ServiceError as exc:
             await self.send_error(*_unrevealing(exc.code, exc.detail), ref)
-        except Exception:
+        except Exception as exc:
+            if type(exc).__name__ == "ClientDisconnected":
+                return  # the app went away while its frame was handled (uvicorn): nothing to answer
             logger.exception("chat frame failed", extra={"user_id": self.user_id, "frame_type": ref})
             await self.send_error("server_error", "Terjadi kesalahan di server. Coba lagi.", ref)
 
@@ -377,6 +444,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         body = frame.get("body")
         if not isinstance(body, str):
             _invalid("body", ref, "wajib berupa teks.")
+        if realtime.overloaded(chat_store.oldest_store_wait()):
+            # Shed load: refused before anything is stored, so nothing acked waits in a backlog.
+            raise FrameError("overloaded", "Server sedang sibuk. Kirim ulang sebentar lagi.", ref)
         # One bucket per user across all sockets (Valkey); the socket's own while Valkey is down.
         allowed = await realtime.user_message_allowed(self.user_id)
         if not (allowed if allowed is not None else self.message_bucket.take()):
@@ -392,26 +462,67 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         except ServiceError as exc:
             raise FrameError(exc.code, exc.detail, ref) from None
-        await self.send_json(stored_message.ack_frame(stored))
-        if stored.is_masked and not stored.is_duplicate:
-            await self.send_json(
-                {"type": "message.masked", "session_id": session_id, "client_msg_id": client_msg_id,
-                 "detail": safety.MASKED_NOTICE}
-            )  # fmt: skip
+        try:
+            await self.send_json(stored_message.ack_frame(stored))
+            if stored.is_masked and not stored.is_duplicate:
+                await self.send_json(
+                    {"type": "message.masked", "session_id": session_id, "client_msg_id": client_msg_id,
+                     "detail": safety.MASKED_NOTICE}
+                )  # fmt: skip
+        except Exception:
+            # The sender's socket went away after the commit: the message is stored, so the
+            # other participant still gets it now (the sender's app resends and gets the ack).
+            if not stored.is_duplicate:
+                await self._after_store(stored)
+            raise
         if stored.is_duplicate:
             # A resend (same client_msg_id): the same ack, and nothing else. The first send
             # broadcast the message; if that broadcast was lost, `sync` brings it.
             return
-        frame_out = stored_message.message_frame(stored)
-        recipients = [stored.client_user_id, stored.mitra_user_id]
-        for user_id in recipients:
-            if user_id is not None:
-                await self._group_send(user_id, frame_out)
+        await self._after_store(stored)
+
+    async def _after_store(self, stored):
+        """A new message is stored: broadcast it, push when the recipient has no socket, and
+        the crisis follow-up."""
         other = stored.mitra_user_id if self.user_id == stored.client_user_id else stored.client_user_id
-        self._background(self._push_if_offline(stored, other))
+        open_sockets = await self._broadcast_message(stored, other)
+        if open_sockets is None:
+            self._background(self._push_if_offline(stored, other))  # checks the sockets itself
+        elif open_sockets == 0:
+            self._background(self._push(stored, other))
         if stored.crisis_source:
             # The flag is stored already (with the message); this is the follow-up.
             self._background(self._crisis_followup(stored))
+
+    async def _broadcast_message(self, stored, other):
+        """The message frame to every socket of both participants: serialised once, published
+        to both groups with the recipient's open-socket count read in the same Valkey round trip
+        (sessions_app.layer). Returns that count (0: push), or None when it is not known."""
+        frame = stored_message.message_frame(stored)
+        recipients = [uid for uid in (stored.client_user_id, stored.mitra_user_id) if uid is not None]
+        publish = getattr(self.channel_layer, "publish_message", None)
+        if publish is None:  # the in-memory layer (development)
+            for user_id in recipients:
+                await self._group_send(user_id, frame)
+            return None
+        event = {
+            "type": "deliver.frame",
+            "text": json.dumps(frame, ensure_ascii=False, separators=(",", ":")),
+            "sender_id": stored.sender_id,
+            "stored_at": stored.created_at.timestamp(),
+        }
+        try:
+            count = await publish(
+                event,
+                [events.user_group(uid) for uid in recipients],
+                realtime.sockets_key(other) if other is not None else "",
+            )
+        except Exception:
+            # Stored and acked already: the recipient gets it by `sync` (the watchdog closes
+            # sockets with 1012 when the layer is down, so the apps reconnect and sync).
+            logger.warning("broadcast failed", extra={"frame_type": "message.new"}, exc_info=True)
+            return None
+        return None if other is None or count < 0 else int(count)
 
     async def _group_send(self, user_id, frame):
         try:
@@ -435,6 +546,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             if await realtime.has_open_socket(recipient_user_id):
                 return
+        except Exception:
+            logger.warning("new-message push failed", exc_info=True)
+            return
+        await self._push(stored, recipient_user_id)
+
+    async def _push(self, stored, recipient_user_id):
+        """The new-message push to a recipient without an open socket (best effort)."""
+        if recipient_user_id is None:
+            return
+        try:
             session = SimpleNamespace(id=stored.session_id, client_id=stored.client_user_id)
             # Not thread-sensitive: a push may wait on FCM and must not hold the shared thread.
             await database_sync_to_async(notifications.new_message, thread_sensitive=False)(

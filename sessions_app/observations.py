@@ -5,6 +5,7 @@ The services call these at the point of the decision, with the session locked; c
 only after commit, so a rolled-back decision is never counted.
 """
 
+import time
 from datetime import datetime
 
 from django.db import transaction
@@ -63,6 +64,13 @@ def frame_delivered(frame, *, recipient_user_id):
     waited = _seconds_between(stored_at, timezone.now())
     if waited is not None:
         metrics.MESSAGE_DELIVERY.observe(max(0.0, waited))
+
+
+def message_delivered(*, sender_id, stored_at, recipient_user_id):
+    """frame_delivered for a chat message sent pre-serialised: `stored_at` in epoch seconds."""
+    if sender_id == recipient_user_id or stored_at is None:
+        return
+    metrics.MESSAGE_DELIVERY.observe(max(0.0, time.time() - stored_at))
 
 
 def _seconds_between(start: datetime | None, end: datetime):

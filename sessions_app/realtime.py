@@ -39,6 +39,7 @@ WATCHDOG_TIMEOUT = 3.0
 # count as a lost layer (a connection error or a Valkey restart counts at once).
 WATCHDOG_SLOW_ROUNDS = 3
 CLOSE_SERVICE_RESTART = 1012
+CLOSE_TRY_AGAIN_LATER = 1013
 
 _consumers = weakref.WeakSet()
 _local_sockets = {}  # user_id -> {channel_name: lapses_at}, without Valkey
@@ -83,23 +84,35 @@ def layer_available_at_upgrade():
 # Sockets per user ------------------------------------------------------------------------------
 
 
-def _redis():
+def _redis(purpose="chat"):
+    """This loop's Valkey client for `purpose`: "chat" (the per-message rate and presence keys,
+    socket registry) on a blocking pool of REALTIME_VALKEY_CONNECTIONS (a burst waits for a
+    connection instead of failing with MaxConnectionsError), "watchdog" on its own connection, so
+    that a busy chat pool never reads as a lost layer (issue 22: it closed every socket with 1012
+    under load)."""
     loop = asyncio.get_running_loop()
-    client = _redis_clients.get(loop)
+    client = _redis_clients.get((loop, purpose))
     if client is None:
-        client = aioredis.Redis.from_url(
+        pool = aioredis.BlockingConnectionPool.from_url(
             settings.VALKEY_URL,
             socket_connect_timeout=0.5,
             socket_timeout=0.5,
             decode_responses=True,
-            max_connections=50,
+            max_connections=settings.REALTIME_VALKEY_CONNECTIONS if purpose == "chat" else 2,
+            timeout=2.0,
         )
-        _redis_clients[loop] = client
+        client = aioredis.Redis(connection_pool=pool)
+        _redis_clients[(loop, purpose)] = client
     return client
 
 
 def _sockets_key(user_id):
     return key(f"realtime:sockets:{user_id}")
+
+
+def sockets_key(user_id):
+    """The Valkey key of the user's open sockets (sessions_app.layer reads it with a publish)."""
+    return _sockets_key(user_id)
 
 
 async def socket_opened(user_id, channel_name):
@@ -163,19 +176,23 @@ async def user_message_allowed(user_id) -> bool | None:
     the caller falls back to the socket's own bucket."""
     if not settings.VALKEY_URL:
         return None
-    from halobestie.integrations.valkey import key
-
     try:
-        taken = await _redis().eval(
-            _BUCKET_SCRIPT, 1, key(f"realtime:messages:{user_id}"),
-            settings.REALTIME_MESSAGES_PER_SECOND, settings.REALTIME_MESSAGES_BURST, time.time(),
-        )  # fmt: skip
+        client = _redis()
+        script = _bucket_scripts.get(client)
+        if script is None:
+            # EVALSHA: the script's text is sent once per client, not with every message.
+            script = _bucket_scripts[client] = client.register_script(_BUCKET_SCRIPT)
+        taken = await script(
+            keys=[key(f"realtime:messages:{user_id}")],
+            args=[settings.REALTIME_MESSAGES_PER_SECOND, settings.REALTIME_MESSAGES_BURST, time.time()],
+        )
     except Exception as exc:
         _note_valkey_degraded("message rate", exc)
         return None
     return bool(taken)
 
 
+_bucket_scripts = weakref.WeakKeyDictionary()
 _degraded_logged = {}
 
 
@@ -214,11 +231,63 @@ async def has_open_socket(user_id) -> bool:
         return False
 
 
+# Overload --------------------------------------------------------------------------------------
+
+LAG_SAMPLE_SECONDS = 0.1
+_lag = {}  # loop -> [lag of the last sample (s), of the one before]
+_lag_monitors = {}
+
+
+def overloaded(store_wait: float = 0.0) -> bool:
+    """Is this process so far behind that a new chat message should be refused (`overloaded`,
+    not stored, not acked: the app resends) rather than queued behind the backlog? Yes when the
+    oldest sender has waited `store_wait` seconds for a database connection, or the event loop
+    lagged, past REALTIME_OVERLOAD_MS (the lag: two samples in a row). Refusing costs a fraction
+    of storing and delivering, so the process sheds load instead of letting every latency grow
+    without bound (issue 22)."""
+    limit = settings.REALTIME_OVERLOAD_MS / 1000
+    if store_wait > limit:
+        return True
+    samples = _lag.get(asyncio.get_running_loop())
+    return samples is not None and samples[0] > limit and samples[1] > limit
+
+
+def _loop_starved() -> bool:
+    """Did this loop lag more than half a probe timeout in either of its last two samples?"""
+    samples = _lag.get(asyncio.get_running_loop())
+    return samples is not None and max(samples) > WATCHDOG_TIMEOUT / 2
+
+
+def _layer_delivering(layer) -> bool:
+    receiving_since = getattr(layer, "receiving_since", None)
+    return receiving_since is not None and receiving_since(WATCHDOG_TIMEOUT)
+
+
+def ensure_lag_monitor():
+    loop = asyncio.get_running_loop()
+    task = _lag_monitors.get(loop)
+    if task is None or task.done():
+        _lag_monitors[loop] = loop.create_task(_monitor_lag(), name="realtime-lag-monitor")
+
+
+async def _monitor_lag():
+    loop = asyncio.get_running_loop()
+    samples = _lag.setdefault(loop, [0.0, 0.0])
+    try:
+        while True:
+            started = loop.time()
+            await asyncio.sleep(LAG_SAMPLE_SECONDS)
+            samples[1], samples[0] = samples[0], max(0.0, loop.time() - started - LAG_SAMPLE_SECONDS)
+    finally:
+        _lag.pop(loop, None)
+
+
 # Watchdog --------------------------------------------------------------------------------------
 
 
 def _uses_redis_layer():
-    return "channels_redis" in settings.CHANNEL_LAYERS["default"]["BACKEND"]
+    backend = settings.CHANNEL_LAYERS["default"]["BACKEND"]
+    return "channels_redis" in backend or backend == "sessions_app.layer.UserGroupLayer"
 
 
 async def on_server_start(listener):
@@ -228,7 +297,9 @@ async def on_server_start(listener):
 
 
 def ensure_watchdog():
-    """Start this loop's watchdog once (at server start, or the first socket of the process)."""
+    """Start this loop's watchdog once (at server start, or the first socket of the process),
+    and its lag monitor (`overloaded`)."""
+    ensure_lag_monitor()
     if not _uses_redis_layer():
         return
     loop = asyncio.get_running_loop()
@@ -271,7 +342,7 @@ async def _watch():
                 # A restart shorter than a probe round goes unnoticed by the probe (redis-py
                 # reconnects and resubscribes) but loses what was published meanwhile: the
                 # server's run_id tells.
-                run_id = (await _redis().info("server")).get("run_id")
+                run_id = (await _redis("watchdog").info("server")).get("run_id")
                 if last_run_id is not None and run_id != last_run_id:
                     last_run_id = run_id
                     raise LayerRestarted()
@@ -291,6 +362,14 @@ async def _watch():
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if isinstance(exc, TimeoutError) and healthy and (_loop_starved() or _layer_delivering(layer)):
+                # The probe is late because this process is (or the machine's CPUs are) behind, not
+                # because the layer is lost: closing every socket now would add a reconnect storm
+                # to the overload (issue 22). A dead connection raises, a restart changes run_id.
+                # Likewise when the layer's subscriber connection keeps delivering frames: the
+                # probe is queued behind them (a backlog), the subscriptions are alive.
+                logger.info("channel layer probe late while the process lags or the layer is busy")
+                continue
             if isinstance(exc, TimeoutError) and healthy:
                 slow_rounds += 1
                 if slow_rounds < WATCHDOG_SLOW_ROUNDS:

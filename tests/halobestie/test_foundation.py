@@ -7,7 +7,7 @@ from django.db import connection
 def test_it_runs_on_real_postgres_and_redis(valkey):
     assert connection.vendor == "postgresql"
     assert valkey.ping() is True
-    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "sessions_app.layer.UserGroupLayer"
 
 
 def test_it_answers_healthz_and_readyz(api):

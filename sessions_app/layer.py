@@ -1,0 +1,193 @@
+"""The channel layer of the chat sockets: channels_redis' pub/sub layer, tuned for one group per
+user (issue 22, "chat past the relay"). settings.CHANNEL_LAYERS names it when Valkey is set.
+
+What it changes, and why (measured with bench/chat_bench.py):
+
+- **Publishing is not serialised.** channels_redis publishes under the shard's one asyncio lock,
+  so a process has at most one PUBLISH in flight: every sender queues behind every other
+  sender's round trip. Here publishes run concurrently on a bounded, blocking connection pool
+  (REALTIME_VALKEY_CONNECTIONS; a burst waits for a connection, it never fails for lack of
+  one). Subscribing keeps channels_redis' lock (it must not race with flush()).
+- **One round trip per chat message** (`publish_message`): the message frame is serialised once
+  and published to both participants' groups, and the recipient's live-socket count is read
+  (for the push when they have none), all in one Lua call.
+- **Bounded queues.** Each socket's queue holds at most REALTIME_SOCKET_QUEUE frames. A socket
+  whose consumer falls that far behind is not fed more and more memory: the frame is dropped and
+  the socket's overflow callback runs (the consumer closes it with 1013, try again later); the
+  app reconnects and `sync`s from Postgres, where every acknowledged message already is.
+"""
+
+import asyncio
+import logging
+import time
+
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
+from django.conf import settings
+from redis import asyncio as aioredis
+
+logger = logging.getLogger(__name__)
+
+# KEYS: group channel A, group channel B (may be empty), the recipient's sockets zset (may be
+# empty). ARGV: payload, now. PUBLISH to each group; the recipient's live sockets (lapsed ones
+# pruned first) are returned, -1 without a recipient.
+_PUBLISH_SCRIPT = """
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+if KEYS[2] ~= '' then redis.call('PUBLISH', KEYS[2], ARGV[1]) end
+if KEYS[3] == '' then return -1 end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[2])
+return redis.call('ZCARD', KEYS[3])
+"""
+
+
+class UserGroupShard(RedisSingleShardConnection):
+    def __init__(self, host, channel_layer):
+        super().__init__(host, channel_layer)
+        self._publisher = None
+        self._publish_script = None
+
+    def publisher(self):
+        """A client for publishing, on its own blocking pool (not the subscriber's connection)."""
+        if self._publisher is None:
+            host = dict(self.host)
+            address = host.pop("address", None)
+            max_connections = getattr(settings, "REALTIME_VALKEY_CONNECTIONS", 32)
+            if address is not None:
+                pool = aioredis.BlockingConnectionPool.from_url(
+                    address, max_connections=max_connections, timeout=5, **host
+                )
+            else:
+                pool = aioredis.BlockingConnectionPool(max_connections=max_connections, timeout=5, **host)
+            self._publisher = aioredis.Redis(connection_pool=pool)
+            self._publish_script = self._publisher.register_script(_PUBLISH_SCRIPT)
+        return self._publisher
+
+    async def publish(self, channel, message):
+        await self.publisher().publish(channel, message)
+
+    async def publish_message(self, keys, args):
+        self.publisher()
+        return await self._publish_script(keys=keys, args=args)
+
+    async def flush(self):
+        await super().flush()
+        publisher, self._publisher, self._publish_script = self._publisher, None, None
+        if publisher is not None:
+            try:
+                await publisher.aclose(close_connection_pool=True)
+            except Exception:
+                logger.warning("closing the publisher failed", exc_info=True)
+
+    def _receive_message(self, message):
+        if message is None:
+            return
+        self.channel_layer.last_received = time.monotonic()
+        name = message["channel"]
+        data = message["data"]
+        if isinstance(name, bytes):
+            name = name.decode()
+        layer = self.channel_layer
+        if name in layer.channels:
+            layer.deliver(name, data)
+        else:
+            for channel_name in layer.groups.get(name, ()):
+                layer.deliver(channel_name, data)
+
+
+class UserGroupLoopLayer(RedisPubSubLoopLayer):
+    def __init__(self, *args, queue_size=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.queue_size = queue_size
+        self._shards = [UserGroupShard(shard.host, self) for shard in self._shards]
+        self.overflow_callbacks = {}
+        self.last_received = 0.0  # monotonic: when the subscriber connection last brought a frame
+
+    def receiving_since(self, seconds) -> bool:
+        """Has the subscriber connection brought anything in the last `seconds`? (The watchdog:
+        a late probe on a connection that delivers is a backlog, not a lost layer.)"""
+        return time.monotonic() - self.last_received < seconds
+
+    async def _subscribe_to_channel(self, channel):
+        self.channels[channel] = asyncio.Queue(maxsize=self._queue_size())
+        await self._get_shard(channel).subscribe(channel)
+
+    def _queue_size(self):
+        if self.queue_size is not None:
+            return self.queue_size
+        return getattr(settings, "REALTIME_SOCKET_QUEUE", 0)
+
+    def deliver(self, channel_name, data):
+        queue = self.channels.get(channel_name)
+        if queue is None:
+            return
+        try:
+            queue.put_nowait(data)
+        except asyncio.QueueFull:
+            callback = self.overflow_callbacks.pop(channel_name, None)
+            if callback is not None:
+                try:
+                    callback()
+                except Exception:
+                    logger.warning("overflow callback failed", exc_info=True)
+
+    def on_overflow(self, channel_name, callback):
+        """Call `callback()` (once) when a frame for `channel_name` finds its queue full."""
+        self.overflow_callbacks[channel_name] = callback
+
+    async def receive(self, channel):
+        try:
+            return await super().receive(channel)
+        except BaseException:
+            if channel not in self.channels:  # the consumer is gone (channels_redis cleaned up)
+                self.overflow_callbacks.pop(channel, None)
+            raise
+
+    async def group_discard(self, group, channel):
+        self.overflow_callbacks.pop(channel, None)
+        await super().group_discard(group, channel)
+
+    async def publish_message(self, message, groups, presence_key=""):
+        """Publish `message` to one or two groups in one round trip; returns the live-socket
+        count under `presence_key` (-1 without one)."""
+        channels = [self._get_group_channel_name(group) for group in groups]
+        payload = self.channel_layer.serialize(message)
+        shard = self._get_shard(channels[0])
+        if len(channels) == 2 and self._get_shard(channels[1]) is not shard:
+            # Several Valkey hosts (never in our settings): one publish per shard.
+            await self._get_shard(channels[1]).publish(channels[1], payload)
+            channels.pop()
+        if len(channels) == 1:
+            channels.append("")
+        return await shard.publish_message(
+            keys=[channels[0], channels[1], presence_key], args=[payload, time.time()]
+        )
+
+    async def flush(self):
+        self.overflow_callbacks = {}
+        await super().flush()
+
+
+class UserGroupLayer(RedisPubSubChannelLayer):
+    """The layer for settings.CHANNEL_LAYERS; `hosts` must be VALKEY_URL (one host): the
+    presence key read in `publish_message` lives there."""
+
+    async def publish_message(self, message, groups, presence_key=""):
+        return await self._get_layer().publish_message(message, groups, presence_key)
+
+    def on_overflow(self, channel_name, callback):
+        self._get_layer().on_overflow(channel_name, callback)
+
+    def receiving_since(self, seconds) -> bool:
+        return self._get_layer().receiving_since(seconds)
+
+    def _get_layer(self):
+        loop = asyncio.get_running_loop()
+        try:
+            return self._layers[loop]
+        except KeyError:
+            pass
+        from channels_redis.utils import _wrap_close
+
+        layer = UserGroupLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+        self._layers[loop] = layer
+        _wrap_close(self, loop)
+        return layer
