@@ -32,6 +32,7 @@ from sessions_app.effects import load_changed, notify_updated, record, user_ids_
 from sessions_app.errors import SessionNotFound
 from sessions_app.matching import back_to_matching, dispatch_after_commit, withdraw_pending_offer
 from sessions_app.models import (
+    Booking,
     ChatSession,
     EndReason,
     OfferOutcome,
@@ -367,6 +368,13 @@ def session_end(*, session_id, actor, fault: str = settlement.FAULT_NONE, now=No
         elif session.status in (Status.PENDING_PAYMENT, Status.MATCHING, Status.OFFERED):
             if role == "mitra":
                 raise Conflict("Tolak tawaran dengan /decline.", code="use_decline")
+            if (
+                role == "client"
+                and session.is_booked
+                and not Booking.objects.filter(session=session, mitra_absent_at__isnull=False).exists()
+            ):
+                # The booking's rules (change deadline, no-show) hold: POST /bookings/{id}/cancel.
+                raise Conflict("Batalkan lewat pemesanan.", code="use_booking_cancel")
             reason = EndReason.STAFF_ENDED if is_staff else EndReason.CLIENT_CANCELLED
             _cancel(session, reason=reason, actor=actor, now=now, refund=True)
         else:

@@ -207,7 +207,11 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
                 unplaced += 1
                 continue
             mitra = _choose_mitra(
-                session, _clear_of_bookings(candidates, booked_from, session, now), loads, refused,
+                session,
+                _clear_of_bookings(
+                    candidates, booked_from, session, now, accept_within=config.offer_timeout_seconds
+                ),
+                loads, refused,
                 favourites.get(session.client_id, set()),
             )  # fmt: skip
             if mitra is None:
@@ -235,12 +239,13 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
     return offered
 
 
-def _clear_of_bookings(candidates, booked_from, session, now):
+def _clear_of_bookings(candidates, booked_from, session, now, *, accept_within=0):
     """The candidates this session would not run into a booking of (bookings.py): it must end,
-    at its booked length, before the Bestie's next booking less the buffer."""
+    at its booked length, before the Bestie's next booking less the buffer, even if accepted at
+    the last moment of the offer (its time starts at the accept)."""
     if not booked_from:
         return candidates
-    ends = now + timedelta(seconds=session.duration_seconds)
+    ends = now + timedelta(seconds=accept_within + session.duration_seconds)
     return {mid: m for mid, m in candidates.items() if mid not in booked_from or ends <= booked_from[mid]}
 
 
