@@ -13,6 +13,7 @@ from halobestie.audit.services import audit_record
 from halobestie.errors import ServiceError
 from mitras import schedule, services
 from mitras.models import Gender, Mitra
+from mitras.rest import is_resting, mitra_rest_end
 from mitras.selectors import presence_of
 
 
@@ -56,15 +57,17 @@ def _split(text):
 @admin.register(Mitra)
 class MitraAdmin(admin.ModelAdmin):
     list_display = (
-        "display_name", "phone", "live_presence", "load_of_capacity", "heartbeat_age", "status", "rating",
+        "display_name", "phone", "live_presence", "load_of_capacity", "heartbeat_age", "resting",
+        "sessions_in_row", "status", "rating",
     )  # fmt: skip
     list_filter = ("is_online", ("deactivated_at", admin.EmptyFieldListFilter), "gender")
     search_fields = ("display_name", "user__phone")
     list_select_related = ("user",)
-    actions = ["deactivate", "reactivate"]
+    actions = ["deactivate", "reactivate", "end_rest"]
     readonly_fields = (
         "is_online", "online_since", "last_heartbeat_at", "last_assigned_at", "deactivated_at",
-        "rating_count", "rating_sum", "created_at", "updated_at", "working_hours_text",
+        "rating_count", "rating_sum", "created_at", "updated_at", "working_hours_text", "resting",
+        "sessions_in_row", "last_session_ended_at",
     )  # fmt: skip
 
     def get_form(self, request, obj=None, **kwargs):
@@ -124,6 +127,13 @@ class MitraAdmin(admin.ModelAdmin):
         if last is None:
             return "–"
         return _("%(seconds)s s") % {"seconds": int((timezone.now() - last).total_seconds())}
+
+    @admin.display(description=_("Resting until"))
+    def resting(self, mitra):
+        if not is_resting(mitra, now=timezone.now()):
+            return "–"
+        until = timezone.localtime(mitra.rest_until).strftime("%d-%m %H:%M")
+        return f"{until} ({mitra.get_rest_reason_display() or _('resting')})"
 
     @admin.display(description=_("Working hours (WIB)"))
     def working_hours_text(self, mitra):
@@ -191,6 +201,12 @@ class MitraAdmin(admin.ModelAdmin):
         for mitra in queryset:
             services.mitra_reactivate(mitra=mitra, actor=request.user)
         self.message_user(request, _("%(count)s Bestie(s) reactivated.") % {"count": queryset.count()})
+
+    @admin.action(description=_("End the rest of the selected Besties (they get offers again)"))
+    def end_rest(self, request, queryset):
+        for mitra in queryset:
+            mitra_rest_end(mitra=mitra, actor=request.user)
+        self.message_user(request, _("Rest ended for %(count)s Bestie(s).") % {"count": queryset.count()})
 
     def has_delete_permission(self, request, obj=None):
         return False  # mitras are deactivated, never deleted (sessions and earnings refer to them)

@@ -14,6 +14,7 @@ from halobestie.accounts.permissions import IsClient, IsMitra
 from halobestie.runtime.selectors import get_config
 from mitras import favourites, schedule, selectors, services
 from mitras.models import Gender
+from mitras.rest import is_resting
 
 # The beacon -------------------------------------------------------------------------------------
 
@@ -22,6 +23,19 @@ class AvailabilityOut(serializers.Serializer):
     online = serializers.IntegerField(help_text="Bestie yang online sekarang (heartbeat segar).")
     available = serializers.IntegerField(help_text="Bestie online dengan slot kosong.")
     busy = serializers.IntegerField(help_text="Bestie online yang kapasitasnya penuh.")
+    available_by_language = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text='Bestie tersedia per kode bahasa, mis. `{"id": 4, "jv": 1}` (hanya yang ≥ 1).',
+    )
+    available_by_topic = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text='Bestie tersedia per topik, mis. `{"keluarga": 2}` (hanya yang ≥ 1).',
+    )
+    next_available_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Saat tidak ada Bestie online: awal jam kerja terdekat Bestie mana pun (UTC); "
+        "selain itu, atau bila belum ada yang mengatur jam kerja, null.",
+    )
     updated_at = serializers.DateTimeField()
 
 
@@ -134,6 +148,16 @@ class MitraPresenceOut(serializers.Serializer):
     online_since = serializers.DateTimeField(allow_null=True)
     last_heartbeat_at = serializers.DateTimeField(allow_null=True)
     heartbeat_ttl_seconds = serializers.IntegerField(help_text="Kirim heartbeat lebih sering dari ini.")
+    rest_until = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Sedang istirahat (tanpa tawaran baru) sampai saat ini; null bila tidak. "
+        "Sesi yang berjalan tetap berjalan.",
+    )
+    rest_reason = serializers.CharField(
+        help_text="`crisis` (pendinginan setelah sesi krisis), `break` (jeda setelah banyak sesi "
+        "beruntun), atau kosong."
+    )
+    sessions_in_row = serializers.IntegerField(help_text="Sesi beruntun sejak jeda terakhir.")
 
 
 def _presence(mitra, presence):
@@ -146,6 +170,16 @@ def _presence(mitra, presence):
         "online_since": mitra.online_since,
         "last_heartbeat_at": presence.last_heartbeat_at,
         "heartbeat_ttl_seconds": get_config().heartbeat_ttl_seconds,
+        **_rest(mitra),
+    }
+
+
+def _rest(mitra):
+    resting = is_resting(mitra, now=timezone.now())
+    return {
+        "rest_until": mitra.rest_until if resting else None,
+        "rest_reason": mitra.rest_reason if resting else "",
+        "sessions_in_row": mitra.sessions_in_row,
     }
 
 

@@ -15,6 +15,11 @@ class Gender(models.TextChoices):
     UNSPECIFIED = "unspecified", _("Not stated")
 
 
+class RestReason(models.TextChoices):
+    CRISIS = "crisis", _("Cool-down after a crisis session")
+    BREAK = "break", _("Break after many sessions in a row")
+
+
 class Mitra(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.PROTECT, related_name="mitra"
@@ -39,6 +44,19 @@ class Mitra(models.Model):
     # When the mitra last got a session offered; ties in assignment go to the one idle longest.
     last_assigned_at = models.DateTimeField(_("last assigned at"), null=True, blank=True)
     deactivated_at = models.DateTimeField(_("deactivated at"), null=True, blank=True)
+    # Rest (mitras/rest.py): no offers until `rest_until`, after a crisis-flagged session
+    # (`rest_reason` "crisis") or a long run of sessions ("break"). Written only by
+    # `rest.mitra_session_finished`, in the transaction that ends a session.
+    rest_until = models.DateTimeField(_("resting until"), null=True, blank=True)
+    rest_reason = models.CharField(
+        _("rest reason"), max_length=16, blank=True, default="", db_default="", choices=RestReason.choices
+    )
+    sessions_in_row = models.PositiveSmallIntegerField(
+        _("sessions in a row"), default=0, db_default=0, editable=False
+    )
+    last_session_ended_at = models.DateTimeField(
+        _("last session ended at"), null=True, blank=True, editable=False
+    )
     rating_count = models.PositiveIntegerField(_("number of ratings"), default=0)
     rating_sum = models.PositiveIntegerField(_("sum of ratings"), default=0)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)

@@ -110,11 +110,14 @@ def schedule_of(mitra) -> list:
 
 def schedules_of(mitra_ids) -> dict:
     """{mitra_id: [WeeklyInterval, …]} in one query (Besties without hours are absent)."""
+    return _schedules(WorkingHours.objects.filter(mitra_id__in=list(mitra_ids)))
+
+
+def _schedules(rows) -> dict:
     schedules = defaultdict(list)
-    rows = WorkingHours.objects.filter(mitra_id__in=list(mitra_ids)).values_list(
+    for mitra_id, weekday, start, end in rows.values_list(
         "mitra_id", "weekday", "start_minute", "end_minute"
-    )
-    for mitra_id, weekday, start, end in rows:
+    ):
         schedules[mitra_id].append(WeeklyInterval(weekday, start, end))
     return {mitra_id: sorted(intervals) for mitra_id, intervals in schedules.items()}
 
@@ -170,7 +173,8 @@ def next_available_at(weekly, *, now: datetime) -> datetime | None:
 
 def next_start_after(weekly, *, now: datetime) -> datetime | None:
     """When the Bestie next starts work after `now` (the start of a working stretch strictly after
-    `now`; a stretch running at `now` does not count), or None for an empty schedule."""
+    `now`; a stretch running at `now` does not count), or None for an empty schedule (and for a
+    round-the-clock one, which never starts again)."""
     for interval_start, _ in working_intervals(
         weekly, start=now - timedelta(days=1), end=now + timedelta(days=9)
     ):
@@ -182,8 +186,8 @@ def next_start_after(weekly, *, now: datetime) -> datetime | None:
 def next_scheduled_start(*, now: datetime) -> datetime | None:
     """The earliest `next_start_after` of any active (not deactivated) Bestie, or None when no
     active Bestie has working hours (the beacon's `next_available_at`)."""
-    active = Mitra.objects.filter(deactivated_at__isnull=True).values("id")
-    starts = [next_start_after(weekly, now=now) for weekly in schedules_of(active).values()]
+    active = _schedules(WorkingHours.objects.filter(mitra__deactivated_at__isnull=True))
+    starts = [next_start_after(weekly, now=now) for weekly in active.values()]
     starts = [start for start in starts if start is not None]
     return min(starts) if starts else None
 

@@ -3,11 +3,12 @@
 Presence: a mitra is present when toggled online (`is_online`), not deactivated, and its last
 heartbeat is younger than `heartbeat_ttl_seconds`. The last heartbeat is the later of Valkey's
 `mitra:heartbeat:<id>` and Postgres' `last_heartbeat_at`; loads come from Valkey's
-`mitra:capacity:<id>`, else from Postgres through `mitra_loads`. Available: present and load
-below capacity. Every read here answers from Postgres when Valkey is down.
+`mitra:capacity:<id>`, else from Postgres through `mitra_loads`. Available: present, load
+below capacity and not resting (mitras/rest.py). Every read here answers from Postgres when Valkey is down.
 """
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,16 +18,17 @@ from rest_framework.fields import DateTimeField
 
 from halobestie.errors import NotFound
 from halobestie.runtime.selectors import get_config
-from mitras import mirror
+from mitras import mirror, schedule
 from mitras.load import mitra_loads
 from mitras.models import Mitra
+from mitras.rest import is_resting
 
 
 @dataclass(frozen=True)
 class Presence:
     is_online: bool  # toggled online (the mitra's own switch)
     is_present: bool  # toggled online, not deactivated, heartbeat fresh
-    is_available: bool  # present with a free slot
+    is_available: bool  # present with a free slot, not resting
     load: int
     last_heartbeat_at: datetime | None
 
@@ -49,7 +51,7 @@ def last_heartbeats(mitras) -> dict:
 
 def presence_of(mitras, *, now=None) -> dict:
     """{mitra.id: Presence} for Mitra rows already loaded (they need `is_online`,
-    `deactivated_at`, `capacity`, `last_heartbeat_at`). One Valkey round trip; Postgres for
+    `deactivated_at`, `capacity`, `last_heartbeat_at`, `rest_until`). One Valkey round trip; Postgres for
     whatever Valkey cannot answer."""
     mitras = list(mitras)
     if not mitras:
@@ -76,7 +78,7 @@ def presence_of(mitras, *, now=None) -> dict:
         result[mitra.id] = Presence(
             is_online=mitra.is_online and mitra.deactivated_at is None,
             is_present=is_present,
-            is_available=is_present and load < mitra.capacity,
+            is_available=is_present and load < mitra.capacity and not is_resting(mitra, now=now),
             load=load,
             last_heartbeat_at=last,
         )
@@ -149,7 +151,15 @@ def mitras_present(*, now=None) -> list:
     fresh): the one definition of "online" the beacon and the control center's dashboard share."""
     mitras = list(
         Mitra.objects.filter(is_online=True, deactivated_at__isnull=True).only(
-            "id", "display_name", "is_online", "deactivated_at", "capacity", "last_heartbeat_at"
+            "id",
+            "display_name",
+            "is_online",
+            "deactivated_at",
+            "capacity",
+            "last_heartbeat_at",
+            "rest_until",  # presence: a resting Bestie is not available
+            "topics",  # the beacon's counts per topic and language
+            "languages",
         )
     )
     presence = presence_of(mitras, now=now)
@@ -157,17 +167,32 @@ def mitras_present(*, now=None) -> list:
 
 
 def availability_compute(*, now=None) -> dict:
-    """The beacon from the rows: {online, available, busy, updated_at}."""
+    """The beacon from the rows: {online, available, busy, available_by_language,
+    available_by_topic, next_available_at, updated_at}.
+
+    `available_by_language` / `available_by_topic`: how many available Besties (present, a free
+    slot) speak each language / take each topic (only those with at least one).
+    `next_available_at`: when nobody is online, the earliest next start of any active Bestie's
+    working hours (mitras/schedule.py), else null; null too when no Bestie has hours."""
     now = now or timezone.now()
-    presence = [p for _, p in mitras_present(now=now)]
-    online = len(presence)
-    available = sum(1 for p in presence if p.is_available)
+    present = mitras_present(now=now)
+    online = len(present)
+    available = [mitra for mitra, presence in present if presence.is_available]
+    next_start = schedule.next_scheduled_start(now=now) if online == 0 else None
     return {
         "online": online,
-        "available": available,
-        "busy": online - available,
+        "available": len(available),
+        "busy": online - len(available),
+        "available_by_language": _counts(m.languages for m in available),
+        "available_by_topic": _counts(m.topics for m in available),
+        "next_available_at": _datetime_field.to_representation(next_start) if next_start else None,
         "updated_at": _datetime_field.to_representation(now),
     }
+
+
+def _counts(lists) -> dict:
+    counts = Counter(value for values in lists for value in set(values))
+    return dict(sorted(counts.items()))
 
 
 def availability_beacon_json() -> str:

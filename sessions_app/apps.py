@@ -21,6 +21,10 @@ class SessionsAppConfig(AppConfig):
         on_mitra_available(mitra_available_dispatch)
         # Staff deactivated a mitra: its offers go to others, its active sessions end.
         on_mitra_deactivated(sessions_release_deactivated_mitra)
+        # ... and its bookings not yet started are cancelled and refunded (issue 25).
+        from sessions_app.bookings import bookings_cancel_for_deactivated_mitra
+
+        on_mitra_deactivated(bookings_cancel_for_deactivated_mitra)
 
         # ... and its sockets close at once (4003), on every server process.
         on_mitra_deactivated(_close_mitra_sockets)

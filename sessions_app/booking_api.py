@@ -124,7 +124,10 @@ class MitraSlotsApi(APIView):
             raise NotFound("Bestie tidak ditemukan.", code="mitra_not_found")
         now = timezone.now()
         start = query.validated_data.get("from_") or now
-        end = query.validated_data.get("to") or start + timedelta(days=7)
+        try:
+            end = query.validated_data.get("to") or start + timedelta(days=7)
+        except OverflowError:  # `from` in the last week of year 9999
+            end = start
         if end <= start or end - start > booking_slots.MAX_RANGE:
             raise ServiceError(
                 "Rentang waktu 1 detik sampai 31 hari.",

@@ -405,6 +405,22 @@ def _cancel_for_client(booking_id, *, actor, reason, note=""):
     return Booking.objects.select_related("session", "mitra", "client").get(pk=booking_id)
 
 
+def bookings_cancel_for_deactivated_mitra(mitra_id) -> int:
+    """Hook for mitras.hooks.on_mitra_deactivated: the Bestie's bookings not yet started are
+    cancelled as by staff (a full refund, the client told at once), instead of being offered at
+    their start to a Bestie who can no longer accept."""
+    cancelled = 0
+    for booking_id in Booking.objects.filter(
+        mitra_id=mitra_id, session__status__in=[Status.PENDING_PAYMENT, Status.SCHEDULED]
+    ).values_list("pk", flat=True):
+        try:
+            _cancel_for_client(booking_id, actor=None, reason=EndReason.STAFF_CANCELLED)
+        except Conflict:
+            continue  # it moved on meanwhile
+        cancelled += 1
+    return cancelled
+
+
 def booking_move_by_staff(*, actor, booking_id, starts_at) -> Booking:
     """Staff move a booking (no change deadline; the new time must be free and in the Bestie's
     hours). Both sides are told. Audited by the caller."""

@@ -18,6 +18,7 @@ from django.utils import timezone
 from halobestie.errors import Conflict, Forbidden, NotFound, ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
+from mitras.rest import mitra_session_finished
 from payments.services import (
     invoice_cancel_quietly,
     invoice_open,
@@ -31,6 +32,7 @@ from sessions_app.effects import load_changed, notify_updated, record, user_ids_
 from sessions_app.errors import SessionNotFound
 from sessions_app.matching import back_to_matching, dispatch_after_commit, withdraw_pending_offer
 from sessions_app.models import (
+    Booking,
     ChatSession,
     EndReason,
     OfferOutcome,
@@ -69,6 +71,12 @@ def end_active(session, *, reason, actor=None, now, fault=settlement.FAULT_NONE)
     record(session, "ended", actor=actor, reason=reason, **({"fault": fault} if fault else {}))
     settlement.session_settle(session=session, fault=fault, now=now)
     load_changed(session.mitra_id, -1)
+    mitra_session_finished(
+        mitra_id=session.mitra_id,
+        accepted_at=session.accepted_at,
+        ended_at=now,
+        was_flagged=session.is_flagged,
+    )  # rest after a crisis or a long run (mitras/rest.py)
     notify_updated(session)
     transaction.on_commit(lambda: notifications.session_ended(session=session))
     dispatch_after_commit()
@@ -360,6 +368,13 @@ def session_end(*, session_id, actor, fault: str = settlement.FAULT_NONE, now=No
         elif session.status in (Status.PENDING_PAYMENT, Status.MATCHING, Status.OFFERED):
             if role == "mitra":
                 raise Conflict("Tolak tawaran dengan /decline.", code="use_decline")
+            if (
+                role == "client"
+                and session.is_booked
+                and not Booking.objects.filter(session=session, mitra_absent_at__isnull=False).exists()
+            ):
+                # The booking's rules (change deadline, no-show) hold: POST /bookings/{id}/cancel.
+                raise Conflict("Batalkan lewat pemesanan.", code="use_booking_cancel")
             reason = EndReason.STAFF_ENDED if is_staff else EndReason.CLIENT_CANCELLED
             _cancel(session, reason=reason, actor=actor, now=now, refund=True)
         else:

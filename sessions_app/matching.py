@@ -38,6 +38,7 @@ from django.utils import timezone
 from halobestie.runtime.selectors import get_config
 from mitras.favourites import favourite_ids_by_client
 from mitras.models import Mitra
+from mitras.rest import mitras_ready_for_offers
 from mitras.schedule import with_working_now
 from mitras.selectors import last_heartbeats
 from sessions_app import blocking, events, notifications, observations, preferences, wait_inputs
@@ -188,6 +189,7 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
         beats = last_heartbeats(mitras)
         ttl = config.heartbeat_ttl_seconds
         mitras = [m for m in mitras if beats[m.id] is not None and (now - beats[m.id]).total_seconds() < ttl]
+        mitras = mitras_ready_for_offers(mitras, now=now)  # resting Besties get no offers (mitras/rest.py)
         loads = {m.id: m.load for m in mitras}  # read from the locked rows
         candidates = {m.id: m for m in mitras if loads.get(m.id, 0) < m.capacity}
         refused = set(
@@ -205,7 +207,11 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
                 unplaced += 1
                 continue
             mitra = _choose_mitra(
-                session, _clear_of_bookings(candidates, booked_from, session, now), loads, refused,
+                session,
+                _clear_of_bookings(
+                    candidates, booked_from, session, now, accept_within=config.offer_timeout_seconds
+                ),
+                loads, refused,
                 favourites.get(session.client_id, set()),
             )  # fmt: skip
             if mitra is None:
@@ -233,12 +239,13 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
     return offered
 
 
-def _clear_of_bookings(candidates, booked_from, session, now):
+def _clear_of_bookings(candidates, booked_from, session, now, *, accept_within=0):
     """The candidates this session would not run into a booking of (bookings.py): it must end,
-    at its booked length, before the Bestie's next booking less the buffer."""
+    at its booked length, before the Bestie's next booking less the buffer, even if accepted at
+    the last moment of the offer (its time starts at the accept)."""
     if not booked_from:
         return candidates
-    ends = now + timedelta(seconds=session.duration_seconds)
+    ends = now + timedelta(seconds=accept_within + session.duration_seconds)
     return {mid: m for mid, m in candidates.items() if mid not in booked_from or ends <= booked_from[mid]}
 
 

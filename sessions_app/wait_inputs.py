@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
+from mitras.rest import is_resting
 from mitras.selectors import presence_of
 from sessions_app import preferences
 from sessions_app.models import OCCUPYING_STATUSES, ChatSession, Status
@@ -50,7 +51,7 @@ def queue_state(*, now) -> QueueState:
     lengths = recent_lengths(now=now)
     online = list(
         Mitra.objects.filter(is_online=True, deactivated_at__isnull=True).only(
-            "id", "is_online", "deactivated_at", "capacity", "last_heartbeat_at"
+            "id", "is_online", "deactivated_at", "capacity", "last_heartbeat_at", "rest_until"
         )
     )
     presence = presence_of(online, now=now)
@@ -70,8 +71,11 @@ def queue_state(*, now) -> QueueState:
         else:
             chat = Chat(booked_seconds=booked, elapsed_seconds=(now - (offered_at or now)).total_seconds())
         taken[mitra_id].append(chat)
+    # A resting Bestie (mitras/rest.py: crisis cool-down, break) gets no offers: her free slots
+    # are left out, so nobody is promised a slot the dispatcher will not fill.
     slots = {
-        mitra_id: taken[mitra_id] + [None] * max(0, mitra.capacity - len(taken[mitra_id]))
+        mitra_id: taken[mitra_id]
+        + ([] if is_resting(mitra, now=now) else [None] * max(0, mitra.capacity - len(taken[mitra_id])))
         for mitra_id, mitra in present.items()
     }
     return QueueState(lengths=lengths, slots=slots)

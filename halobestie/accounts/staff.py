@@ -24,8 +24,9 @@ from django.db import transaction
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
-from halobestie.accounts.models import Role, User
+from halobestie.accounts.models import IssuedTokenPair, Role, User
 from halobestie.accounts.services import _revoke_refresh_tokens
+from halobestie.accounts.tokens import family_revoke
 from halobestie.audit.services import audit_record
 from halobestie.errors import Forbidden, NotFound, ServiceError
 
@@ -144,5 +145,8 @@ def mitra_password_reset_complete(*, uidb64: str, token: str, password: str, req
         user.set_password(password)
         user.save(update_fields=["password", "updated_at"])
         _revoke_refresh_tokens(user.pk)
+        # Access tokens too (REST and sockets), not only their refresh tokens: signed out now.
+        for family in set(IssuedTokenPair.objects.filter(user=user).values_list("family", flat=True)):
+            family_revoke(family=family)
         audit_record(actor=user, action="mitra_password_reset", obj=user, request=request)
     return user

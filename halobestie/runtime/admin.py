@@ -74,7 +74,7 @@ class RuntimeConfigAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request):
             raise PermissionDenied
         try:
-            row = runtime_config_rollback(version=version, actor=request.user)
+            row = runtime_config_rollback(version=version, actor=request.user, request=request)
         except RuntimeConfigChange.DoesNotExist:
             self.message_user(
                 request, _("There is no version %(version)s.") % {"version": version}, messages.ERROR

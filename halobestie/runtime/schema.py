@@ -109,6 +109,13 @@ class RuntimeConfigValues:
     # this order, is let go n-th delay seconds after it entered matching.
     preference_relax_order: tuple = ("gender", "topics", "language")
     preference_relax_after_seconds: tuple = (60, 120, 180)
+    # Rest for Besties (mitras/rest.py): no offers for this long after a crisis-flagged session
+    # ends (0: none); and after this many sessions in a row (0: no limit) a break of
+    # `mitra_break_seconds`. Sessions are in a row when each was accepted less than
+    # `mitra_break_seconds` after the one before ended.
+    mitra_crisis_cooldown_seconds: int = 900
+    mitra_max_sessions_in_row: int = 8
+    mitra_break_seconds: int = 900
     # Booked sessions (sessions_app/bookings.py, docs/payments.md): the earliest a slot may start
     # from now, the step between bookable starts, how far ahead, the gap kept free around every
     # booking, how long an unpaid booking holds its time, how long the booked Bestie has after
@@ -166,6 +173,9 @@ _INT_LIMITS = {
     "max_message_length": (1, 4000),
     "crisis_free_minutes": (0, 120),
     "callback_payer_retention_days": (30, 3650),
+    "mitra_crisis_cooldown_seconds": (0, 86400),
+    "mitra_max_sessions_in_row": (0, 100),
+    "mitra_break_seconds": (60, 86400),
     "booking_lead_seconds": (0, 7 * 86400),
     "booking_slot_minutes": (5, 240),
     "booking_horizon_days": (1, 90),

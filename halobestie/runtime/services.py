@@ -22,7 +22,7 @@ def runtime_config_update(*, values: dict, actor=None) -> RuntimeConfig:
         return _save(validated.to_json(), actor=actor)
 
 
-def runtime_config_rollback(*, version: int, actor) -> RuntimeConfig:
+def runtime_config_rollback(*, version: int, actor, request=None) -> RuntimeConfig:
     """Save the values of the earlier `version` again, as a new version: validated against
     today's schema (a version the schema no longer accepts is refused with the reasons),
     recorded in the history and the audit log, broadcast to every instance like any save.
@@ -40,7 +40,7 @@ def runtime_config_rollback(*, version: int, actor) -> RuntimeConfig:
         row = _save(validated.to_json(), actor=actor, restored_version=version)
         audit_record(
             actor=actor, action="rollback_runtime_config", obj=row,
-            before=before, after={"restored_version": version, "values": row.values},
+            before=before, after={"restored_version": version, "values": row.values}, request=request,
         )  # fmt: skip
     return row
 

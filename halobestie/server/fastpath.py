@@ -197,6 +197,16 @@ def _static_headers():
     return headers
 
 
+def _hsts():
+    """Django's SecurityMiddleware's Strict-Transport-Security (on HTTPS requests only)."""
+    value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+    if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        value += "; includeSubDomains"
+    if settings.SECURE_HSTS_PRELOAD:
+        value += "; preload"
+    return value
+
+
 def _secure(scope):
     if scope.get("scheme") == "https":
         return True
@@ -223,6 +233,8 @@ class FastRoutes:
             and settings.FAST_ROUTES_ENABLED
             and scope["method"] in ("GET", "HEAD")
             and scope.get(SCOPE_KEY, PUBLIC) == PUBLIC
+            # A browser's (the API docs' "Try it out"): Django adds the CORS headers it needs.
+            and not any(key == b"origin" for key, _ in scope.get("headers") or ())
         ):
             entry = _match(scope)
             served_here = entry is not None and (not settings.SECURE_SSL_REDIRECT or _secure(scope))
@@ -258,6 +270,8 @@ class FastRoutes:
                 status, extra = 200, []
             if self._headers is None:
                 self._headers = _static_headers()
+            if settings.SECURE_HSTS_SECONDS and _secure(scope):
+                extra = [*extra, (b"strict-transport-security", _hsts().encode())]
             headers = [
                 *self._headers,
                 *extra,

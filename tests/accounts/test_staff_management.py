@@ -253,3 +253,20 @@ def test_it_refuses_an_overlong_password_without_hashing_it(make_staff, make_mit
     assert "Paling banyak 128 karakter." in response.content.decode()
     mitra.user.refresh_from_db()
     assert mitra.user.check_password("sandi-lama-ayu-1")
+
+
+def test_a_password_reset_refuses_the_access_tokens_issued_before_it(make_staff, make_mitra):
+    # "Every session of the Bestie signed out": whoever holds a stolen access token too, not
+    # only the refresh token (an access token lives AUTH_ACCESS_TOKEN_SECONDS).
+    from halobestie.accounts import staff
+
+    mitra = make_mitra(password="sandi-lama-ayu-1")
+    access = login(mitra.user.phone, "sandi-lama-ayu-1").json()["access"]
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+    assert api.get("/api/v1/mitra/bookings").status_code == 200
+    mitra.user.refresh_from_db()  # the login changed last_login, which the link's token hashes
+    link = staff.mitra_password_reset_link(actor=make_staff("support"), user=mitra.user)
+    uidb64, token = link.rstrip("/").split("/")[-2:]
+    staff.mitra_password_reset_complete(uidb64=uidb64, token=token, password="sandi-baru-ayu-77")
+    assert api.get("/api/v1/mitra/bookings").status_code == 401

@@ -137,6 +137,9 @@ def test_it_records_each_save_in_the_history_and_rolls_back_with_one_click(inter
     assert list(AuditEntry.objects.order_by("id").values_list("action", "actor_id")) == [
         ("update_runtime_config", admin.id), ("rollback_runtime_config", admin.id),
     ]  # fmt: skip
+    # Both audited with where they came from, the rollback as the save.
+    [update_ip, rollback_ip] = AuditEntry.objects.order_by("id").values_list("ip_address", flat=True)
+    assert update_ip and rollback_ip == update_ip
 
 
 def test_it_lets_only_admins_roll_back(internal_client, make_staff):

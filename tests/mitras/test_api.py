@@ -26,7 +26,15 @@ def test_it_counts_online_available_and_busy_besties_in_the_beacon(
     assert response.status_code == 200
     body = response.json()
     assert {k: body[k] for k in ("online", "available", "busy")} == {"online": 2, "available": 1, "busy": 1}
-    assert set(body) == {"online", "available", "busy", "updated_at"}
+    assert set(body) == {
+        "online",
+        "available",
+        "busy",
+        "available_by_language",
+        "available_by_topic",
+        "next_available_at",
+        "updated_at",
+    }
 
 
 def test_it_serves_the_cached_beacon_without_touching_the_database(

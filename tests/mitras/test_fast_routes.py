@@ -206,3 +206,34 @@ def test_the_fast_routes_keep_the_per_person_read_limit(transactional_db, fresh_
     assert limited.json()["error"]["code"] == "rate_limited"
     assert int(limited.headers["retry-after"]) >= 1
     assert limited.headers["x-request-id"]
+
+
+def test_a_cross_origin_read_from_the_control_center_gets_django_cors_headers(transactional_db, settings):
+    # The API docs' "Try it out" (halobestie/server/middleware.py, ApiDocsCorsMiddleware): the
+    # fast route has no CORS headers, so the browser would refuse its answer.
+    settings.CC_ORIGIN = "https://cc.example.test"
+
+    async def scenario(client):
+        return await client.get("/api/v1/config", headers={"Origin": "https://cc.example.test"})
+
+    answer = _run(scenario)
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == "https://cc.example.test"
+
+
+def test_a_fast_answer_over_https_carries_hsts_as_django_would(transactional_db, settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    settings.SECURE_HSTS_PRELOAD = False
+
+    async def scenario(client):
+        return (
+            await client.get("/api/v1/config", headers={"X-Forwarded-Proto": "https"}),
+            await client.get("/api/v1/config"),
+        )
+
+    secure, plain = _run(scenario)
+    assert fast.body.refreshes >= 1  # answered by the fast route
+    assert secure.headers["strict-transport-security"] == "max-age=3600; includeSubDomains"
+    assert "strict-transport-security" not in plain.headers  # as Django: HTTPS only

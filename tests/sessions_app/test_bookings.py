@@ -372,3 +372,93 @@ def test_support_moves_and_cancels_a_booking_in_the_control_center_audited(
     assert booking.session.status == Status.CANCELLED and booking.session.end_reason == "staff_cancelled"
     assert sum(Refund.objects.filter(session=booking.session).values_list("amount_idr", flat=True)) == 25000
     assert AuditEntry.objects.filter(action="booking.cancel", object_id=str(booking.pk)).count() == 1
+
+
+def test_slots_from_the_last_week_of_year_9999_is_a_400_not_a_500(booked_mitra):
+    # `to` defaults to `from` + 7 days, which does not exist after 9999-12-24.
+    answer = auth_client(booked_mitra.user).get(
+        f"/api/v1/mitras/{booked_mitra.id}/slots", {"package": "curhat-30", "from": "9999-12-31T00:00:00Z"}
+    )
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["error"]["code"] == "invalid_range"
+
+
+def test_the_client_cannot_cancel_a_started_booking_through_the_session_end_route(
+    booked_mitra, make_client_user
+):
+    # After the change deadline the no-show rule applies (docs/payments.md): POST
+    # /sessions/{id}/end on the booked session must not cancel it with a full refund.
+    client = make_client_user()
+    slot = _next_slot()
+    booking = _paid(
+        bookings.booking_create(
+            client=client, mitra_id=booked_mitra.id, starts_at=slot, package_code="curhat-30"
+        )
+    )
+    bookings.bookings_start_due(now=slot)
+    api = auth_client(client)
+    answer = api.post(f"/api/v1/sessions/{booking.session_id}/end")
+    assert answer.status_code == 409, answer.content
+    assert answer.json()["error"]["code"] == "use_booking_cancel"
+    booking.session.refresh_from_db()
+    assert booking.session.status == Status.OFFERED
+    assert not Refund.objects.filter(session=booking.session).exists()
+    # The Bestie did not come: then ending it is the full refund the client is owed.
+    offers_expire_due(now=slot + timedelta(seconds=601))
+    assert api.post(f"/api/v1/sessions/{booking.session_id}/end").status_code == 200
+    booking.session.refresh_from_db()
+    assert booking.session.status == Status.CANCELLED
+
+
+def test_an_on_demand_offer_accepted_at_its_last_moment_still_ends_before_the_booking(
+    booked_mitra, make_client_user, paid_session
+):
+    # An on-demand session's time starts at the accept, up to offer_timeout_seconds after the
+    # offer: with no buffer, a 60-minute session offered 65+ minutes before a booking could run
+    # 25 minutes into it when accepted at the end of a 30-minute offer.
+    from mitras.services import mitra_set_online
+
+    mitra_set_online(mitra=booked_mitra, is_online=True)
+    runtime_config_update(
+        values={
+            "booking_lead_seconds": 0,
+            "booking_slot_minutes": 5,
+            "booking_buffer_minutes": 0,
+            "offer_timeout_seconds": 1800,
+        }
+    )
+    slot = (timezone.now() + timedelta(minutes=70)).replace(second=0, microsecond=0)
+    slot = slot.replace(minute=slot.minute - slot.minute % 5)
+    _paid(
+        bookings.booking_create(
+            client=make_client_user(), mitra_id=booked_mitra.id, starts_at=slot, package_code="curhat-30"
+        )
+    )
+    long = paid_session(package="curhat-60")
+    long.refresh_from_db()
+    assert long.status == Status.MATCHING
+
+
+def test_deactivating_a_bestie_cancels_and_refunds_their_bookings_ahead(
+    booked_mitra, make_client_user, make_staff
+):
+    from mitras.services import mitra_deactivate
+
+    paid = _paid(
+        bookings.booking_create(
+            client=make_client_user(),
+            mitra_id=booked_mitra.id,
+            starts_at=_next_slot(3),
+            package_code="curhat-30",
+        )
+    )
+    held = bookings.booking_create(
+        client=make_client_user(), mitra_id=booked_mitra.id, starts_at=_next_slot(5), package_code="curhat-30"
+    )
+    mitra_deactivate(mitra=booked_mitra, actor=make_staff("admin"))
+    for booking in (paid, held):
+        booking.session.refresh_from_db()
+        assert booking.session.status == Status.CANCELLED
+    assert Refund.objects.filter(session=paid.session).exists()
+    # Nothing is offered to the deactivated Bestie at the start.
+    assert bookings.bookings_start_due(now=_next_slot(3)) == 0
