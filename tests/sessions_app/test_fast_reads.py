@@ -128,3 +128,75 @@ def test_revoked_inactive_and_replaced_participants_get_nothing(paid_session, on
 
     assert [a.status_code for a in answers] == [401, 401]
     assert answers[0].json()["error"]["code"] == "token_revoked"
+
+
+def _scope(user=None, *, token=None, query=b""):
+    token = token or (tokens_for(user)["access"] if user else None)
+    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+    return {"type": "http", "client": ("192.0.2.5", 41000), "headers": headers, "query_string": query}
+
+
+def test_a_fast_read_costs_one_statement_and_its_messages_one_more(
+    paid_session, online_mitra, django_assert_max_num_queries
+):
+    """The caller's token (not revoked), account, mitra, the session and its latest payment in one
+    statement; the history adds its messages: the same bytes as the view's."""
+    from payments.models import Payment
+    from sessions_app import fast_reads
+
+    session, mitra = _active_session(paid_session, online_mitra)
+    state, history = f"/api/v1/sessions/{session.id}", f"/api/v1/sessions/{session.id}/messages"
+    # The latest payment comes back as JSON from PostgreSQL: its time must print as the view's
+    # (trailing zeros of the microseconds, whole seconds, none).
+    expiries = [timezone.now().replace(microsecond=120000), timezone.now().replace(microsecond=0), None]
+    users = [session.client, mitra.user, session.client]
+    for user, expires_at in zip(users, expiries, strict=True):
+        Payment.objects.filter(session=session).update(expires_at=expires_at)
+        from_view = auth_client(user).get(state).content
+        history_from_view = auth_client(user).get(history + "?after_seq=1&limit=3").content
+        scope, history_scope = _scope(user), _scope(user, query=b"after_seq=1&limit=3")
+        with django_assert_max_num_queries(1):
+            body = fast_reads._session_state(scope, str(session.id))
+        with django_assert_max_num_queries(2):
+            history_body = fast_reads._message_history(history_scope, str(session.id))
+        assert body == from_view
+        assert b'"payment":{"id":' in body
+        assert history_body == history_from_view
+    # Compiled once by Django, then run with each request's parameters (not compiled afresh).
+    assert all(query._prepared is not None for query in fast_reads._SESSION_QUERIES.values())
+
+
+def test_the_one_statement_refuses_what_the_view_refuses(paid_session, online_mitra, make_mitra):
+    """Declined (None: Django answers) for a revoked token, an inactive or deleted account, a
+    deactivated mitra, a replaced mitra, another person's session, a wrong role claim."""
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from mitras.models import Mitra
+    from sessions_app import fast_reads
+
+    session, mitra = _active_session(paid_session, online_mitra)
+    client, session_id = session.client, str(session.id)
+    other = make_mitra()
+    assert fast_reads._session_state(_scope(client), session_id) is not None
+    assert fast_reads._session_state(_scope(other.user), session_id) is None
+
+    revoked = tokens_for(client)["access"]
+    access_revoke(jti=AccessToken(revoked).payload["jti"], expires_at=timezone.now() + timedelta(minutes=15))
+    assert fast_reads._session_state(_scope(token=revoked), session_id) is None
+    assert fast_reads._message_history(_scope(token=revoked), session_id) is None
+
+    wrong_role = AccessToken.for_user(client)
+    wrong_role["role"] = "mitra"
+    assert fast_reads._session_state(_scope(token=str(wrong_role)), session_id) is None
+
+    mitra_token = tokens_for(mitra.user)["access"]
+    assert fast_reads._session_state(_scope(token=mitra_token), session_id) is not None
+    Mitra.objects.filter(pk=mitra.pk).update(deactivated_at=timezone.now())
+    assert fast_reads._session_state(_scope(token=mitra_token), session_id) is None
+    assert fast_reads._message_history(_scope(token=mitra_token), session_id) is None
+
+    client_token = tokens_for(client)["access"]
+    User.objects.filter(pk=client.pk).update(deleted_at=timezone.now())
+    assert fast_reads._session_state(_scope(token=client_token), session_id) is None
+    User.objects.filter(pk=client.pk).update(deleted_at=None, is_active=False)
+    assert fast_reads._session_state(_scope(token=client_token), session_id) is None
