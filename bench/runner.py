@@ -518,8 +518,9 @@ def assignment():
     )
     loads = (
         Mitra.objects.filter(id__in=[m.id for m in mitras])
-        .annotate(load=Count("chat_sessions", filter=Q(chat_sessions__status__in=["offered", "active"])))
-        .values_list("load", "capacity")
+        # Counted from the sessions, not read from Mitra.load: the bench checks the column too.
+        .annotate(occupied=Count("chat_sessions", filter=Q(chat_sessions__status__in=["offered", "active"])))
+        .values_list("occupied", "capacity")
     )
     overbooked = sum(1 for load, capacity in loads if load > capacity)
     offered = statuses.get("offered", 0)

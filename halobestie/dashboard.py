@@ -2,7 +2,8 @@
 mirror through the same selectors the apps use.
 
 - Online: `mitras.selectors.mitras_present`, the beacon's definition (toggled online, not
-  deactivated, heartbeat fresh): name, load/capacity, heartbeat age.
+  deactivated, heartbeat fresh): name, load/capacity, heartbeat age, resting until (cool-down or
+  break: present but no offers).
 - Waiting: sessions in matching, in queue order (first in, first out by `matching_started_at`),
   how long they have waited and what they asked for.
 - Ending soon: active sessions whose end is within ENDING_SOON_WINDOW.
@@ -80,6 +81,10 @@ def mitras_online(*, now) -> list:
             "capacity": mitra.capacity,
             "is_available": presence.is_available,
             "heartbeat_age_seconds": _seconds(presence.last_heartbeat_at, now),
+            # Resting (mitras/rest.py: crisis cool-down or a break): present, no offers until then.
+            "rest_until": timezone.localtime(mitra.rest_until).strftime("%H:%M:%S")
+            if mitra.rest_until and mitra.rest_until > now
+            else None,
             "url": admin_url("admin:mitras_mitra_change", [mitra.id]),
         }
         for mitra, presence in mitras_present(now=now)

@@ -6,8 +6,10 @@ What it changes, and why (measured with bench/chat_bench.py):
 - **Publishing is not serialised.** channels_redis publishes under the shard's one asyncio lock,
   so a process has at most one PUBLISH in flight: every sender queues behind every other
   sender's round trip. Here publishes run concurrently on a bounded, blocking connection pool
-  (REALTIME_VALKEY_CONNECTIONS; a burst waits for a connection, it never fails for lack of
-  one). Subscribing keeps channels_redis' lock (it must not race with flush()).
+  (REALTIME_VALKEY_CONNECTIONS; a burst waits for a connection however long it takes, as frames
+  queued behind channels_redis' lock did: a timeout would drop them, e.g. the queue.position
+  frames of a 500-session dispatch; a Valkey that stops answering is the watchdog's to handle,
+  closing sockets with 1012). Subscribing keeps channels_redis' lock (it must not race with flush()).
 - **One round trip per chat message** (`publish_message`): the message frame is serialised once
   and published to both participants' groups, and the recipient's live-socket count is read
   (for the push when they have none), all in one Lua call.
@@ -53,10 +55,10 @@ class UserGroupShard(RedisSingleShardConnection):
             max_connections = getattr(settings, "REALTIME_VALKEY_CONNECTIONS", 32)
             if address is not None:
                 pool = aioredis.BlockingConnectionPool.from_url(
-                    address, max_connections=max_connections, timeout=5, **host
+                    address, max_connections=max_connections, timeout=None, **host
                 )
             else:
-                pool = aioredis.BlockingConnectionPool(max_connections=max_connections, timeout=5, **host)
+                pool = aioredis.BlockingConnectionPool(max_connections=max_connections, timeout=None, **host)
             self._publisher = aioredis.Redis(connection_pool=pool)
             self._publish_script = self._publisher.register_script(_PUBLISH_SCRIPT)
         return self._publisher

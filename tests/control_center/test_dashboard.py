@@ -35,6 +35,17 @@ def test_it_counts_and_lists_online_as_the_beacon_does(internal_client, make_sta
     assert (row["name"], row["load"], row["capacity"], row["is_available"]) == ("Ayu", 0, 3, True)
     assert 0 <= row["heartbeat_age_seconds"] < 5
     assert row["url"] == f"/admin/mitras/mitra/{fresh.pk}/change/"
+    assert row["rest_until"] is None
+
+    # A Bestie cooling down after a crisis is present but not available: the row says until when.
+    rest_until = timezone.now() + timedelta(minutes=15)
+    type(fresh).objects.filter(pk=fresh.pk).update(rest_until=rest_until, rest_reason="crisis")
+    data = internal_client.get("/admin/dashboard.json").json()
+    [row] = data["lists"]["online"]
+    assert row["rest_until"] == timezone.localtime(rest_until).strftime("%H:%M:%S")
+    assert (
+        row["is_available"] is False and data["mitras_available"] == availability_compute()["available"] == 0
+    )
 
 
 def test_it_lists_waiting_clients_in_queue_order_with_their_wishes(
