@@ -59,29 +59,40 @@ def test_it_answers_a_lock_timeout_with_its_own_code_and_logs_no_parameters(make
 
 def test_it_answers_a_deadlock_with_database_conflict(make_client_user):
     first, second = make_client_user(), make_client_user()
-    barrier = threading.Barrier(2)
-    errors = []
 
-    def lock(ids):
-        try:
-            with transaction.atomic():
-                for index, user_id in enumerate(ids):
-                    User.objects.select_for_update().filter(pk=user_id).first()
-                    if index == 0:
-                        barrier.wait(timeout=10)
-        except OperationalError as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+    def provoke():
+        """Two transactions lock the same two rows in opposite orders: Postgres kills one."""
+        barrier = threading.Barrier(2)
+        errors = []
 
-    threads = [
-        threading.Thread(target=lock, args=([first.pk, second.pk],)),
-        threading.Thread(target=lock, args=([second.pk, first.pk],)),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+        def lock(ids):
+            try:
+                with transaction.atomic():
+                    for index, user_id in enumerate(ids):
+                        User.objects.select_for_update().filter(pk=user_id).first()
+                        if index == 0:
+                            barrier.wait(timeout=30)
+            except (OperationalError, threading.BrokenBarrierError) as exc:
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        threads = [
+            threading.Thread(target=lock, args=([first.pk, second.pk],)),
+            threading.Thread(target=lock, args=([second.pk, first.pk],)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        return errors
+
+    # In the whole suite a thread may wait for a pooled connection long enough to miss the other
+    # (no deadlock at all, then): provoke it again; what is asserted is how a deadlock is answered.
+    for _attempt in range(3):
+        errors = provoke()
+        if len(errors) == 1 and getattr(getattr(errors[0], "__cause__", None), "sqlstate", None) == "40P01":
+            break
     assert len(errors) == 1
     answer = database_error_as_service_error(errors[0])
     assert isinstance(answer, DatabaseConflict)
