@@ -9,7 +9,7 @@ import threading
 import psycopg
 import pytest
 import requests
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, connection
 
 from halobestie.accounts.models import User
 from halobestie.accounts.tokens import tokens_for
@@ -59,40 +59,36 @@ def test_it_answers_a_lock_timeout_with_its_own_code_and_logs_no_parameters(make
 
 def test_it_answers_a_deadlock_with_database_conflict(make_client_user):
     first, second = make_client_user(), make_client_user()
+    barrier = threading.Barrier(2)
+    errors = []
 
-    def provoke():
-        """Two transactions lock the same two rows in opposite orders: Postgres kills one."""
-        barrier = threading.Barrier(2)
-        errors = []
-
-        def lock(ids):
+    def lock(ids):
+        # Two connections of their own (not the pool's, which the whole suite's threads share):
+        # the same two rows locked in opposite orders, so Postgres kills one transaction. Its
+        # error reaches us as Django's OperationalError caused by psycopg's, as Django wraps it.
+        with psycopg.connect(_dsn()) as raw:
             try:
-                with transaction.atomic():
+                with raw.transaction():
                     for index, user_id in enumerate(ids):
-                        User.objects.select_for_update().filter(pk=user_id).first()
+                        raw.execute(
+                            f"SELECT id FROM {User._meta.db_table} WHERE id = %s FOR UPDATE", [user_id]
+                        )
                         if index == 0:
                             barrier.wait(timeout=30)
-            except (OperationalError, threading.BrokenBarrierError) as exc:
-                errors.append(exc)
-            finally:
-                connection.close()
+            except psycopg.OperationalError as exc:
+                try:
+                    raise OperationalError(str(exc)) from exc
+                except OperationalError as wrapped:
+                    errors.append(wrapped)
 
-        threads = [
-            threading.Thread(target=lock, args=([first.pk, second.pk],)),
-            threading.Thread(target=lock, args=([second.pk, first.pk],)),
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        return errors
-
-    # In the whole suite a thread may wait for a pooled connection long enough to miss the other
-    # (no deadlock at all, then): provoke it again; what is asserted is how a deadlock is answered.
-    for _attempt in range(3):
-        errors = provoke()
-        if len(errors) == 1 and getattr(getattr(errors[0], "__cause__", None), "sqlstate", None) == "40P01":
-            break
+    threads = [
+        threading.Thread(target=lock, args=([first.pk, second.pk],)),
+        threading.Thread(target=lock, args=([second.pk, first.pk],)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
     assert len(errors) == 1
     answer = database_error_as_service_error(errors[0])
     assert isinstance(answer, DatabaseConflict)
