@@ -64,11 +64,28 @@ def _payload(booking, *, with_payment=False):
     return data
 
 
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 instant that states its offset (Z or +07:00): a booking time without one
+    would be guessed, and a guess may be seven hours off."""
+
+    def to_internal_value(self, value):
+        try:
+            parsed = parse_datetime(value) if isinstance(value, str) and "\x00" not in value else None
+        except ValueError:
+            parsed = None  # well formed but impossible (month 13): DateTimeField says why
+        if parsed is not None and parsed.tzinfo is None:
+            self.fail("naive")
+        return super().to_internal_value(value)
+
+    default_error_messages = {"naive": "Sertakan zona waktu, mis. 2026-12-01T19:00:00+07:00."}
+
+
 class SlotsQuery(serializers.Serializer):
     package = serializers.CharField(max_length=32)
     # `from` is a Python keyword: the field is renamed below.
-    from_ = serializers.DateTimeField(required=False)
-    to = serializers.DateTimeField(required=False)
+    # With their offset, as `starts_at` on a booking: a time without one would be guessed.
+    from_ = AwareDateTimeField(required=False)
+    to = AwareDateTimeField(required=False)
 
     def to_internal_value(self, data):
         data = {
@@ -157,22 +174,6 @@ class MitraSlotsApi(APIView):
                 ],
             }
         )
-
-
-class AwareDateTimeField(serializers.DateTimeField):
-    """An ISO 8601 instant that states its offset (Z or +07:00): a booking time without one
-    would be guessed, and a guess may be seven hours off."""
-
-    def to_internal_value(self, value):
-        try:
-            parsed = parse_datetime(value) if isinstance(value, str) and "\x00" not in value else None
-        except ValueError:
-            parsed = None  # well formed but impossible (month 13): DateTimeField says why
-        if parsed is not None and parsed.tzinfo is None:
-            self.fail("naive")
-        return super().to_internal_value(value)
-
-    default_error_messages = {"naive": "Sertakan zona waktu, mis. 2026-12-01T19:00:00+07:00."}
 
 
 class BookingCreateIn(serializers.Serializer):

@@ -303,6 +303,10 @@ def test_the_api_books_lists_and_hides_the_client_from_the_bestie(booked_mitra, 
     answer = api.get(f"/api/v1/mitras/{booked_mitra.id}/slots", {"package": "curhat-30"})
     assert answer.status_code == 200, answer.content
     slot = answer.json()["slots"][0]
+    naive = api.get(
+        f"/api/v1/mitras/{booked_mitra.id}/slots", {"package": "curhat-30", "from": "2030-01-01T10:00:00"}
+    )
+    assert naive.status_code == 400 and naive.json()["error"]["code"] == "validation_error"
     assert slot["starts_at_local"].endswith("+07:00")
     created = api.post(
         "/api/v1/bookings",
