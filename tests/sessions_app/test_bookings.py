@@ -466,3 +466,30 @@ def test_deactivating_a_bestie_cancels_and_refunds_their_bookings_ahead(
     assert Refund.objects.filter(session=paid.session).exists()
     # Nothing is offered to the deactivated Bestie at the start.
     assert bookings.bookings_start_due(now=_next_slot(3)) == 0
+
+
+def test_deleting_the_account_cancels_and_refunds_the_clients_bookings_ahead(booked_mitra, make_client_user):
+    client = make_client_user()
+    paid = _paid(
+        bookings.booking_create(
+            client=client, mitra_id=booked_mitra.id, starts_at=_next_slot(3), package_code="curhat-30"
+        )
+    )
+    held = bookings.booking_create(
+        client=client, mitra_id=booked_mitra.id, starts_at=_next_slot(5), package_code="curhat-30"
+    )
+
+    response = auth_client(client).delete("/api/v1/me")
+    assert response.status_code in (200, 204)
+
+    for booking in (paid, held):
+        booking.session.refresh_from_db()
+        assert (booking.session.status, booking.session.end_reason) == (Status.CANCELLED, "account_deleted")
+    assert Refund.objects.filter(session=paid.session).exists()
+    assert not Refund.objects.filter(session=held.session).exists()
+    # The time is free again for somebody else, and nothing starts for the client who is gone.
+    assert bookings.bookings_start_due(now=_next_slot(3)) == 0
+    other = bookings.booking_create(
+        client=make_client_user(), mitra_id=booked_mitra.id, starts_at=_next_slot(3), package_code="curhat-30"
+    )
+    assert other.session.status == Status.PENDING_PAYMENT
