@@ -96,20 +96,22 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Django's built-ins are used through halobestie/server/inline_builtins.py: under ASGI their
+    # hooks that do no I/O run on the event loop instead of a thread hop each (issue 22).
     "halobestie.server.middleware.RequestIdMiddleware",
     # NUL bytes and lone surrogates in the path or the query string: 400 before any view.
     "halobestie.server.middleware.HostileInputMiddleware",
     # "Try it out" in the internal API docs calls the public API from CC_ORIGIN.
     "halobestie.server.middleware.ApiDocsCorsMiddleware",
     "halobestie.server.listeners.ListenerUrlconfMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "halobestie.server.inline_builtins.SecurityMiddleware",
+    "halobestie.server.inline_builtins.SessionMiddleware",
     "halobestie.server.language.LanguageMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "halobestie.server.inline_builtins.CommonMiddleware",
+    "halobestie.server.inline_builtins.CsrfViewMiddleware",
+    "halobestie.server.inline_builtins.AuthenticationMiddleware",
+    "halobestie.server.inline_builtins.MessageMiddleware",
+    "halobestie.server.inline_builtins.XFrameOptionsMiddleware",
     # Last, so it sees a view's exception first: a database outage is a 503, not a 500.
     "halobestie.errors.DatabaseUnavailableMiddleware",
 ]
