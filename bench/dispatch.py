@@ -30,7 +30,8 @@ PROCESSES = 2
 THREADS = int(os.environ.get("BENCH_DISPATCH_THREADS", "8"))
 TARGET_SECONDS = 5.0
 DB = os.environ.get("BENCH_DISPATCH_DB", "halobestie_bench_dispatch")
-PREFIX = "benchdispatch:"
+PREFIX = os.environ.get("BENCH_DISPATCH_VALKEY_PREFIX", "benchdispatch:")
+LAYER_PREFIX = os.environ.get("BENCH_DISPATCH_LAYER_PREFIX", "benchdispatch-layer")
 
 
 def _urls(db):
@@ -48,7 +49,7 @@ def env_for(db, **overrides):
         DATABASE_URL=url,
         VALKEY_URL=valkey,
         VALKEY_KEY_PREFIX=PREFIX,
-        CHANNEL_LAYER_PREFIX="benchdispatch-layer",
+        CHANNEL_LAYER_PREFIX=LAYER_PREFIX,
         TEST_DATABASE_NAME="",
         DEBUG="false",
         TESTING="false",
@@ -92,7 +93,7 @@ def recreate_database(db):
     )
 
 
-def clear_valkey(patterns=(f"{PREFIX}*", "benchdispatch-layer*")):
+def clear_valkey(patterns=(f"{PREFIX}*", f"{LAYER_PREFIX}*")):
     import redis
 
     _, _, valkey = _urls(DB)

@@ -43,7 +43,13 @@ from mitras.schedule import with_working_now
 from mitras.selectors import last_heartbeats
 from sessions_app import blocking, events, notifications, observations, preferences, wait_inputs
 from sessions_app.booking_slots import next_booking_starts
-from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
+from sessions_app.effects import (
+    load_changed,
+    notify_updated,
+    participant_user_ids,
+    record,
+    user_ids_of_mitras,
+)
 from sessions_app.models import (
     ChatSession,
     OfferOutcome,
@@ -54,7 +60,6 @@ from sessions_app.serializers import session_payload
 from sessions_app.states import check_transition
 
 logger = logging.getLogger(__name__)
-_broadcasting = threading.Lock()
 
 
 def dispatch_after_commit():
@@ -97,6 +102,8 @@ class _Coalesced:
 def _dispatch_and_retry():
     if queue_dispatch().contended:
         queue_dispatch(wait_for_locks=True)
+    if _paid_updates:  # the dispatch had nothing to broadcast: the paid sessions' updates still go
+        _send_queue_positions()
 
 
 _dispatch_coalesced = _Coalesced(lambda: _dispatch_and_retry())
@@ -290,31 +297,76 @@ def _offer(session, mitra, *, now, timeout):
     transaction.on_commit(send_offer)
 
 
-def _send_queue_positions():
-    """`queue.position` (place and `eta_seconds`) to every waiting client. One broadcast at a time
-    per process: a dispatch that finds one running skips its own, as the scheduler's next tick
-    (every second while anyone waits) sends fresh ones."""
-    if not _broadcasting.acquire(blocking=False):
-        return
-    try:
-        _queue_positions_send()
-    finally:
-        _broadcasting.release()
+_paid_updates = {}  # session id → user ids: paid sessions whose `session.updated` is due
+_paid_updates_lock = threading.Lock()
+
+
+def notify_paid(session):
+    """Precondition: `session` locked, just paid and matching. After commit its participants get
+    `session.updated`, sent by this process's next queue broadcast (which the dispatch after the
+    payment runs) with the estimate of the queue that broadcast computes: a burst of payments
+    shares one queue estimate per broadcast instead of one each."""
+    session_id, user_ids = session.pk, participant_user_ids(session)
+
+    def due():
+        with _paid_updates_lock:
+            _paid_updates[session_id] = user_ids
+
+    transaction.on_commit(due)
+
+
+def _take_paid_updates():
+    with _paid_updates_lock:
+        taken = dict(_paid_updates)
+        _paid_updates.clear()
+    return taken
+
+
+def _send_paid_updates(updates):
+    """`session.updated` for the paid sessions still waiting (one that has left the queue since
+    sent its own `session.updated` when it left: an offer, a cancellation)."""
+    for session_id, user_ids in updates.items():
+        fresh = ChatSession.objects.select_related("client", "mitra", "rating").filter(pk=session_id).first()
+        if fresh is not None and fresh.status == Status.MATCHING:
+            events.send_now(user_ids, {"type": "session.updated", "session": session_payload(fresh)})
 
 
 def _queue_positions_send():
-    waiting = wait_inputs.waiting_sessions()
-    etas = wait_inputs.waiting_etas(waiting)  # one set of inputs for the whole queue
-    for position, (session, eta) in enumerate(zip(waiting, etas, strict=True), start=1):
-        events.send_now(
-            [session.client_id],
-            {
-                "type": "queue.position",
-                "session_id": str(session.id),
-                "position": position,
-                "eta_seconds": eta,
-            },
-        )
+    """The due `session.updated` of paid sessions, then `queue.position` (place and
+    `eta_seconds`) to every waiting client, all from the queue as committed when the broadcast
+    starts (wait_inputs.queue_now)."""
+    updates = _take_paid_updates()
+    queue = wait_inputs.queue_now()
+    with wait_inputs.estimates_from(queue):
+        _send_paid_updates(updates)
+    events.send_many(
+        (
+            (
+                [place.client_id],
+                {
+                    "type": "queue.position",
+                    "session_id": str(place.session_id),
+                    "position": place.position,
+                    "eta_seconds": place.eta_seconds,
+                },
+            )
+            for place in queue.places
+        ),
+        line="queue.position",
+    )
+
+
+# Broadcasts are coalesced, never skipped: one at a time per process; the dispatches that ask
+# for one while it runs get one more, started after they asked (their commits in it), so the
+# latest place of every waiting client always goes out.
+_queue_positions_coalesced = _Coalesced(_queue_positions_send)
+
+
+def _send_queue_positions():
+    try:
+        _queue_positions_coalesced()
+    except Exception:
+        logger.exception("queue positions broadcast failed")
 
 
 def back_to_matching(session, *, outcome, now, actor=None):
