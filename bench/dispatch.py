@@ -14,6 +14,7 @@ capacity; double offers = a session with two offers.
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -164,6 +165,8 @@ def worker(args):
     from sessions_app import lifecycle
 
     ids = json.loads(Path(ids_path).read_text())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_at_start = usage.ru_utime + usage.ru_stime  # Django set up: only the payments are counted
     connection.ensure_connection()
     connection.close()
     errors = []
@@ -201,8 +204,16 @@ def worker(args):
             profile.disable()
         stats = pstats.Stats(*profiles)
         stats.dump_stats(out_path + ".prof")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     with open(out_path, "w") as file:
-        json.dump({"finished_at": finished, "errors": errors[:5]}, file)
+        json.dump(
+            {
+                "finished_at": finished,
+                "errors": errors[:5],
+                "cpu_s": usage.ru_utime + usage.ru_stime - cpu_at_start,
+            },
+            file,
+        )
 
 
 def dispatch_bench(*, log=print, db=DB):
@@ -242,12 +253,14 @@ def dispatch_bench(*, log=print, db=DB):
         time.sleep(0.02)
     errors = []
     finished = []
+    worker_cpu = []
     for child, out_path in children:
         child.wait(timeout=180)
         try:
             out = json.loads(Path(out_path).read_text())
             errors += out["errors"]
             finished.append(out["finished_at"])
+            worker_cpu.append(out.get("cpu_s", 0.0))
         except (OSError, ValueError):
             errors.append(f"worker exited with {child.returncode}")
     counts = _counts(ids)
@@ -274,6 +287,10 @@ def dispatch_bench(*, log=print, db=DB):
         "threads_per_process": THREADS,
         "seconds": seconds,
         "calls_returned_s": round(max(finished) - start_at, 2) if finished else None,
+        # CPU seconds of the two worker processes (from the release until their calls returned,
+        # frames sent after that included): comparable on a busy machine, where seconds are not.
+        "workers_cpu_s": round(sum(worker_cpu), 2),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "statuses": counts,
         "offered": counts.get("offered", 0),
         "queued": counts.get("matching", 0),

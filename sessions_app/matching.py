@@ -32,7 +32,7 @@ import threading
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Prefetch
 from django.utils import timezone
 
 from halobestie.runtime.selectors import get_config
@@ -41,6 +41,7 @@ from mitras.models import Mitra
 from mitras.rest import mitras_ready_for_offers
 from mitras.schedule import with_working_now
 from mitras.selectors import last_heartbeats
+from payments.models import Payment
 from sessions_app import blocking, events, notifications, observations, preferences, wait_inputs
 from sessions_app.booking_slots import next_booking_starts
 from sessions_app.effects import (
@@ -208,6 +209,7 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
         favourites = favourite_ids_by_client({session.client_id for session in waiting})
         booked_from = next_booking_starts(mitra_ids=list(candidates), now=now)  # issue 25
         unplaced = 0
+        announced = {}  # session id → the Bestie's user id, announced together after commit
         for session in waiting:
             _relax_preferences(session, now=now, config=config)
             if not candidates:
@@ -224,8 +226,9 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
             if mitra is None:
                 unplaced += 1
                 continue
-            _offer(session, mitra, now=now, timeout=config.offer_timeout_seconds)
+            _offer(session, mitra, now=now, timeout=config.offer_timeout_seconds, announce=False)
             offered.append(session.id)
+            announced[session.id] = mitra.user_id
             loads[mitra.id] = loads.get(mitra.id, 0) + 1
             if loads[mitra.id] >= mitra.capacity:
                 del candidates[mitra.id]
@@ -241,6 +244,8 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
                     .exists()
                 )
             )
+        if announced:
+            transaction.on_commit(lambda: _announce_offers(announced))
         if offered or waiting:
             transaction.on_commit(lambda: _send_queue_positions())
     return offered
@@ -268,8 +273,10 @@ def mitra_available_dispatch(mitra_id):
     _dispatch_coalesced()
 
 
-def _offer(session, mitra, *, now, timeout):
-    """Precondition: session locked and matching, mitra locked with a free slot."""
+def _offer(session, mitra, *, now, timeout, announce=True):
+    """Precondition: session locked and matching, mitra locked with a free slot. After commit
+    the Bestie gets `session.offer`, the client `session.updated` (unless `announce` is false:
+    the caller announces its offers together, `_announce_offers`)."""
     check_transition(session, Status.OFFERED)
     session.status = Status.OFFERED
     session.mitra = mitra
@@ -284,17 +291,22 @@ def _offer(session, mitra, *, now, timeout):
     record(session, "offered", mitra_id=mitra.id)
     load_changed(mitra.id, +1)
     observations.offer_made(session, now=now)
-    session_id, mitra_user_id = session.id, mitra.user_id
+    if announce:
+        offers = {session.id: mitra.user_id}
+        transaction.on_commit(lambda: _announce_offers(offers))
 
-    def send_offer():
-        fresh = ChatSession.objects.select_related("client", "mitra", "rating").filter(pk=session_id).first()
-        if fresh is not None and fresh.status == Status.OFFERED:
+
+def _announce_offers(offers):
+    """After commit: each offer still pending ({session id: the Bestie's user id}) to its Bestie
+    (`session.offer`, and a push) and to its client (`session.updated`)."""
+    for fresh in _sessions_fresh(offers):
+        mitra_user_id = offers[fresh.id]
+        still_offered = fresh.status == Status.OFFERED and fresh.mitra is not None
+        if still_offered and fresh.mitra.user_id == mitra_user_id:
             payload = session_payload(fresh)
             events.send_now([mitra_user_id], {"type": "session.offer", "session": payload})
             events.send_now([fresh.client_id], {"type": "session.updated", "session": payload})
             notifications.offer_made(session=fresh, mitra_user_id=mitra_user_id)
-
-    transaction.on_commit(send_offer)
 
 
 _paid_updates = {}  # session id → user ids: paid sessions whose `session.updated` is due
@@ -322,13 +334,28 @@ def _take_paid_updates():
     return taken
 
 
-def _send_paid_updates(updates):
-    """`session.updated` for the paid sessions still waiting (one that has left the queue since
-    sent its own `session.updated` when it left: an offer, a cancellation)."""
-    for session_id, user_ids in updates.items():
-        fresh = ChatSession.objects.select_related("client", "mitra", "rating").filter(pk=session_id).first()
-        if fresh is not None and fresh.status == Status.MATCHING:
-            events.send_now(user_ids, {"type": "session.updated", "session": session_payload(fresh)})
+def _sessions_fresh(session_ids):
+    """The committed sessions with everything their payload reads: two queries for any number."""
+    if not session_ids:
+        return []
+    newest_first = Payment.objects.order_by("-created_at")
+    return list(
+        ChatSession.objects.select_related("client", "mitra", "rating")
+        .prefetch_related(Prefetch("payments", queryset=newest_first, to_attr="payments_newest"))
+        .filter(pk__in=list(session_ids))
+    )
+
+
+def _send_paid_updates(updates, queue):
+    """`session.updated` for the paid sessions still waiting, their place and estimate from
+    `queue` (one that has left the queue since sent its own `session.updated` when it left: an
+    offer, a cancellation)."""
+    for fresh in _sessions_fresh(updates):
+        place = queue.by_session_id.get(fresh.id)
+        if fresh.status == Status.MATCHING and place is not None:
+            fresh.queue_ahead = place.position - 1
+            payload = session_payload(fresh)
+            events.send_now(updates[fresh.id], {"type": "session.updated", "session": payload})
 
 
 def _queue_positions_send():
@@ -338,7 +365,7 @@ def _queue_positions_send():
     updates = _take_paid_updates()
     queue = wait_inputs.queue_now()
     with wait_inputs.estimates_from(queue):
-        _send_paid_updates(updates)
+        _send_paid_updates(updates, queue)
     events.send_many(
         (
             (
