@@ -29,9 +29,10 @@ dispatchers up to the rows another dispatcher holds at that moment.
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Prefetch
 from django.utils import timezone
 
@@ -383,15 +384,57 @@ def _queue_positions_send():
     )
 
 
-# Broadcasts are coalesced, never skipped: one at a time per process; the dispatches that ask
-# for one while it runs get one more, started after they asked (their commits in it), so the
-# latest place of every waiting client always goes out.
-_queue_positions_coalesced = _Coalesced(_queue_positions_send)
+BROADCAST_SPACING_SECONDS = 0.25
+
+
+class _Spaced:
+    """Run `job` at most once per `spacing` seconds per process, one run at a time, never a
+    request dropped: a request within `spacing` of the last run's start is served by one timer at
+    the end of the spacing (however many requests come meanwhile), whose run starts after them
+    and so sees their commits; a request while a run goes on gets one more run after it
+    (_Coalesced)."""
+
+    def __init__(self, job, *, spacing):
+        self.coalesced = _Coalesced(job)
+        self.spacing = spacing
+        self.lock = threading.Lock()
+        self.last_started = float("-inf")
+        self.timer = None
+
+    def __call__(self):
+        with self.lock:
+            if self.timer is not None:
+                return  # the timer's run comes after this request
+            wait = self.last_started + self.spacing - time.monotonic()
+            if wait > 0:
+                self.timer = threading.Timer(wait, self._run_from_timer)
+                self.timer.daemon = True
+                self.timer.start()
+                return
+            self.last_started = time.monotonic()
+        self.coalesced()
+
+    def _run_from_timer(self):
+        with self.lock:
+            self.timer = None
+            self.last_started = time.monotonic()
+        try:
+            self.coalesced()
+        except Exception:
+            logger.exception("queue positions broadcast failed")
+        finally:
+            connection.close()  # this thread's own connection (back to the pool)
+
+
+# Broadcasts are spaced and coalesced, never skipped: under a burst of payments a process sends
+# the queue at most every BROADCAST_SPACING_SECONDS (not once per payment), and the latest place
+# of every waiting client always goes out.
+_queue_positions_spaced = _Spaced(_queue_positions_send, spacing=BROADCAST_SPACING_SECONDS)
 
 
 def _send_queue_positions():
     try:
-        _queue_positions_coalesced()
+        _queue_positions_spaced()
     except Exception:
         logger.exception("queue positions broadcast failed")
 
