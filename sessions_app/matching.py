@@ -15,8 +15,12 @@ each other, so there is no deadlock among them. A dispatcher that left sessions 
 free Bestie was held by another dispatcher dispatches once more after commit, this time waiting
 for the Besties' row locks (taken in id order: waiters cannot deadlock each other), so no session
 is stranded next to a free slot (the scheduler's tick dispatches as well). Within one process,
-dispatches requested after commit while one is running are coalesced into one more run (and
-`_send_queue_positions` runs one broadcast at a time per process).
+dispatches requested after commit while one is running are coalesced into one more run.
+
+After a dispatch, the queue broadcast (`queue.position` to every waiting client, and the due
+`session.updated` of sessions just paid, `notify_paid`) is coalesced and spaced per process: one
+at a time, at most one every BROADCAST_SPACING_SECONDS, never dropped, from one queue estimate
+(wait_inputs.queue_now) — under a burst of payments, not one estimate and one broadcast each.
 
 What bounds it: one dispatch costs a fixed handful of queries plus about five statements per offer
 (session, offer, event, the Bestie's load and last assignment), all in one transaction, so
