@@ -14,6 +14,7 @@ capacity; double offers = a session with two offers.
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -30,7 +31,8 @@ PROCESSES = 2
 THREADS = int(os.environ.get("BENCH_DISPATCH_THREADS", "8"))
 TARGET_SECONDS = 5.0
 DB = os.environ.get("BENCH_DISPATCH_DB", "halobestie_bench_dispatch")
-PREFIX = "benchdispatch:"
+PREFIX = os.environ.get("BENCH_DISPATCH_VALKEY_PREFIX", "benchdispatch:")
+LAYER_PREFIX = os.environ.get("BENCH_DISPATCH_LAYER_PREFIX", "benchdispatch-layer")
 
 
 def _urls(db):
@@ -48,7 +50,7 @@ def env_for(db, **overrides):
         DATABASE_URL=url,
         VALKEY_URL=valkey,
         VALKEY_KEY_PREFIX=PREFIX,
-        CHANNEL_LAYER_PREFIX="benchdispatch-layer",
+        CHANNEL_LAYER_PREFIX=LAYER_PREFIX,
         TEST_DATABASE_NAME="",
         DEBUG="false",
         TESTING="false",
@@ -92,7 +94,7 @@ def recreate_database(db):
     )
 
 
-def clear_valkey(patterns=(f"{PREFIX}*", "benchdispatch-layer*")):
+def clear_valkey(patterns=(f"{PREFIX}*", f"{LAYER_PREFIX}*")):
     import redis
 
     _, _, valkey = _urls(DB)
@@ -163,6 +165,8 @@ def worker(args):
     from sessions_app import lifecycle
 
     ids = json.loads(Path(ids_path).read_text())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_at_start = usage.ru_utime + usage.ru_stime  # Django set up: only the payments are counted
     connection.ensure_connection()
     connection.close()
     errors = []
@@ -200,8 +204,16 @@ def worker(args):
             profile.disable()
         stats = pstats.Stats(*profiles)
         stats.dump_stats(out_path + ".prof")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     with open(out_path, "w") as file:
-        json.dump({"finished_at": finished, "errors": errors[:5]}, file)
+        json.dump(
+            {
+                "finished_at": finished,
+                "errors": errors[:5],
+                "cpu_s": usage.ru_utime + usage.ru_stime - cpu_at_start,
+            },
+            file,
+        )
 
 
 def dispatch_bench(*, log=print, db=DB):
@@ -241,12 +253,14 @@ def dispatch_bench(*, log=print, db=DB):
         time.sleep(0.02)
     errors = []
     finished = []
+    worker_cpu = []
     for child, out_path in children:
         child.wait(timeout=180)
         try:
             out = json.loads(Path(out_path).read_text())
             errors += out["errors"]
             finished.append(out["finished_at"])
+            worker_cpu.append(out.get("cpu_s", 0.0))
         except (OSError, ValueError):
             errors.append(f"worker exited with {child.returncode}")
     counts = _counts(ids)
@@ -273,6 +287,10 @@ def dispatch_bench(*, log=print, db=DB):
         "threads_per_process": THREADS,
         "seconds": seconds,
         "calls_returned_s": round(max(finished) - start_at, 2) if finished else None,
+        # CPU seconds of the two worker processes (from the release until their calls returned,
+        # frames sent after that included): comparable on a busy machine, where seconds are not.
+        "workers_cpu_s": round(sum(worker_cpu), 2),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "statuses": counts,
         "offered": counts.get("offered", 0),
         "queued": counts.get("matching", 0),

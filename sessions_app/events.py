@@ -50,20 +50,65 @@ async def _group_send_all(user_ids, frame):
             logger.warning("event not delivered", extra={"event_type": frame.get("type")}, exc_info=True)
 
 
+_last_in_line = {}  # line → the task of its latest send_many (touched on the sending loop only)
+
+
+async def _send_all(sends, previous=None):
+    if previous is not None:
+        await asyncio.wait([previous])  # the frames of one line go out in the order sent
+    await asyncio.gather(*(_group_send_all(user_ids, frame) for user_ids, frame in sends))
+
+
+def _send_in_line(sends, line):
+    previous = _last_in_line.get(line) if line is not None else None
+    task = asyncio.ensure_future(_send_all(sends, previous))
+    if line is not None:
+        _last_in_line[line] = task
+
+        def forget(done):
+            if _last_in_line.get(line) is done:
+                del _last_in_line[line]
+
+        task.add_done_callback(forget)
+
+
 def send_now(user_ids, frame):
     """Fire-and-forget send of `frame` to every socket of the given users."""
     user_ids = [uid for uid in user_ids if uid is not None]
     if not user_ids:
         return
+    _schedule(_group_send_all(user_ids, frame))
+
+
+def send_many(sends, *, line=None):
+    """Fire-and-forget: each (user_ids, frame) of `sends`, handed to the sending loop at once (one
+    wake-up of its thread for a whole broadcast, not one per frame), the publishes concurrent.
+    Broadcasts of the same `line` (e.g. "queue.position") go out one after the other, in the order
+    of the calls: a later broadcast's frame never overtakes an earlier one's."""
+    sends = [([uid for uid in user_ids if uid is not None], frame) for user_ids, frame in sends]
+    sends = [(user_ids, frame) for user_ids, frame in sends if user_ids]
+    if not sends:
+        return
     loop = _sending_loop()
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        loop.create_task(_group_send_all(user_ids, frame))
+    if _running_loop() is loop:
+        _send_in_line(sends, line)
     else:
-        asyncio.run_coroutine_threadsafe(_group_send_all(user_ids, frame), loop)
+        loop.call_soon_threadsafe(_send_in_line, sends, line)
+
+
+def _running_loop():
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _schedule(coroutine):
+    loop = _sending_loop()
+    if _running_loop() is loop:
+        loop.create_task(coroutine)
+    else:
+        asyncio.run_coroutine_threadsafe(coroutine, loop)
 
 
 def send_on_commit(user_ids, frame):

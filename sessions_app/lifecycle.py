@@ -31,7 +31,7 @@ from sessions_app import blocking, notifications, observations, settlement
 from sessions_app.booking_slots import next_booking_starts
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.errors import SessionNotFound
-from sessions_app.matching import back_to_matching, dispatch_after_commit, withdraw_pending_offer
+from sessions_app.matching import back_to_matching, dispatch_after_commit, notify_paid, withdraw_pending_offer
 from sessions_app.models import (
     Booking,
     ChatSession,
@@ -227,7 +227,7 @@ def session_mark_paid(*, session_id, paid_at=None) -> ChatSession:
         session.matching_started_at = now
         session.save()
         record(session, "paid")
-        notify_updated(session)
+        notify_paid(session)  # sent by the queue broadcast that follows the dispatch
         dispatch_after_commit()
     return session
 

@@ -15,8 +15,12 @@ each other, so there is no deadlock among them. A dispatcher that left sessions 
 free Bestie was held by another dispatcher dispatches once more after commit, this time waiting
 for the Besties' row locks (taken in id order: waiters cannot deadlock each other), so no session
 is stranded next to a free slot (the scheduler's tick dispatches as well). Within one process,
-dispatches requested after commit while one is running are coalesced into one more run (and
-`_send_queue_positions` runs one broadcast at a time per process).
+dispatches requested after commit while one is running are coalesced into one more run.
+
+After a dispatch, the queue broadcast (`queue.position` to every waiting client, and the due
+`session.updated` of sessions just paid, `notify_paid`) is coalesced and spaced per process: one
+at a time, at most one every BROADCAST_SPACING_SECONDS, never dropped, from one queue estimate
+(wait_inputs.queue_now) — under a burst of payments, not one estimate and one broadcast each.
 
 What bounds it: one dispatch costs a fixed handful of queries plus about five statements per offer
 (session, offer, event, the Bestie's load and last assignment), all in one transaction, so
@@ -29,10 +33,11 @@ dispatchers up to the rows another dispatcher holds at that moment.
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, Prefetch
 from django.utils import timezone
 
 from halobestie.runtime.selectors import get_config
@@ -41,9 +46,16 @@ from mitras.models import Mitra
 from mitras.rest import mitras_ready_for_offers
 from mitras.schedule import with_working_now
 from mitras.selectors import last_heartbeats
+from payments.models import Payment
 from sessions_app import blocking, events, notifications, observations, preferences, wait_inputs
 from sessions_app.booking_slots import next_booking_starts
-from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
+from sessions_app.effects import (
+    load_changed,
+    notify_updated,
+    participant_user_ids,
+    record,
+    user_ids_of_mitras,
+)
 from sessions_app.models import (
     ChatSession,
     OfferOutcome,
@@ -54,7 +66,6 @@ from sessions_app.serializers import session_payload
 from sessions_app.states import check_transition
 
 logger = logging.getLogger(__name__)
-_broadcasting = threading.Lock()
 
 
 def dispatch_after_commit():
@@ -97,6 +108,8 @@ class _Coalesced:
 def _dispatch_and_retry():
     if queue_dispatch().contended:
         queue_dispatch(wait_for_locks=True)
+    if _paid_updates:  # the dispatch had nothing to broadcast: the paid sessions' updates still go
+        _send_queue_positions()
 
 
 _dispatch_coalesced = _Coalesced(lambda: _dispatch_and_retry())
@@ -201,6 +214,7 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
         favourites = favourite_ids_by_client({session.client_id for session in waiting})
         booked_from = next_booking_starts(mitra_ids=list(candidates), now=now)  # issue 25
         unplaced = 0
+        announced = {}  # session id → the Bestie's user id, announced together after commit
         for session in waiting:
             _relax_preferences(session, now=now, config=config)
             if not candidates:
@@ -217,8 +231,9 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
             if mitra is None:
                 unplaced += 1
                 continue
-            _offer(session, mitra, now=now, timeout=config.offer_timeout_seconds)
+            _offer(session, mitra, now=now, timeout=config.offer_timeout_seconds, announce=False)
             offered.append(session.id)
+            announced[session.id] = mitra.user_id
             loads[mitra.id] = loads.get(mitra.id, 0) + 1
             if loads[mitra.id] >= mitra.capacity:
                 del candidates[mitra.id]
@@ -234,6 +249,8 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
                     .exists()
                 )
             )
+        if announced:
+            transaction.on_commit(lambda: _announce_offers(announced))
         if offered or waiting:
             transaction.on_commit(lambda: _send_queue_positions())
     return offered
@@ -261,8 +278,10 @@ def mitra_available_dispatch(mitra_id):
     _dispatch_coalesced()
 
 
-def _offer(session, mitra, *, now, timeout):
-    """Precondition: session locked and matching, mitra locked with a free slot."""
+def _offer(session, mitra, *, now, timeout, announce=True):
+    """Precondition: session locked and matching, mitra locked with a free slot. After commit
+    the Bestie gets `session.offer`, the client `session.updated` (unless `announce` is false:
+    the caller announces its offers together, `_announce_offers`)."""
     check_transition(session, Status.OFFERED)
     session.status = Status.OFFERED
     session.mitra = mitra
@@ -277,44 +296,151 @@ def _offer(session, mitra, *, now, timeout):
     record(session, "offered", mitra_id=mitra.id)
     load_changed(mitra.id, +1)
     observations.offer_made(session, now=now)
-    session_id, mitra_user_id = session.id, mitra.user_id
+    if announce:
+        offers = {session.id: mitra.user_id}
+        transaction.on_commit(lambda: _announce_offers(offers))
 
-    def send_offer():
-        fresh = ChatSession.objects.select_related("client", "mitra", "rating").filter(pk=session_id).first()
-        if fresh is not None and fresh.status == Status.OFFERED:
+
+def _announce_offers(offers):
+    """After commit: each offer still pending ({session id: the Bestie's user id}) to its Bestie
+    (`session.offer`, and a push) and to its client (`session.updated`)."""
+    for fresh in _sessions_fresh(offers):
+        mitra_user_id = offers[fresh.id]
+        still_offered = fresh.status == Status.OFFERED and fresh.mitra is not None
+        if still_offered and fresh.mitra.user_id == mitra_user_id:
             payload = session_payload(fresh)
             events.send_now([mitra_user_id], {"type": "session.offer", "session": payload})
             events.send_now([fresh.client_id], {"type": "session.updated", "session": payload})
             notifications.offer_made(session=fresh, mitra_user_id=mitra_user_id)
 
-    transaction.on_commit(send_offer)
+
+_paid_updates = {}  # session id → user ids: paid sessions whose `session.updated` is due
+_paid_updates_lock = threading.Lock()
 
 
-def _send_queue_positions():
-    """`queue.position` (place and `eta_seconds`) to every waiting client. One broadcast at a time
-    per process: a dispatch that finds one running skips its own, as the scheduler's next tick
-    (every second while anyone waits) sends fresh ones."""
-    if not _broadcasting.acquire(blocking=False):
-        return
-    try:
-        _queue_positions_send()
-    finally:
-        _broadcasting.release()
+def notify_paid(session):
+    """Precondition: `session` locked, just paid and matching. After commit its participants get
+    `session.updated`, sent by this process's next queue broadcast (which the dispatch after the
+    payment runs) with the estimate of the queue that broadcast computes: a burst of payments
+    shares one queue estimate per broadcast instead of one each."""
+    session_id, user_ids = session.pk, participant_user_ids(session)
+
+    def due():
+        with _paid_updates_lock:
+            _paid_updates[session_id] = user_ids
+
+    transaction.on_commit(due)
+
+
+def _take_paid_updates():
+    with _paid_updates_lock:
+        taken = dict(_paid_updates)
+        _paid_updates.clear()
+    return taken
+
+
+def _sessions_fresh(session_ids):
+    """The committed sessions with everything their payload reads: two queries for any number."""
+    if not session_ids:
+        return []
+    newest_first = Payment.objects.order_by("-created_at")
+    return list(
+        ChatSession.objects.select_related("client", "mitra", "rating")
+        .prefetch_related(Prefetch("payments", queryset=newest_first, to_attr="payments_newest"))
+        .filter(pk__in=list(session_ids))
+    )
+
+
+def _send_paid_updates(updates, queue):
+    """`session.updated` for the paid sessions still waiting, their place and estimate from
+    `queue` (one that has left the queue since sent its own `session.updated` when it left: an
+    offer, a cancellation)."""
+    for fresh in _sessions_fresh(updates):
+        place = queue.by_session_id.get(fresh.id)
+        if fresh.status == Status.MATCHING and place is not None:
+            fresh.queue_ahead = place.position - 1
+            payload = session_payload(fresh)
+            events.send_now(updates[fresh.id], {"type": "session.updated", "session": payload})
 
 
 def _queue_positions_send():
-    waiting = wait_inputs.waiting_sessions()
-    etas = wait_inputs.waiting_etas(waiting)  # one set of inputs for the whole queue
-    for position, (session, eta) in enumerate(zip(waiting, etas, strict=True), start=1):
-        events.send_now(
-            [session.client_id],
-            {
-                "type": "queue.position",
-                "session_id": str(session.id),
-                "position": position,
-                "eta_seconds": eta,
-            },
-        )
+    """The due `session.updated` of paid sessions, then `queue.position` (place and
+    `eta_seconds`) to every waiting client, all from the queue as committed when the broadcast
+    starts (wait_inputs.queue_now)."""
+    updates = _take_paid_updates()
+    queue = wait_inputs.queue_now()
+    with wait_inputs.estimates_from(queue):
+        _send_paid_updates(updates, queue)
+    events.send_many(
+        (
+            (
+                [place.client_id],
+                {
+                    "type": "queue.position",
+                    "session_id": str(place.session_id),
+                    "position": place.position,
+                    "eta_seconds": place.eta_seconds,
+                },
+            )
+            for place in queue.places
+        ),
+        line="queue.position",
+    )
+
+
+BROADCAST_SPACING_SECONDS = 0.25
+
+
+class _Spaced:
+    """Run `job` at most once per `spacing` seconds per process, one run at a time, never a
+    request dropped: a request within `spacing` of the last run's start is served by one timer at
+    the end of the spacing (however many requests come meanwhile), whose run starts after them
+    and so sees their commits; a request while a run goes on gets one more run after it
+    (_Coalesced)."""
+
+    def __init__(self, job, *, spacing):
+        self.coalesced = _Coalesced(job)
+        self.spacing = spacing
+        self.lock = threading.Lock()
+        self.last_started = float("-inf")
+        self.timer = None
+
+    def __call__(self):
+        with self.lock:
+            if self.timer is not None:
+                return  # the timer's run comes after this request
+            wait = self.last_started + self.spacing - time.monotonic()
+            if wait > 0:
+                self.timer = threading.Timer(wait, self._run_from_timer)
+                self.timer.daemon = True
+                self.timer.start()
+                return
+            self.last_started = time.monotonic()
+        self.coalesced()
+
+    def _run_from_timer(self):
+        with self.lock:
+            self.timer = None
+            self.last_started = time.monotonic()
+        try:
+            self.coalesced()
+        except Exception:
+            logger.exception("queue positions broadcast failed")
+        finally:
+            connection.close()  # this thread's own connection (back to the pool)
+
+
+# Broadcasts are spaced and coalesced, never skipped: under a burst of payments a process sends
+# the queue at most every BROADCAST_SPACING_SECONDS (not once per payment), and the latest place
+# of every waiting client always goes out.
+_queue_positions_spaced = _Spaced(_queue_positions_send, spacing=BROADCAST_SPACING_SECONDS)
+
+
+def _send_queue_positions():
+    try:
+        _queue_positions_spaced()
+    except Exception:
+        logger.exception("queue positions broadcast failed")
 
 
 def back_to_matching(session, *, outcome, now, actor=None):

@@ -20,7 +20,9 @@ The estimator (stated for the apps in docs/realtime.md, measured by bench/wait_e
    **`eta_seconds` is the median, over the futures, of the moment the session's slot frees.**
    Drawing (rather than taking each chat's typical end) matters: the first of thirty chats to end
    ends much earlier than the earliest of thirty typical ends. The draws are seeded: the same
-   inputs give the same estimate.
+   inputs give the same estimate; each future has its own source, drawn in queue order, so a
+   session's estimate depends only on the sessions ahead of it (the queue's head estimated alone
+   gets the same numbers as within the whole queue).
 4. **Only this one** (`allow_any_mitra=false`): the median moment the requested Bestie's first
    slot frees; null when she is not present, or when she has a free slot but the session waits
    (she declined it, or a block stands between them). Null as well when no Bestie is present at
@@ -43,7 +45,7 @@ RECENT_HOURS = 6
 RECENT_SESSIONS = 100
 MIN_RECENT = 5
 FUTURES = 11  # drawn futures per broadcast; odd, so the median is one of them (31 measured no better)
-SEED = 19  # fixed: the same inputs give the same estimate
+SEED = 19  # fixed: the same inputs give the same estimate (future n draws from SEED + n)
 
 
 @dataclass(frozen=True)
@@ -142,12 +144,11 @@ def queue_etas(state: QueueState, waiting: Sequence[Waiting], *, futures: int = 
     `futures` futures drawn from the recent lengths; None where step 4 says so."""
     if not any(state.slots.values()):
         return [None] * len(waiting)
-    draw = random.Random(SEED)
     remaining = {
         mitra_id: [state.lengths.remaining_draw(chat) for chat in chats if chat is not None]
         for mitra_id, chats in state.slots.items()
     }
-    runs = [_one_future(state, waiting, draw, remaining) for _ in range(futures)]
+    runs = [_one_future(state, waiting, random.Random(SEED + n), remaining) for n in range(futures)]
     return [
         None if starts[0] is None else round(statistics.median(starts))
         for starts in zip(*runs, strict=True)
