@@ -349,7 +349,9 @@ class _Writer:
 
     def submit(self, item):
         self.pending.append(item)
-        if self.running < settings.REALTIME_DB_WRITERS:
+        # Never more writers than connections: a writer waiting for one would hide its batch's
+        # wait from oldest_wait().
+        if self.running < min(settings.REALTIME_DB_WRITERS, settings.REALTIME_DB_POOL_MAX):
             self.running += 1
             task = asyncio.get_running_loop().create_task(self._run())
             self.tasks.add(task)
