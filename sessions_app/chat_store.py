@@ -13,6 +13,10 @@ Why storing a message has two implementations:
   rolls the allocation back. Measured on this machine (issue 7): the ORM through Channels'
   default `database_sync_to_async` sustains only ≈ 100–200 messages/s per process, because every
   such call in a process shares one thread-sensitive executor; the async pool held ≈ 400–700/s.
+  Under load the statements of the messages waiting at one moment go in ONE transaction (group
+  commit, "Group commit" below): one pool checkout, one pipelined round trip and one commit for
+  all of them (issue 22: 0.5 → 0.08 ms of Python CPU per stored message, and the commits that
+  made the store the chat's limit are shared).
 - Everywhere else (the SQLite default of `make run`) `_store_orm` does the same through the ORM
   in `database_sync_to_async`: `SELECT … FOR UPDATE`, `last_seq + 1`, insert. It is also the
   reference implementation: tests/realtime/test_chat_store.py checks both give the same results.
