@@ -16,12 +16,15 @@ Environment (all optional):
 Writes bench/results/chat_bench/chat_bench.json and prints a table with the ratios.
 """
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
+
+import psutil
 
 from bench import procs, runner
 
@@ -80,6 +83,17 @@ def granian_cmd(app, port):
     ]  # fmt: skip
 
 
+def _server_pids(servers):
+    """The servers' pids and their children's: granian serves from worker processes of its own
+    (the parent only supervises), whose CPU is the server's."""
+    pids = []
+    for server in servers:
+        pids.append(server.pid)
+        with contextlib.suppress(psutil.Error):
+            pids += [child.pid for child in psutil.Process(server.pid).children(recursive=True)]
+    return pids
+
+
 def run_system(system, pairs, plan, seconds):
     runs = []
     for n, rates in plan:
@@ -111,7 +125,7 @@ def run_system(system, pairs, plan, seconds):
                     "mitra_url": mitra_url,
                     "pairs": pairs[:n],
                     "steps": steps,
-                    "server_pids": [p.pid for p in servers],
+                    "server_pids": _server_pids(servers),
                     "grace": 5,
                     "stop_when_failing": {"p99_ms": P99_LIMIT_MS} if len(rates) > 1 else None,
                 },

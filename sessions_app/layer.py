@@ -12,7 +12,8 @@ What it changes, and why (measured with bench/chat_bench.py):
   closing sockets with 1012). Subscribing keeps channels_redis' lock (it must not race with flush()).
 - **One round trip per chat message** (`publish_message`): the message frame is serialised once
   and published to both participants' groups, and the recipient's live-socket count is read
-  (for the push when they have none), all in one Lua call.
+  (for the push when they have none), all in one Lua call; the messages published while that
+  call is in flight share the next one (redis-py's per-call cost, not Valkey, was most of it).
 - **Bounded queues.** Each socket's queue holds at most REALTIME_SOCKET_QUEUE frames. A socket
   whose consumer falls that far behind is not fed more and more memory: the frame is dropped and
   the socket's overflow callback runs (the consumer closes it with 1013, try again later); the
@@ -28,16 +29,27 @@ from django.conf import settings
 from redis import asyncio as aioredis
 
 logger = logging.getLogger(__name__)
+_publishing = set()  # the tasks publishing waiting chat messages (a reference until done)
 
-# KEYS: group channel A, group channel B (may be empty), the recipient's sockets zset (may be
-# empty). ARGV: payload, now. PUBLISH to each group; the recipient's live sockets (lapsed ones
-# pruned first) are returned, -1 without a recipient.
+# For each message i (one or many): KEYS 3i-2, 3i-1, 3i: group channel A, group channel B (may be
+# empty), the recipient's sockets zset (may be empty); ARGV[1]: now, ARGV[i + 1]: its payload.
+# PUBLISH to each group; for each message the recipient's live sockets (lapsed ones pruned first),
+# -1 without a recipient.
 _PUBLISH_SCRIPT = """
-redis.call('PUBLISH', KEYS[1], ARGV[1])
-if KEYS[2] ~= '' then redis.call('PUBLISH', KEYS[2], ARGV[1]) end
-if KEYS[3] == '' then return -1 end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[2])
-return redis.call('ZCARD', KEYS[3])
+local counts = {}
+for i = 1, #ARGV - 1 do
+    local payload = ARGV[i + 1]
+    redis.call('PUBLISH', KEYS[3 * i - 2], payload)
+    if KEYS[3 * i - 1] ~= '' then redis.call('PUBLISH', KEYS[3 * i - 1], payload) end
+    local presence = KEYS[3 * i]
+    if presence == '' then
+        counts[i] = -1
+    else
+        redis.call('ZREMRANGEBYSCORE', presence, '-inf', ARGV[1])
+        counts[i] = redis.call('ZCARD', presence)
+    end
+end
+return counts
 """
 
 
@@ -46,6 +58,8 @@ class UserGroupShard(RedisSingleShardConnection):
         super().__init__(host, channel_layer)
         self._publisher = None
         self._publish_script = None
+        self._messages_waiting = []  # (keys, payload, future) for the next Lua call
+        self._messages_publishing = False
 
     def publisher(self):
         """A client for publishing, on its own blocking pool (not the subscriber's connection)."""
@@ -66,9 +80,38 @@ class UserGroupShard(RedisSingleShardConnection):
     async def publish(self, channel, message):
         await self.publisher().publish(channel, message)
 
-    async def publish_message(self, keys, args):
-        self.publisher()
-        return await self._publish_script(keys=keys, args=args)
+    async def publish_message(self, keys, payload):
+        """Publish one chat message (`keys`: its three keys); its recipient's socket count. One
+        Lua call at a time per process: the messages published while it is in flight go together
+        in the next one (one round trip for all, issue 22); alone, a message gets its call at once."""
+        future = asyncio.get_running_loop().create_future()
+        self._messages_waiting.append((keys, payload, future))
+        if not self._messages_publishing:
+            self._messages_publishing = True
+            task = asyncio.get_running_loop().create_task(self._publish_waiting())
+            _publishing.add(task)
+            task.add_done_callback(_publishing.discard)
+        return await future
+
+    async def _publish_waiting(self):
+        try:
+            while self._messages_waiting:
+                batch, self._messages_waiting = self._messages_waiting, []
+                try:
+                    self.publisher()
+                    keys = [key for keys, _, _ in batch for key in keys]
+                    args = [time.time()] + [payload for _, payload, _ in batch]
+                    counts = await self._publish_script(keys=keys, args=args)
+                except Exception as exc:
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, _, future), count in zip(batch, counts, strict=True):
+                    if not future.done():
+                        future.set_result(count)
+        finally:
+            self._messages_publishing = False  # no await since the waiting list was found empty
 
     async def flush(self):
         await super().flush()
@@ -159,9 +202,7 @@ class UserGroupLoopLayer(RedisPubSubLoopLayer):
             channels.pop()
         if len(channels) == 1:
             channels.append("")
-        return await shard.publish_message(
-            keys=[channels[0], channels[1], presence_key], args=[payload, time.time()]
-        )
+        return await shard.publish_message([channels[0], channels[1], presence_key], payload)
 
     async def flush(self):
         self.overflow_callbacks = {}

@@ -154,18 +154,22 @@ async def socket_open_count(user_id, channel_name) -> int | None:
         return None
 
 
-# A token bucket per user in Valkey, shared by the user's sockets on every process: rate per
-# second, burst, now (seconds, float). Returns 1 when a token was taken.
+# Token buckets per user in Valkey, shared by the user's sockets on every process: rate per
+# second, burst, now (seconds, float); one key per message asking (a user may appear twice).
+# Returns 1 (a token was taken) or 0 for each key, in order.
 _BUCKET_SCRIPT = """
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
 local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local tokens, updated = tonumber(state[1]), tonumber(state[2])
-if tokens == nil then tokens = burst; updated = now end
-tokens = math.min(burst, tokens + math.max(0, now - updated) * rate)
-local taken = 0
-if tokens >= 1 then tokens = tokens - 1; taken = 1 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now))
-redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
+local taken = {}
+for i, bucket in ipairs(KEYS) do
+    local state = redis.call('HMGET', bucket, 'tokens', 'updated')
+    local tokens, updated = tonumber(state[1]), tonumber(state[2])
+    if tokens == nil then tokens = burst; updated = now end
+    tokens = math.min(burst, tokens + math.max(0, now - updated) * rate)
+    taken[i] = 0
+    if tokens >= 1 then tokens = tokens - 1; taken[i] = 1 end
+    redis.call('HSET', bucket, 'tokens', tostring(tokens), 'updated', tostring(now))
+    redis.call('EXPIRE', bucket, math.ceil(burst / rate) + 1)
+end
 return taken
 """
 
@@ -173,25 +177,55 @@ return taken
 async def user_message_allowed(user_id) -> bool | None:
     """Take one token of the user's message bucket (REALTIME_MESSAGES_PER_SECOND / _BURST),
     shared by all of the user's sockets. None when Valkey cannot answer (or is not configured):
-    the caller falls back to the socket's own bucket."""
+    the caller falls back to the socket's own bucket.
+
+    One Valkey call at a time per process: the messages that ask while it is in flight are
+    answered together by the next one (one round trip for all, issue 22); alone, a message
+    gets its own call at once, as before."""
     if not settings.VALKEY_URL:
         return None
+    loop = asyncio.get_running_loop()
+    asking = _bucket_asking.get(loop)
+    if asking is None:
+        asking = _bucket_asking[loop] = {"pending": [], "running": False}
+    future = loop.create_future()
+    asking["pending"].append((user_id, future))
+    if not asking["running"]:
+        asking["running"] = True
+        task = loop.create_task(_take_tokens(asking))
+        _bucket_tasks.add(task)
+        task.add_done_callback(_bucket_tasks.discard)
+    return await future
+
+
+async def _take_tokens(asking):
     try:
-        client = _redis()
-        script = _bucket_scripts.get(client)
-        if script is None:
-            # EVALSHA: the script's text is sent once per client, not with every message.
-            script = _bucket_scripts[client] = client.register_script(_BUCKET_SCRIPT)
-        taken = await script(
-            keys=[key(f"realtime:messages:{user_id}")],
-            args=[settings.REALTIME_MESSAGES_PER_SECOND, settings.REALTIME_MESSAGES_BURST, time.time()],
-        )
-    except Exception as exc:
-        _note_valkey_degraded("message rate", exc)
-        return None
-    return bool(taken)
+        while asking["pending"]:
+            batch, asking["pending"] = asking["pending"], []
+            try:
+                client = _redis()
+                script = _bucket_scripts.get(client)
+                if script is None:
+                    # EVALSHA: the script's text is sent once per client, not with every call.
+                    script = _bucket_scripts[client] = client.register_script(_BUCKET_SCRIPT)
+                rate, burst = settings.REALTIME_MESSAGES_PER_SECOND, settings.REALTIME_MESSAGES_BURST
+                taken = await script(
+                    keys=[key(f"realtime:messages:{user_id}") for user_id, _ in batch],
+                    args=[rate, burst, time.time()],
+                )
+                answers = [bool(t) for t in taken]
+            except Exception as exc:
+                _note_valkey_degraded("message rate", exc)
+                answers = [None] * len(batch)
+            for (_, future), answer in zip(batch, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
+    finally:
+        asking["running"] = False  # no await since `pending` was found empty
 
 
+_bucket_asking = weakref.WeakKeyDictionary()  # loop -> {"pending": [(user_id, future)], "running"}
+_bucket_tasks = set()
 _bucket_scripts = weakref.WeakKeyDictionary()
 _degraded_logged = {}
 

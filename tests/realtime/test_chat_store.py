@@ -1,6 +1,7 @@
 """The message store: the one-statement Postgres path and the ORM path give the same results, and
 concurrent senders never get a duplicate or a gap in seq."""
 
+import asyncio
 import threading
 import uuid
 
@@ -149,3 +150,148 @@ def test_it_stores_the_crisis_flag_with_the_message_on_both_paths(store, active_
     assert list(stored.events.filter(kind="crisis_flagged").values_list("data", flat=True)) == [
         {"message_id": first.id, "source": "client"}
     ]
+
+
+# Group commit: the messages waiting at one moment are stored in one transaction -----------------
+
+
+def _send_together(sends):
+    """Every (sender, session_id, body, client_msg_id[, crisis_source]) of `sends` at the same
+    moment on one event loop: with one writer, they are all waiting when it starts (or when it
+    has stored the first alone), so they go in one batch. The outcomes in the order of `sends`."""
+
+    async def one(sender, session_id, body, client_msg_id, crisis_source=""):
+        try:
+            return await chat_store._store_postgres(
+                session_id=session_id, sender=sender, body=body, client_msg_id=client_msg_id,
+                is_masked=False, crisis_source=crisis_source,
+            )  # fmt: skip
+        except Exception as exc:
+            return ("error", getattr(exc, "code", type(exc).__name__))
+
+    async def run():
+        try:
+            return await asyncio.gather(*(one(*send) for send in sends))
+        finally:
+            await chat_store.close_pools()
+
+    return async_to_sync(run)()
+
+
+def _transactions(session_ids):
+    """How many transactions stored the messages of these sessions (their rows' xmin)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(DISTINCT xmin::text) FROM sessions_app_message WHERE session_id::text = ANY(%s)",
+            [[str(sid) for sid in session_ids]],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_it_stores_concurrent_senders_of_several_sessions_in_one_batch_without_gaps(active_session, settings):
+    settings.REALTIME_DB_WRITERS = 1
+    sessions = [active_session() for _ in range(3)]
+    sends = []
+    for number in range(10):
+        for session, client, mitra in sessions:
+            as_client = stored_message.Sender(user_id=client.id)
+            sends.append((as_client, str(session.id), f"c{number}", f"c{number}"))
+            as_mitra = stored_message.Sender(user_id=mitra.user_id, mitra_id=mitra.id)
+            sends.append((as_mitra, str(session.id), f"m{number}", f"m{number}"))
+    sends.append(sends[0][:3] + ("crisis", "client"))  # a crisis message in the batch too
+
+    outcomes = _send_together(sends)
+
+    assert [type(o) for o in outcomes] == [stored_message.StoredMessage] * len(sends)
+    assert not any(o.is_duplicate for o in outcomes)
+    for session, _, _ in sessions:
+        messages = Message.objects.filter(session=session).order_by("seq")
+        rows = list(messages.values_list("seq", "client_msg_id"))
+        expected = 21 if session == sessions[0][0] else 20
+        assert [seq for seq, _ in rows] == list(range(1, expected + 1))
+        assert ChatSession.objects.get(pk=session.pk).last_seq == expected
+        # Each sender's messages keep the order they were sent in.
+        for prefix in ("c", "m"):
+            mine = [cmid for _, cmid in rows if cmid.startswith(prefix) and cmid != "crisis"]
+            assert mine == [f"{prefix}{n}" for n in range(10)]
+    answered = {(o.session_id, o.client_msg_id): o.seq for o in outcomes}
+    rows = Message.objects.values_list("session_id", "client_msg_id", "seq")
+    stored = {(str(sid), cmid): seq for sid, cmid, seq in rows}
+    assert answered == stored
+    flagged = ChatSession.objects.get(pk=sessions[0][0].pk)
+    assert (flagged.is_flagged, flagged.crisis_followup_pending) == (True, True)
+    crisis = Message.objects.get(session=sessions[0][0], client_msg_id="crisis")
+    assert list(flagged.events.filter(kind="crisis_flagged").values_list("data", flat=True)) == [
+        {"message_id": crisis.id, "source": "client"}
+    ]
+    assert ChatSession.objects.get(pk=sessions[1][0].pk).is_flagged is False
+    # One transaction for all of them (or the first alone, then the rest): not 61.
+    assert _transactions([s.id for s, _, _ in sessions]) <= 2
+
+
+def test_it_answers_a_resend_inside_a_batch_with_the_first_message(active_session, settings):
+    settings.REALTIME_DB_WRITERS = 1
+    session, client, mitra = active_session()
+    as_client = stored_message.Sender(user_id=client.id)
+    as_mitra = stored_message.Sender(user_id=mitra.user_id, mitra_id=mitra.id)
+    sid = str(session.id)
+    earlier = _send_together([(as_client, sid, "dulu", "old")])[0]
+
+    outcomes = _send_together(
+        [
+            (as_mitra, sid, "halo", "m1"),
+            (as_client, sid, "satu", "c1"),
+            (as_client, sid, "satu", "c1"),  # resent in the same batch
+            (as_client, sid, "dulu", "old"),  # resent after it was stored
+            (as_mitra, sid, "dua", "m2"),
+        ]
+    )
+
+    summary = [(o.client_msg_id, o.seq, o.is_duplicate) for o in outcomes]
+    assert summary == [
+        ("m1", 2, False), ("c1", 3, False), ("c1", 3, True), ("old", 1, True), ("m2", 4, False)
+    ]  # fmt: skip
+    assert outcomes[2].id == outcomes[1].id and outcomes[3].id == earlier.id
+    assert outcomes[3].body == "dulu"
+    rows = Message.objects.filter(session=session).order_by("seq").values_list("seq", "client_msg_id")
+    assert list(rows) == [(1, "old"), (2, "m1"), (3, "c1"), (4, "m2")]
+    assert ChatSession.objects.get(pk=session.pk).last_seq == 4
+    assert _transactions([session.id]) <= 3  # the earlier one, then one batch (or m1 alone first)
+
+
+def test_it_keeps_the_other_messages_of_a_batch_when_one_fails(active_session, make_client_user, settings):
+    settings.REALTIME_DB_WRITERS = 1
+    session, client, mitra = active_session()
+    ended, ended_client, _ = active_session()
+    end_session(ended, ended_client)
+    as_client = stored_message.Sender(user_id=client.id)
+    stranger = stored_message.Sender(user_id=make_client_user().id)
+    sid = str(session.id)
+
+    outcomes = _send_together(
+        [
+            (as_client, sid, "satu", "c1"),
+            (as_client, sid, "dua", "c2"),
+            (stranger, sid, "x", "s1"),  # refused in the batch
+            (stored_message.Sender(user_id=ended_client.id), str(ended.id), "x", "e1"),  # refused too
+            (as_client, "not-a-uuid", "x", "u1"),  # an error: the batch is stored again one by one
+            (as_client, str(uuid.uuid4()), "x", "n1"),
+            (as_client, sid, "tiga", "c3"),
+        ]
+    )
+
+    summary = [o if isinstance(o, tuple) else (o.client_msg_id, o.seq) for o in outcomes]
+    assert summary == [
+        ("c1", 1),
+        ("c2", 2),
+        ("error", "not_participant"),
+        ("error", "session_not_active"),
+        ("error", "session_not_found"),
+        ("error", "session_not_found"),
+        ("c3", 3),
+    ]
+    assert list(Message.objects.filter(session=session).order_by("seq").values_list("seq", "body")) == [
+        (1, "satu"), (2, "dua"), (3, "tiga")
+    ]  # fmt: skip
+    assert ChatSession.objects.get(pk=session.pk).last_seq == 3
+    assert not Message.objects.filter(session=ended).exists()
