@@ -45,7 +45,8 @@ class InlineHooks:
             if self._response_inline(request, response):
                 response = self.process_response(request, response)
             else:
-                response = await sync_to_async(self.process_response, thread_sensitive=True)(request, response)
+                hop = sync_to_async(self.process_response, thread_sensitive=True)
+                response = await hop(request, response)
         return response
 
 
