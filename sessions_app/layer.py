@@ -17,11 +17,17 @@ What it changes, and why (measured with bench/chat_bench.py):
   whose consumer falls that far behind is not fed more and more memory: the frame is dropped and
   the socket's overflow callback runs (the consumer closes it with 1013, try again later); the
   app reconnects and `sync`s from Postgres, where every acknowledged message already is.
+- **A chat socket holds no queue and no subscription of its own** (`attach`): its channel is
+  local to the process (nothing sends to a socket's own channel; everything goes to the user's
+  group), and what arrives for it is handed to the consumer's callback at once, which queues it
+  only while the consumer is busy (sessions_app/consumers.py). An idle socket then costs no
+  asyncio.Queue, no reader task and no Valkey SUBSCRIBE (issue 22: idle memory, reconnect storms).
 """
 
 import asyncio
 import logging
 import time
+import uuid
 
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from django.conf import settings
@@ -39,6 +45,15 @@ if KEYS[3] == '' then return -1 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[2])
 return redis.call('ZCARD', KEYS[3])
 """
+
+
+class _Attached:
+    """In place of a channel's queue: `callback(data)` takes each frame as it arrives."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback):
+        self.callback = callback
 
 
 class UserGroupShard(RedisSingleShardConnection):
@@ -117,9 +132,36 @@ class UserGroupLoopLayer(RedisPubSubLoopLayer):
             return self.queue_size
         return getattr(settings, "REALTIME_SOCKET_QUEUE", 0)
 
+    def attach(self, callback, prefix="specific."):
+        """A new channel, local to this process, whose frames go to `callback(data)` (serialised
+        data: `deserialize` it), with no Valkey round trip; it can join groups. `detach` ends it."""
+        channel = f"{self.prefix}{prefix}{uuid.uuid4().hex}"
+        self.channels[channel] = _Attached(callback)
+        return channel
+
+    def detach(self, channel):
+        if type(self.channels.get(channel)) is _Attached:
+            del self.channels[channel]
+
+    async def ensure_subscriber(self):
+        """Raises when the subscriber connection is down and cannot be opened (Valkey down); no
+        round trip while it is up (a socket is refused before its authentication, as when
+        `new_channel`'s SUBSCRIBE failed)."""
+        for shard in self._shards:
+            async with shard._lock:
+                shard._ensure_redis()
+                shard._ensure_receiver()
+                await shard._pubsub.connect()
+
     def deliver(self, channel_name, data):
         queue = self.channels.get(channel_name)
         if queue is None:
+            return
+        if type(queue) is _Attached:
+            try:
+                queue.callback(data)
+            except Exception:
+                logger.warning("delivery callback failed", exc_info=True)
             return
         try:
             queue.put_nowait(data)
@@ -177,6 +219,15 @@ class UserGroupLayer(RedisPubSubChannelLayer):
 
     def on_overflow(self, channel_name, callback):
         self._get_layer().on_overflow(channel_name, callback)
+
+    def attach(self, callback):
+        return self._get_layer().attach(callback)
+
+    def detach(self, channel):
+        self._get_layer().detach(channel)
+
+    async def ensure_subscriber(self):
+        await self._get_layer().ensure_subscriber()
 
     def receiving_since(self, seconds) -> bool:
         return self._get_layer().receiving_since(seconds)
