@@ -147,6 +147,12 @@ class SessionExtendApi(APIView):
 
     @extend_schema(
         operation_id="sessions_extend",
+        description=(
+            "Opens the extension's invoice; `ends_at` moves when it is paid. 409 `session_not_active`; "
+            "409 `extension_blocked_by_booking` when the extension would run into a booking of the "
+            "session's Bestie (its start less `booking_buffer_minutes`); an extension paid after such a "
+            "booking was made is refunded in full."
+        ),
         request=SessionExtendIn,
         responses={
             201: inline_serializer(

@@ -79,11 +79,13 @@ def _close_mitra_sockets(mitra_id):
 def _end_sessions_of_deleted_client(user_id):
     from halobestie.accounts.models import User
     from sessions_app import events
+    from sessions_app.bookings import bookings_cancel_for_deleted_client
     from sessions_app.erasure import client_data_erase
     from sessions_app.lifecycle import sessions_cancel_for_deleted_client
 
     client = User.objects.filter(pk=user_id).first()
     if client is not None:
+        bookings_cancel_for_deleted_client(user_id)
         sessions_cancel_for_deleted_client(client=client)
         # A message may have arrived between the erasure and the end of the open session.
         client_data_erase(user_id)

@@ -421,6 +421,32 @@ def bookings_cancel_for_deactivated_mitra(mitra_id) -> int:
     return cancelled
 
 
+def bookings_cancel_for_deleted_client(client_id) -> int:
+    """The client erased their account (sessions_app.apps, after the erasure): their bookings not
+    yet started are cancelled, a confirmed one refunded in full and its Bestie told at once, so
+    the time is free again and nobody waits at the start for a client who is gone."""
+    cancelled = 0
+    now = timezone.now()
+    for booking_id in Booking.objects.filter(
+        client_id=client_id, session__status__in=[Status.PENDING_PAYMENT, Status.SCHEDULED]
+    ).values_list("pk", flat=True):
+        with transaction.atomic():
+            session, booking = _lock_booking(booking_id)
+            if session.status not in (Status.PENDING_PAYMENT, Status.SCHEDULED):
+                continue  # it moved on meanwhile
+            paid = session.status == Status.SCHEDULED
+            _cancel(session, reason=EndReason.ACCOUNT_DELETED, actor=None, now=now, refund=paid)
+            if not paid:
+                _expire_invoices_after_commit(session)
+            record(session, "booking_cancelled", actor=None, reason=EndReason.ACCOUNT_DELETED)
+            tell(
+                booking,
+                push_mitra=("Pemesanan dibatalkan", f"Sesi {jakarta_text(booking.starts_at)} dibatalkan."),
+            )
+        cancelled += 1
+    return cancelled
+
+
 def booking_move_by_staff(*, actor, booking_id, starts_at) -> Booking:
     """Staff move a booking (no change deadline; the new time must be free and in the Bestie's
     hours). Both sides are told. Audited by the caller."""

@@ -28,6 +28,7 @@ from payments.services import (
 )
 from promotions import services as promotions
 from sessions_app import blocking, notifications, observations, settlement
+from sessions_app.booking_slots import next_booking_starts
 from sessions_app.effects import load_changed, notify_updated, record, user_ids_of_mitras
 from sessions_app.errors import SessionNotFound
 from sessions_app.matching import back_to_matching, dispatch_after_commit, withdraw_pending_offer
@@ -431,6 +432,7 @@ def session_extension_request(*, session_id, client, package_code: str, voucher_
                 raise Conflict(
                     "Hanya sesi yang sedang berlangsung yang bisa diperpanjang.", code="session_not_active"
                 )
+            _check_extension_fits(session, seconds=package.duration_seconds)
             payment = _payment_for(
                 session, quote, client=client, kind="extension", external_id=external_id, invoice=invoice
             )
@@ -467,10 +469,27 @@ def session_extension_paid(*, session_id, payment) -> ChatSession:
         )
         package = get_config().package(payment.package_code)
         seconds = (requested or {}).get("duration_seconds") or (package.duration_seconds if package else 0)
+        # A booking of the Bestie may have been made since the request: then the money goes back.
+        _check_extension_fits(session, seconds=seconds)
         session_extend_locked(
             session, seconds=seconds, amount_idr=payment.amount_idr, discount_idr=payment.discount_idr
         )
     return session
+
+
+def _check_extension_fits(session, *, seconds: int) -> None:
+    """Precondition: `session` locked. Raises Conflict `extension_blocked_by_booking` when `seconds`
+    more would run into a booking of the session's Bestie (its start less the buffer): the
+    booked client must find their Bestie free, as the dispatcher keeps on-demand offers clear of
+    bookings (sessions_app/matching.py)."""
+    if session.mitra_id is None:
+        return
+    limit = next_booking_starts(mitra_ids=[session.mitra_id], now=timezone.now()).get(session.mitra_id)
+    if limit is not None and session.ends_at + timedelta(seconds=seconds) > limit:
+        raise Conflict(
+            "Bestie ini punya sesi terjadwal setelah sesi ini, jadi sesi tidak bisa diperpanjang selama itu.",
+            code="extension_blocked_by_booking",
+        )
 
 
 def session_extend_locked(

@@ -466,3 +466,73 @@ def test_deactivating_a_bestie_cancels_and_refunds_their_bookings_ahead(
     assert Refund.objects.filter(session=paid.session).exists()
     # Nothing is offered to the deactivated Bestie at the start.
     assert bookings.bookings_start_due(now=_next_slot(3)) == 0
+
+
+def test_deleting_the_account_cancels_and_refunds_the_clients_bookings_ahead(booked_mitra, make_client_user):
+    client = make_client_user()
+    paid = _paid(
+        bookings.booking_create(
+            client=client, mitra_id=booked_mitra.id, starts_at=_next_slot(3), package_code="curhat-30"
+        )
+    )
+    held = bookings.booking_create(
+        client=client, mitra_id=booked_mitra.id, starts_at=_next_slot(5), package_code="curhat-30"
+    )
+
+    response = auth_client(client).delete("/api/v1/me")
+    assert response.status_code in (200, 204)
+
+    for booking in (paid, held):
+        booking.session.refresh_from_db()
+        assert (booking.session.status, booking.session.end_reason) == (Status.CANCELLED, "account_deleted")
+    assert Refund.objects.filter(session=paid.session).exists()
+    assert not Refund.objects.filter(session=held.session).exists()
+    # The time is free again for somebody else, and nothing starts for the client who is gone.
+    assert bookings.bookings_start_due(now=_next_slot(3)) == 0
+    other = bookings.booking_create(
+        client=make_client_user(), mitra_id=booked_mitra.id, starts_at=_next_slot(3), package_code="curhat-30"
+    )
+    assert other.session.status == Status.PENDING_PAYMENT
+
+
+def test_an_extension_may_not_run_into_the_besties_next_booking(booked_mitra, make_client_user, paid_session):
+    from mitras.services import mitra_set_online
+    from payments.services import local_checkout_complete
+
+    mitra_set_online(mitra=booked_mitra, is_online=True)
+    runtime_config_update(values={"booking_lead_seconds": 0, "booking_slot_minutes": 5})
+    session = paid_session(package="curhat-15")
+    lifecycle.session_accept(session_id=session.id, mitra=booked_mitra)
+    session.refresh_from_db()
+    # An extension asked before any booking exists is fine …
+    early = lifecycle.session_extension_request(
+        session_id=session.id, client=session.client, package_code="curhat-30"
+    )
+    # … then somebody books the Bestie 30 minutes after this session's end (the buffer is 10).
+    slot = (session.ends_at + timedelta(minutes=35)).replace(second=0, microsecond=0)
+    slot = slot.replace(minute=slot.minute - slot.minute % 5)
+    _paid(
+        bookings.booking_create(
+            client=make_client_user(), mitra_id=booked_mitra.id, starts_at=slot, package_code="curhat-30"
+        )
+    )
+    ends_at = session.ends_at
+
+    # Asking now: 409, nothing to pay.
+    with pytest.raises(Conflict) as refused:
+        lifecycle.session_extension_request(
+            session_id=session.id, client=session.client, package_code="curhat-30"
+        )
+    assert refused.value.code == "extension_blocked_by_booking"
+    # Paying the early invoice now: the money goes back, the session keeps its end.
+    local_checkout_complete(external_id=early.external_id, is_paid=True)
+    session.refresh_from_db()
+    assert session.ends_at == ends_at
+    assert Refund.objects.filter(session=session, payment__external_id=early.external_id).exists()
+    # A short extension that still ends before the booking (less the buffer) is allowed.
+    assert (
+        lifecycle.session_extension_request(
+            session_id=session.id, client=session.client, package_code="curhat-15"
+        ).amount_idr
+        > 0
+    )
