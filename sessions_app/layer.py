@@ -61,6 +61,65 @@ class UserGroupShard(RedisSingleShardConnection):
         super().__init__(host, channel_layer)
         self._publisher = None
         self._publish_script = None
+        self._pending = []  # [(operation, channel, future)] in arrival order
+        self._flushing = False
+        self._flush_task = None  # a reference, so that the running task is not collected
+
+    # Subscriptions of a storm in a few commands (issue 22): channels_redis sends one SUBSCRIBE per
+    # group_add and one UNSUBSCRIBE per emptied group, one at a time under the shard's lock, so
+    # 1,000 sockets (re)connecting queued 1,000 lock hand-offs on a busy loop and timed out. Here
+    # what arrives in one loop turn goes out as one SUBSCRIBE / UNSUBSCRIBE per run of the same
+    # operation, in arrival order and with the same checks as channels_redis, under the lock.
+    async def subscribe(self, channel):
+        await self._queue_operation("subscribe", channel)
+
+    async def unsubscribe(self, channel):
+        await self._queue_operation("unsubscribe", channel)
+
+    async def _queue_operation(self, operation, channel):
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((operation, channel, future))
+        if not self._flushing:
+            self._flushing = True
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush_operations())
+        await future
+
+    async def _flush_operations(self):
+        try:
+            await asyncio.sleep(0)  # whatever else this loop turn brings joins
+            while self._pending:
+                batch, self._pending = self._pending, []
+                async with self._lock:
+                    for operation, run in _runs(batch):
+                        try:
+                            await self._apply(operation, [channel for _, channel, _ in run])
+                        except Exception as exc:
+                            for *_, future in run:
+                                if not future.done():
+                                    future.set_exception(exc)
+                        else:
+                            for *_, future in run:
+                                if not future.done():
+                                    future.set_result(None)
+        finally:
+            self._flushing = False
+            if self._pending:
+                self._flushing = True
+                self._flush_task = asyncio.get_running_loop().create_task(self._flush_operations())
+
+    async def _apply(self, operation, channels):
+        self._ensure_redis()
+        self._ensure_receiver()
+        if operation == "subscribe":
+            wanted = list(dict.fromkeys(c for c in channels if c not in self._subscribed_to))
+            if wanted:
+                await self._pubsub.subscribe(*wanted)
+                self._subscribed_to.update(wanted)
+        else:
+            wanted = list(dict.fromkeys(c for c in channels if c in self._subscribed_to))
+            if wanted:
+                await self._pubsub.unsubscribe(*wanted)
+                self._subscribed_to.difference_update(wanted)
 
     def publisher(self):
         """A client for publishing, on its own blocking pool (not the subscriber's connection)."""
@@ -110,6 +169,17 @@ class UserGroupShard(RedisSingleShardConnection):
                 layer.deliver(channel_name, data)
 
 
+def _runs(batch):
+    """[(operation, channel, future)] → [(operation, [items])], consecutive same operations together."""
+    runs = []
+    for item in batch:
+        if runs and runs[-1][0] == item[0]:
+            runs[-1][1].append(item)
+        else:
+            runs.append((item[0], [item]))
+    return runs
+
+
 class UserGroupLoopLayer(RedisPubSubLoopLayer):
     def __init__(self, *args, queue_size=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -148,6 +218,9 @@ class UserGroupLoopLayer(RedisPubSubLoopLayer):
         round trip while it is up (a socket is refused before its authentication, as when
         `new_channel`'s SUBSCRIBE failed)."""
         for shard in self._shards:
+            pubsub = shard._pubsub
+            if pubsub is not None and pubsub.connection is not None and pubsub.connection.is_connected:
+                continue  # up: no lock, no round trip (a storm would queue on the lock)
             async with shard._lock:
                 shard._ensure_redis()
                 shard._ensure_receiver()

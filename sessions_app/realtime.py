@@ -150,7 +150,7 @@ async def socket_open_count(user_id, channel_name) -> int | None:
 # 2,000 opening queued for the pool. Here every write of a loop turn goes in one MULTI.
 REGISTRY_BATCH = 500
 _registry_pending = {}  # event loop -> [(operation, user_id, channel_name, future)]
-_registry_flushing = set()
+_registry_flushing = {}  # event loop -> its flush task (a reference, so that it is not collected)
 
 
 async def _registry_write(operation, user_id, channel_name):
@@ -158,8 +158,7 @@ async def _registry_write(operation, user_id, channel_name):
     future = loop.create_future()
     _registry_pending.setdefault(loop, []).append((operation, user_id, channel_name, future))
     if loop not in _registry_flushing:
-        _registry_flushing.add(loop)
-        loop.create_task(_registry_flush(loop))
+        _registry_flushing[loop] = loop.create_task(_registry_flush(loop))
     return await future
 
 
@@ -176,10 +175,9 @@ async def _registry_flush(loop):
                 if not future.done():
                     future.set_result(answer)
     finally:
-        _registry_flushing.discard(loop)
+        del _registry_flushing[loop]
         if _registry_pending.get(loop):  # arrived while finishing: start again
-            _registry_flushing.add(loop)
-            loop.create_task(_registry_flush(loop))
+            _registry_flushing[loop] = loop.create_task(_registry_flush(loop))
         else:
             _registry_pending.pop(loop, None)
 
@@ -446,6 +444,9 @@ async def _watch():
                 )
             healthy = False
             channel = None
+            # Handled: the sockets that connect from now on subscribe on whatever server answers,
+            # so its (new) run_id is not another restart to close them for.
+            last_run_id = None
             try:
                 await layer.flush()
             except Exception:
