@@ -110,7 +110,8 @@ class _Flag:
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's default WebSocket protocol (websockets-sansio), with a receive queue and a
     writable flag that cost nothing while the socket is idle (issue 22: ≤ 25 KiB per idle
-    socket). Behaviour unchanged; tests/halobestie/test_serve.py runs sockets through it."""
+    socket). Behaviour unchanged (tests/halobestie/test_serve_websocket.py; every
+    socket test through `python -m halobestie.serve` runs on it)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
