@@ -16,6 +16,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from halobestie.server.async_capable import AsyncCapableMiddleware
+
 logger = logging.getLogger(__name__)
 
 
@@ -262,22 +264,27 @@ def handler404(request, exception=None):
     return JsonResponse(envelope("not_found", "Tidak ditemukan."), status=404)
 
 
-class DatabaseUnavailableMiddleware:
+class DatabaseUnavailableMiddleware(AsyncCapableMiddleware):
     """Outside DRF views (payment pages, the admin): a database error answers in the envelope
     (503 `database_unavailable`, 409 `database_conflict`, 503 `database_timeout`, 400) instead of
     the 500 page. (Django's handler500 cannot see the exception under ASGI, so this is a
     middleware's process_exception.) A read (GET/HEAD) that lost a deadlock or a serialization
     failure is run once more: its transaction was rolled back whole and it changes nothing."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        response = self.get_response(request)
+    @staticmethod
+    def is_retried(request, response):
         if getattr(response, "is_database_conflict", False) and request.method in ("GET", "HEAD"):
             logger.info("database conflict on a read: retried once")
-            response = self.get_response(request)
-        return response
+            return True
+        return False
+
+    def handle(self, request):
+        response = self.get_response(request)
+        return self.get_response(request) if self.is_retried(request, response) else response
+
+    async def __acall__(self, request):
+        response = await self.get_response(request)
+        return await self.get_response(request) if self.is_retried(request, response) else response
 
     def process_exception(self, request, exception):
         if isinstance(exception, DATABASE_ERRORS):

@@ -275,8 +275,9 @@ FAST_ROUTE_STALE_SECONDS = env("FAST_ROUTE_STALE_SECONDS", float, 30.0)
 # Threads per process for the CPU-heavy views (password hashing at login and OTP verification),
 # off the single thread every other sync view shares (halobestie/server/offload.py).
 CPU_VIEW_THREADS = env("CPU_VIEW_THREADS", int, 4)
-# Threads per process for the authenticated fast reads (a session's state, its messages).
-FAST_READ_THREADS = env("FAST_READ_THREADS", int, 8)
+# Database connections per process for the authenticated fast reads (a session's state, its
+# messages), read on the event loop (halobestie/db/async_reads.py).
+FAST_READ_CONNECTIONS = env("FAST_READ_CONNECTIONS", int, 4)
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

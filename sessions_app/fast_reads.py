@@ -1,45 +1,58 @@
 """A session's state and its message history as fast routes (halobestie/server/fastpath.py):
-`GET /api/v1/sessions/<id>` and `GET /api/v1/sessions/<id>/messages` answered before Django's
-middleware and DRF's dispatch, with one thread hop per request (the fast routes' read pool).
+`GET /api/v1/sessions/<id>` and `GET /api/v1/sessions/<id>/messages` answered on the event loop,
+before Django's middleware and DRF's dispatch, without a thread hop (issue 22).
 
-Authorisation is the views' own, not a copy: the same authentication classes in the same order
-(the old backend's tokens during the cutover; ours: JWT, revoked tokens, inactive, deleted or
-deactivated accounts, the role claim), the same permission class
-(IsClientOrMitra), the same per-person read limit, the same selector (the session's client or
-its current mitra, nobody else), the same serializers and JSON renderer. Only success is answered
-here: on anything else (no or a bad token, another person's session, an unknown id, a query that
-does not validate, the limit reached) the handler declines and Django answers as before, with
-its own status and envelope. The route patterns are stricter than Django's (a canonical
-lower-case UUID; `after_seq` and `limit` only): anything else goes to Django too.
+Per read: the token verified in memory (simplejwt's own checks: signature, expiry, type), then
+ONE statement on the event loop's async pool (halobestie/db/async_reads.py) reads whether the
+token was revoked, the session, its client, its mitra and the mitra's account, whether it was
+rated and its latest payment; the history adds one statement for its messages. The rules are the
+views' own functions: `check_may_authenticate` (inactive, deleted, deactivated, the role claim),
+IsClientOrMitra, the per-person read limit (one Valkey INCR when a limit is set), the selector's
+participant rule (the session's client or its current mitra, nobody else). The session's state is
+rendered by the view's serializer (SessionOut) from model instances built by Django's `from_db`;
+each message by MessageOut's own fields, from the row.
+
+Only success is answered here: on anything else (no or a bad token, an old backend's token,
+another person's session, an unknown id, a query that does not validate, the limit reached,
+PostgreSQL not answering) the handler declines and Django answers as before, with its own status
+and envelope. A session waiting in the queue shows its place and wait estimate, which take more
+reads: its state is rendered on a worker thread (the one hop left, for that case only). The
+route patterns are stricter than Django's (a canonical lower-case UUID; `after_seq` and `limit`
+only): anything else goes to Django too.
 """
 
-import copy
+import collections
+import functools
 import types
 import uuid
-from datetime import datetime
 from urllib.parse import parse_qsl
 
-from django.db import connections
-from django.db.models import Exists, OuterRef, Q, Subquery
-from django.db.models.functions import JSONObject
-from django.db.models.query import ModelIterable
+from asgiref.sync import sync_to_async
+from django.core.exceptions import SynchronousOnlyOperation
+from django.core.signals import setting_changed
+from django.db import close_old_connections, connection
+from django.dispatch import receiver
 from django.http.request import HttpHeaders
+from rest_framework import serializers
 from rest_framework.exceptions import APIException
+from rest_framework.fields import ISO_8601
 from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
 from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.utils import aware_utcnow
 
 from halobestie.accounts.authentication import JWTAuthentication, check_may_authenticate
-from halobestie.accounts.models import RevokedAccessToken, Role
+from halobestie.accounts.models import RevokedAccessToken, Role, User
 from halobestie.accounts.permissions import IsClientOrMitra
-from halobestie.server import fastpath
+from halobestie.db import async_reads
+from halobestie.server import fastpath, lifespan, throttles
 from halobestie.server.safe_input import text_is_storable
-from halobestie.server.throttles import PersonRateThrottle
+from mitras.models import Mitra
 from payments.models import Payment
-from sessions_app import api, selectors
-from sessions_app.models import ChatSession
+from sessions_app import api
+from sessions_app.models import ChatSession, Message, Rating, Status
 from sessions_app.serializers import MessageOut, SessionOut
 
 _UUID = r"(?P<session_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
@@ -50,9 +63,172 @@ _renderer = JSONRenderer()
 _session_out = SessionOut()
 _message_out = MessageOut()
 
+# What SessionOut shows of the latest payment (serializers.SessionOut.get_payment).
+_PAYMENT_FIELDS = ("id", "kind", "status", "amount_idr", "discount_idr", "invoice_url", "expires_at")
+
+
+# The statements, written once from the models' own tables and columns -------------------------
+
+
+def _columns(model, alias):
+    """(attnames, "alias.col, …") of every concrete column of `model`."""
+    fields = model._meta.concrete_fields
+    return [f.attname for f in fields], ", ".join(f"{alias}.{f.column}" for f in fields)
+
+
+def _converters(model, attnames):
+    """[(index, field, [converter])] for the fields whose database values Django converts (JSON)."""
+    out = []
+    for index, name in enumerate(attnames):
+        field = next(f for f in model._meta.concrete_fields if f.attname == name)
+        converters = field.get_db_converters(connection)
+        if converters:
+            out.append((index, field, converters))
+    return out
+
+
+class _Part:
+    """One model's slice of a row: its columns, and the instance Django builds of them."""
+
+    def __init__(self, model, alias, attnames=None):
+        self.model = model
+        if attnames is None:
+            self.attnames, self.select = _columns(model, alias)
+        else:
+            # In the model's order of fields, as `from_db` takes a subset.
+            fields = {f.attname: f for f in model._meta.concrete_fields if f.attname in attnames}
+            self.attnames = list(fields)
+            self.select = ", ".join(f"{alias}.{fields[name].column}" for name in self.attnames)
+        self.width = len(self.attnames)
+        self.converters = _converters(model, self.attnames)
+
+    def build(self, row, start):
+        values = list(row[start : start + self.width])
+        if values[0] is None:  # a LEFT JOIN that found nothing (the primary key comes first)
+            return None
+        for index, field, converters in self.converters:
+            for converter in converters:
+                values[index] = converter(values[index], field, connection)
+        return self.model.from_db("default", self.attnames, values)
+
+
+@functools.cache
+def _session_statement():
+    """The statement (with %(jti)s, %(uid)s, %(sid)s) and the parts its row is made of."""
+    session = _Part(ChatSession, "s")
+    client = _Part(User, "c")
+    mitra = _Part(Mitra, "m")
+    mitra_user = _Part(User, "mu")
+    rating = _Part(Rating, "r", ["id"])
+    payment = _Part(Payment, "p", _PAYMENT_FIELDS)
+    parts = (session, client, mitra, mitra_user, rating, payment)
+    field = Payment._meta.get_field
+    mitra_fk, client_fk = (ChatSession._meta.get_field(name).column for name in ("mitra", "client"))
+    rating_fk = Rating._meta.get_field("session").column
+    payment_fk = Payment._meta.get_field("session").column
+    payment_created = Payment._meta.get_field("created_at").column
+    mitra_user_fk = Mitra._meta.get_field("user").column
+    # Only the models' own table and column names go into the text; every value is a parameter.
+    sql = f"""
+SELECT {", ".join(part.select for part in parts)},
+    EXISTS (SELECT 1 FROM {RevokedAccessToken._meta.db_table} t WHERE t.jti = %(jti)s)
+FROM {ChatSession._meta.db_table} s
+JOIN {User._meta.db_table} c ON c.id = s.{client_fk}
+LEFT JOIN {Mitra._meta.db_table} m ON m.id = s.{mitra_fk}
+LEFT JOIN {User._meta.db_table} mu ON mu.id = m.{mitra_user_fk}
+LEFT JOIN {Rating._meta.db_table} r ON r.{rating_fk} = s.id
+LEFT JOIN LATERAL (
+    SELECT {", ".join(field(name).column for name in payment.attnames)} FROM {Payment._meta.db_table}
+    WHERE {payment_fk} = s.id ORDER BY {payment_created} DESC LIMIT 1
+) p ON true
+WHERE s.id = %(sid)s AND (s.{client_fk} = %(uid)s OR m.{mitra_user_fk} = %(uid)s)
+"""  # noqa: S608
+    return sql, parts
+
+
+# MessageOut's fields, each reading one column of the message (checked once: a field that reads
+# anything else makes every message go through the serializer instead).
+_MESSAGE_COLUMNS = {f.attname: f.column for f in Message._meta.concrete_fields}
+
+
+@functools.cache
+def _message_statement():
+    """(the statement with %(sid)s, %(after)s, %(limit)s; [(name, DRF field)] in the row's
+    order, or None when a field does not read exactly one column)."""
+    fields = list(_message_out._readable_fields)
+    simple = all(
+        f.source in _MESSAGE_COLUMNS
+        and f.source_attrs == [f.source]
+        and type(f).get_attribute is serializers.Field.get_attribute
+        for f in fields
+    )
+    if simple:
+        names = [f.source for f in fields]
+        plan = [(f.field_name, f, _shower(f)) for f in fields]
+    else:
+        names, plan = list(_MESSAGE_COLUMNS), None
+    seq, session_fk = _MESSAGE_COLUMNS["seq"], _MESSAGE_COLUMNS["session_id"]
+    sql = (  # the model's own table and column names; every value is a parameter
+        f"SELECT {', '.join(_MESSAGE_COLUMNS[name] for name in names)} FROM {Message._meta.db_table} "  # noqa: S608
+        f"WHERE {session_fk} = %(sid)s AND {seq} > %(after)s ORDER BY {seq} LIMIT %(limit)s"
+    )
+    return sql, names, plan
+
+
+def _shower(field):
+    """How `field` shows a stored value: its own `to_representation`, or for DRF's plain fields
+    what theirs does, without the call (`int`, `str`, `bool` of a boolean column); None for a
+    DateTimeField shown in ISO 8601 (see `_messages_out`)."""
+    kind = type(field)
+    if kind is serializers.DateTimeField:
+        output = getattr(field, "format", api_settings.DATETIME_FORMAT)
+        if isinstance(output, str) and output.lower() == ISO_8601:
+            return None
+    if kind is serializers.IntegerField:
+        return int
+    if kind is serializers.CharField:
+        return str
+    if kind is serializers.BooleanField:
+        return bool  # a boolean column holds True or False, which DRF shows as they are
+    if kind is serializers.UUIDField and field.uuid_format == "hex_verbose":
+        return str
+    return field.to_representation
+
+
+def _messages_out(rows, names, plan):
+    """MessageOut's representation of each row (what `to_representation` gives of the instance).
+    A time is shown as DateTimeField.to_representation shows an aware one (a stored time always
+    is), with the request's zone looked up once instead of once per message."""
+    if plan is None:
+        return [_message_out.to_representation(Message.from_db("default", names, list(row))) for row in rows]
+    columns = []
+    for name, field, shower in plan:
+        zone = None
+        if shower is None:
+            zone = field.timezone if hasattr(field, "timezone") else field.default_timezone()
+            if zone is None:
+                shower = field.to_representation
+        columns.append((name, shower, zone))
+    out = []
+    for row in rows:
+        shown = {}
+        for (name, shower, zone), value in zip(columns, row, strict=True):
+            if value is None:
+                shown[name] = None
+            elif zone is not None:
+                text = value.astimezone(zone).isoformat()
+                shown[name] = text[:-6] + "Z" if text.endswith("+00:00") else text
+            else:
+                shown[name] = shower(value)
+        out.append(shown)
+    return out
+
+
+# Authentication and the participant rule ------------------------------------------------------
+
 
 def _request_like(scope):
-    """What the authentication, permission and throttle classes read of a request."""
+    """What the authentication and permission classes read of a request."""
     meta = {"REMOTE_ADDR": (scope.get("client") or (None,))[0] or ""}
     for key, value in scope.get("headers") or ():
         if key == b"authorization":
@@ -60,36 +236,13 @@ def _request_like(scope):
     return types.SimpleNamespace(META=meta, headers=HttpHeaders(meta), method="GET", user=None, auth=None)
 
 
-def _authorised_user(request):
-    """The user exactly as the view would accept them, or None (Django answers then)."""
-    result = None
-    try:
-        # DRF's order and rule: the first authenticator that answers decides (the old backend's
-        # tokens during the cutover window, then ours).
-        for authenticator in api_settings.DEFAULT_AUTHENTICATION_CLASSES:
-            result = authenticator().authenticate(request)
-            if result is not None:
-                break
-    except (APIException, TokenError):
-        return None
-    if result is None:
-        return None
-    request.user, request.auth = result
-    if not IsClientOrMitra().has_permission(request, None):
-        return None
-    if not PersonRateThrottle().allow_request(request, None):
-        return None
-    return request.user
-
-
-# What SessionOut shows of the latest payment (serializers.SessionOut.get_payment).
-_PAYMENT_FIELDS = ("id", "kind", "status", "amount_idr", "discount_idr", "invoice_url", "expires_at")
-
-
 def _our_token(request):
-    """(validated token, user id) when our JWTAuthentication would judge this request and every
-    authenticator before it stepped aside; None when another one answers (then the general path
-    `_authorised_user` runs), and raises as the authenticators do (the caller declines)."""
+    """The validated token when our JWTAuthentication would judge this request and every
+    authenticator before it stepped aside, else None; raises as the authenticators do. In memory
+    only: an authenticator that needs the database (an old backend's token) raises
+    SynchronousOnlyOperation on the event loop, and the caller declines."""
+    if jwt_settings.USER_ID_FIELD != "id" or jwt_settings.CHECK_REVOKE_TOKEN:
+        return None  # not the settings this read is written for: Django judges
     ours = None
     for authenticator in api_settings.DEFAULT_AUTHENTICATION_CLASSES:
         if authenticator is JWTAuthentication:
@@ -102,124 +255,85 @@ def _our_token(request):
     header = ours.get_header(request)
     raw = ours.get_raw_token(header) if header is not None else None
     if raw is None:
-        raise TokenError("no token")
-    # simplejwt's signature, expiry and type checks (no database); revocation is read below.
-    token = SimpleJWTAuthentication.get_validated_token(ours, raw)
-    return token, token[jwt_settings.USER_ID_CLAIM]
+        return None
+    return _validated(ours, raw)
 
 
-class _PreparedQuery:
-    """A queryset compiled once by Django and run with new parameters: compiling this one (the
-    select_related joins, the subqueries) costs more CPU than PostgreSQL takes to answer it. The
-    SQL, its select list and its row-to-objects mapping are Django's own (ModelIterable); only
-    the parameters change, placed where the sentinels were. If a sentinel cannot be found as given
-    in the compiled parameters, every call compiles the queryset afresh (plain Django)."""
-
-    _SENTINELS = {
-        "jti": "fast-read-sentinel-jti",
-        "user_id": -918_273_645,
-        "session_id": uuid.UUID("00000000-0000-4000-8000-00000000fa57"),
-    }
-
-    def __init__(self, build):
-        self.build = build  # build(**values) -> queryset
-        self._prepared = None  # (queryset, compiler, sql, parameter slots) once compiled
-
-    def _prepare(self):
-        queryset = self.build(**self._SENTINELS)
-        compiler = queryset.query.get_compiler(using=queryset.db)
-        sql, params = compiler.as_sql()
-        # Each parameter: a sentinel's name, or a constant of the query (the keys of the JSON
-        # object, EXISTS's 1). Every sentinel must be found as given: one that was converted
-        # would otherwise be taken for a constant.
-        slots = []
-        for param in params:
-            name = next(
-                (n for n, v in self._SENTINELS.items() if type(v) is type(param) and v == param), None
-            )
-            slots.append((name, param))
-        if {name for name, _ in slots} - {None} != set(self._SENTINELS):
-            return False
-        self._prepared = (queryset, compiler, sql, tuple(slots))
-        return True
-
-    def run(self, values):
-        if self._prepared is None and not self._prepare():
-            return list(self.build(**values))
-        queryset, template, sql, slots = self._prepared
-        params = tuple(constant if name is None else values[name] for name, constant in slots)
-        compiler = copy.copy(template)
-        compiler.connection = connections[queryset.db]  # this thread's connection
-        compiler.as_sql = lambda *args, **kwargs: (sql, params)
-        chained = queryset._chain()
-        chained.query.get_compiler = lambda *args, **kwargs: compiler
-        return list(ModelIterable(chained))
+# Tokens that passed simplejwt's checks, by their text: the signature and the claims cannot change,
+# so a token seen again is only checked for its expiry (as simplejwt checks it); revocation is
+# read with the session. Bounded; emptied when the JWT settings change (tests).
+_VERIFIED_MAX = 10_000
+_verified = collections.OrderedDict()
 
 
-def _session_query(*, with_payment):
-    def build(*, jti, user_id, session_id):
-        annotations = {"fast_revoked": Exists(RevokedAccessToken.objects.filter(jti=jti))}
-        if with_payment:
-            payment = (
-                Payment.objects.filter(session_id=OuterRef("pk"))
-                .order_by("-created_at")
-                .values(data=JSONObject(**{name: name for name in _PAYMENT_FIELDS}))[:1]
-            )
-            annotations["fast_payment"] = Subquery(payment)
-        return (
-            ChatSession.objects.select_related("client", "mitra__user", "rating")
-            .filter(Q(client_id=user_id) | Q(mitra__user_id=user_id), pk=session_id)
-            .annotate(**annotations)[:1]
-        )
-
-    return _PreparedQuery(build)
-
-
-# with_payment -> the query (a session's state shows its latest payment; its history does not)
-_SESSION_QUERIES = {True: _session_query(with_payment=True), False: _session_query(with_payment=False)}
+def _validated(ours, raw):
+    """simplejwt's validated token for `raw` (signature, expiry, type, jti; no database), from
+    memory when it passed before. Raises as JWTAuthentication.get_validated_token does."""
+    token = _verified.get(raw)
+    if token is None:
+        token = SimpleJWTAuthentication.get_validated_token(ours, raw)
+        if len(_verified) >= _VERIFIED_MAX:
+            _verified.popitem(last=False)
+        _verified[raw] = token
+        return token
+    try:
+        token.check_exp(current_time=aware_utcnow())
+    except TokenError:
+        _verified.pop(raw, None)
+        raise
+    return token
 
 
-def _participant_session(scope, session_id, *, with_payment):
-    """The session (client, mitra, rating and latest payment joined in) if the caller may read
-    it, else None: what `_authorised_user` + `selectors.session_get_for_participant` decide, in
-    one statement instead of four or five (revoked jti, user, mitra, session, payment). The rules
-    are the same functions: simplejwt's token checks, `check_may_authenticate` (inactive,
-    deleted, deactivated, role claim), IsClientOrMitra, the per-person read limit, the selector's
-    participant rule. Anything unusual (an old backend's token, simplejwt's password-hash claim
-    on) takes the general path."""
+@receiver(setting_changed)
+def _forget_verified(setting, **kwargs):
+    if setting in ("SIMPLE_JWT", "REST_FRAMEWORK", "SECRET_KEY"):
+        _verified.clear()
+
+
+def _statement_values(scope, session_id):
+    """(token, {jti, uid, sid}) for the statement, or None (Django judges the request)."""
     request = _request_like(scope)
     if "HTTP_AUTHORIZATION" not in request.META:
         return None
     try:
-        ours = _our_token(request)
-    except (APIException, TokenError, KeyError):
+        token = _our_token(request)
+    except (APIException, TokenError, KeyError, SynchronousOnlyOperation):
         return None
-    if ours is None or jwt_settings.USER_ID_FIELD != "id" or jwt_settings.CHECK_REVOKE_TOKEN:
-        return _general_session(request, session_id)
-    token, user_id = ours
+    if token is None:
+        return None
+    user_id = token.get(jwt_settings.USER_ID_CLAIM)
     jti = token.get("jti")
     if not isinstance(jti, str):
-        return _general_session(request, session_id)
+        return None
     try:
-        values = {"jti": jti, "user_id": int(user_id), "session_id": uuid.UUID(session_id)}
+        return request, token, {"jti": jti, "uid": int(user_id), "sid": uuid.UUID(session_id)}
     except (TypeError, ValueError):
         return None
-    found = _SESSION_QUERIES[with_payment].run(values)
-    session = found[0] if found else None
-    if session is None or session.fast_revoked:
+
+
+async def _participant_session(request, token, values, row):
+    """The session (client, mitra, rating and latest payment attached) if the caller may read it,
+    else None: what the view's authentication, permission, throttle and selector decide."""
+    if row[-1]:  # the token was revoked
         return None
-    user_id = str(user_id)
-    if session.mitra is not None and str(session.mitra.user_id) == user_id:
-        user = session.mitra.user
-        user.mitra = session.mitra  # the user's own mitra row (one-to-one), as a query would give
-    elif str(session.client_id) == user_id:
-        user = session.client
+    start = 0
+    objects = []
+    for part in _session_statement()[1]:
+        objects.append(part.build(row, start))
+        start += part.width
+    session, client, mitra, mitra_user, rating, payment = objects
+    user_id = values["uid"]
+    if mitra is not None and mitra.user_id == user_id:
+        user = mitra_user
+        user.mitra = mitra  # the user's own mitra row (one-to-one), as a query would give
+    elif session.client_id == user_id:
+        user = client
     else:
         return None
     # The selector's rule: a client reads the sessions they booked, a mitra the ones they hold.
-    if user.role == Role.CLIENT and str(session.client_id) != user_id:
+    if user.role == Role.CLIENT and session.client_id != user_id:
         return None
-    if user.role == Role.MITRA and (session.mitra is None or str(session.mitra.user_id) != user_id):
+    if user.role == Role.MITRA and (mitra is None or mitra.user_id != user_id):
         return None
     try:
         if jwt_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
@@ -230,46 +344,82 @@ def _participant_session(scope, session_id, *, with_payment):
     request.user, request.auth = user, token
     if not IsClientOrMitra().has_permission(request, None):
         return None
-    if not PersonRateThrottle().allow_request(request, None):
+    if not await throttles.person_read_allowed(user):
         return None
-    if with_payment:
-        session.payments_newest = [_payment(session.fast_payment)] if session.fast_payment else []
+    ChatSession._meta.get_field("client").set_cached_value(session, client)
+    ChatSession._meta.get_field("mitra").set_cached_value(session, mitra)
+    if mitra is not None:
+        Mitra._meta.get_field("user").set_cached_value(mitra, mitra_user)
+    ChatSession._meta.get_field("rating").set_cached_value(session, rating)
+    session.payments_newest = [payment] if payment is not None else []
     return session
 
 
-def _payment(data):
-    if data.get("expires_at") is not None:
-        data["expires_at"] = datetime.fromisoformat(data["expires_at"])
-    return Payment(**data)
-
-
-def _general_session(request, session_id):
-    """The general path: the authenticators, permission and throttle, then the selector."""
-    user = _authorised_user(request)
-    if user is None:
+async def _read(scope, session_id, *, messages=None):
+    """(session, message rows) if the caller may read the session, else None."""
+    found = _statement_values(scope, session_id)
+    if found is None:
         return None
+    request, token, values = found
+    sql, _ = _session_statement()
+    statements = [(sql, values)]
+    if messages is not None:
+        message_sql, _, _ = _message_statement()
+        statements.append((message_sql, {"sid": values["sid"], **messages}))
     try:
-        return selectors.session_get_for_participant(session_id=session_id, user=user)
-    except APIException:
+        results = await async_reads.fetch(statements)
+    except async_reads.ReadUnavailable:
         return None
-
-
-def _session_state(scope, session_id):
-    if scope.get("query_string"):
-        return None  # the view takes none; Django judges it (a NUL in it is a 400)
-    session = _participant_session(scope, session_id, with_payment=True)
+    rows = results[0]
+    if not rows:
+        return None  # no such session, or not this person's: Django's 404
+    session = await _participant_session(request, token, values, rows[0])
     if session is None:
         return None
+    return session, results[1] if messages is not None else None
+
+
+# The routes ---------------------------------------------------------------------------------------
+
+
+def _render_waiting(session):
+    """A waiting session's state (its place in the queue and wait estimate read the database),
+    on a worker thread with fresh connections as a request has."""
+    close_old_connections()
+    try:
+        return _renderer.render(_session_out.to_representation(session))
+    finally:
+        close_old_connections()
+
+
+async def session_state(scope, match):
+    if scope.get("query_string"):
+        return None  # the view takes none; Django judges it (a NUL in it is a 400)
+    found = await _read(scope, match["session_id"])
+    if found is None:
+        return None
+    session, _ = found
+    if session.status == Status.MATCHING:
+        return await sync_to_async(_render_waiting, thread_sensitive=False)(session)
     return _renderer.render(_session_out.to_representation(session))  # = session_payload(session)
 
 
-def _message_history(scope, session_id):
-    raw = scope.get("query_string") or b""
+@functools.cache
+def _default_query():
+    query = api.MessagesQuery(data={})
+    query.is_valid(raise_exception=True)
+    return dict(query.validated_data)
+
+
+def _history_query(raw):
+    """MessagesQuery's validated data of the query string, or None (Django judges it)."""
+    if not raw:
+        return _default_query()
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
         return None
-    pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
+    pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True)
     names = [name for name, _ in pairs]
     if len(set(names)) != len(names) or not set(names) <= {"after_seq", "limit"}:
         return None
@@ -278,30 +428,38 @@ def _message_history(scope, session_id):
     query = api.MessagesQuery(data=dict(pairs))
     if not query.is_valid():
         return None
-    session = _participant_session(scope, session_id, with_payment=False)
-    if session is None:
+    return query.validated_data
+
+
+async def message_history(scope, match):
+    try:
+        query = _history_query(scope.get("query_string") or b"")
+    except ValueError:
         return None
-    limit = query.validated_data["limit"]
-    messages = selectors.messages_after(
-        session=session, after_seq=query.validated_data["after_seq"], limit=limit + 1
-    )
+    if query is None:
+        return None
+    limit = query["limit"]
+    # messages_after's bounds (selectors.messages_after), one more to tell whether there are more.
+    fetched = max(1, min(limit + 1, 500))
+    found = await _read(scope, match["session_id"], messages={"after": query["after_seq"], "limit": fetched})
+    if found is None:
+        return None
+    _, rows = found
+    _, names, plan = _message_statement()
     return _renderer.render(
         {
-            "results": [_message_out.to_representation(message) for message in messages[:limit]],
-            "has_more": len(messages) > limit,
+            "results": _messages_out(rows[:limit], names, plan),
+            "has_more": len(rows) > limit,
         }
     )
 
 
-async def session_state(scope, match):
-    return await fastpath.run_sync(_session_state, scope, match["session_id"])
-
-
-async def message_history(scope, match):
-    return await fastpath.run_sync(_message_history, scope, match["session_id"])
+async def _close_read_pool(listener):
+    await async_reads.close_pools()
 
 
 def register():
+    lifespan.on_shutdown(_close_read_pool)
     fastpath.register_pattern(
         r"/api/v1/sessions/" + _UUID, route="api/v1/sessions/<uuid:session_id>", handler=session_state
     )

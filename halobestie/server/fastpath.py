@@ -4,9 +4,10 @@ The beacon (`GET /api/v1/availability`) is polled by every open client app, and 
 by every app start. Their answers are the same for everyone for a second at a time, so they are
 served by this ASGI wrapper from an in-process copy of the body (`CachedBody`), without Django's
 request machinery and without a thread hop (`register`). A session's state and its messages
-(`register_pattern`, sessions_app/fast_reads.py) need the caller's identity: they run the views'
-own authentication, permission, throttle, selector and serializer on a small thread pool (one hop
-per request) and answer only success. What Django would add is kept for every fast route:
+(`register_pattern`, sessions_app/fast_reads.py) need the caller's identity: they verify the
+token in memory and read what the views' rules need in one statement on the event loop's async
+database pool (halobestie/db/async_reads.py), also without a thread hop, and answer only
+success. What Django would add is kept for every fast route:
 
 - the request id (X-Request-ID taken when sane, else made up; echoed; in the log line),
 - one `halobestie.request` log line and the request counter + duration histogram, with the same
@@ -29,14 +30,12 @@ served for up to `stale_seconds`, and the builder is tried again once per `ttl`.
 
 import asyncio
 import collections
-import functools
 import logging
 import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from halobestie.server import metrics, throttles
@@ -162,21 +161,7 @@ class CachedBody:
         self.refreshes += 1
 
 
-_read_executor = None
 served = collections.Counter()  # route -> requests answered here (not by Django); for tests
-
-
-async def run_sync(function, *args):
-    """`function(*args)` on the fast routes' read pool (FAST_READ_THREADS threads, each with its
-    own database connection, fresh per call as a request's): one thread hop for a whole read,
-    several at a time, none on the process's shared thread."""
-    global _read_executor
-    if _read_executor is None:
-        _read_executor = ThreadPoolExecutor(
-            max_workers=settings.FAST_READ_THREADS, thread_name_prefix="fast-read"
-        )
-    call = functools.partial(_run_with_fresh_connections, functools.partial(function, *args))
-    return await sync_to_async(call, thread_sensitive=False, executor=_read_executor)()
 
 
 # The ASGI wrapper --------------------------------------------------------------------------------

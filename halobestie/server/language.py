@@ -10,21 +10,31 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
 
+from halobestie.server.async_capable import AsyncCapableMiddleware
+
 
 def chosen_language(request):
     chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
     return chosen if chosen in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
 
 
-class LanguageMiddleware:
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        language = chosen_language(request)
-        request.LANGUAGE_CODE = language
-        with translation.override(language):
-            response = self.get_response(request)
+class LanguageMiddleware(AsyncCapableMiddleware):
+    @staticmethod
+    def finish(response, language):
         patch_vary_headers(response, ("Cookie",))
         response.headers.setdefault("Content-Language", language)
         return response
+
+    def handle(self, request):
+        language = request.LANGUAGE_CODE = chosen_language(request)
+        with translation.override(language):
+            response = self.get_response(request)
+        return self.finish(response, language)
+
+    async def __acall__(self, request):
+        # translation.override sets a context variable (asgiref Local): the view, on a thread
+        # or not, sees the language; it is restored when the block ends.
+        language = request.LANGUAGE_CODE = chosen_language(request)
+        with translation.override(language):
+            response = await self.get_response(request)
+        return self.finish(response, language)

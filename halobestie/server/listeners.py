@@ -7,6 +7,8 @@ A header could be forged, so the mark is set only by the ASGI wrapper, never fro
 
 from django.conf import settings
 
+from halobestie.server.async_capable import AsyncCapableMiddleware
+
 SCOPE_KEY = "halobestie.listener"
 INTERNAL = "internal"
 PUBLIC = "public"
@@ -17,14 +19,19 @@ def request_listener(request):
     return scope.get(SCOPE_KEY, PUBLIC)
 
 
-class ListenerUrlconfMiddleware:
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
+class ListenerUrlconfMiddleware(AsyncCapableMiddleware):
+    @staticmethod
+    def mark(request):
         if request_listener(request) == INTERNAL:
             request.urlconf = settings.INTERNAL_URLCONF
+
+    def handle(self, request):
+        self.mark(request)
         return self.get_response(request)
+
+    async def __acall__(self, request):
+        self.mark(request)
+        return await self.get_response(request)
 
 
 class MarkListener:

@@ -5,6 +5,9 @@ The request id is taken from X-Request-ID when the proxy sets a sane one, else m
 line carries the route pattern the request matched (`api/v1/devices/<str:token>`), never the raw
 path (an FCM token, a payment's external id or a session id could be in it), the query string,
 a header or a body.
+
+Every middleware here is sync- and async-capable (server/async_capable.py): under ASGI the chain
+runs on the event loop, and Django adapts none of ours with a thread hop.
 """
 
 import logging
@@ -18,6 +21,7 @@ from django.utils.cache import patch_vary_headers
 
 from halobestie.errors import envelope
 from halobestie.server import metrics
+from halobestie.server.async_capable import AsyncCapableMiddleware
 from halobestie.server.listeners import PUBLIC, request_listener
 from halobestie.server.request_context import reset_request_id, set_request_id
 from halobestie.server.safe_input import text_is_storable
@@ -43,58 +47,75 @@ def _request_id_from(value):
     return value if value and _SAFE_ID.match(value) else uuid.uuid4().hex
 
 
-class RequestIdMiddleware:
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
+class RequestIdMiddleware(AsyncCapableMiddleware):
+    def _begin(self, request):
         request_id = _request_id_from(request.headers.get("X-Request-ID", ""))
         request.request_id = request_id
-        token = set_request_id(request_id)
-        started = time.monotonic()
+        return set_request_id(request_id), time.monotonic()
+
+    def _end(self, request, *, token, started, status):
+        listener = request_listener(request)
+        seconds = time.monotonic() - started
+        metrics.request_observed(
+            listener=listener, method=request.method, status=status, seconds=seconds, request=request
+        )
+        logger.log(
+            logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO,
+            "request",
+            extra={
+                "listener": listener,
+                "method": request.method,
+                "route": _route_of(request),  # never the raw path or the query string
+                "status": status,
+                "duration_ms": round(seconds * 1000, 1),
+            },
+        )
+        reset_request_id(token)
+
+    def handle(self, request):
+        token, started = self._begin(request)
         status = 500
         try:
             response = self.get_response(request)
             status = response.status_code
-            response["X-Request-ID"] = request_id
+            response["X-Request-ID"] = request.request_id
             return response
         finally:
-            listener = request_listener(request)
-            seconds = time.monotonic() - started
-            metrics.request_observed(
-                listener=listener, method=request.method, status=status, seconds=seconds, request=request
-            )
-            logger.log(
-                logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO,
-                "request",
-                extra={
-                    "listener": listener,
-                    "method": request.method,
-                    "route": _route_of(request),  # never the raw path or the query string
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 1),
-                },
-            )
-            reset_request_id(token)
+            self._end(request, token=token, started=started, status=status)
+
+    async def __acall__(self, request):
+        token, started = self._begin(request)
+        status = 500
+        try:
+            response = await self.get_response(request)
+            status = response.status_code
+            response["X-Request-ID"] = request.request_id
+            return response
+        finally:
+            self._end(request, token=token, started=started, status=status)
 
 
-class HostileInputMiddleware:
+class HostileInputMiddleware(AsyncCapableMiddleware):
     """A NUL or a lone surrogate in the path or the query string (`DELETE /api/v1/devices/a%00b`):
     400 in the envelope before any view, instead of a DataError from PostgreSQL."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
+    @staticmethod
+    def refusal(request):
         parts = [request.path, *request.GET.keys(), *(v for values in request.GET.lists() for v in values[1])]
         if not all(text_is_storable(part) for part in parts):
             return JsonResponse(
                 envelope("bad_request", "Alamat berisi karakter yang tidak diizinkan."), status=400
             )
-        return self.get_response(request)
+        return None
+
+    def handle(self, request):
+        return self.refusal(request) or self.get_response(request)
+
+    async def __acall__(self, request):
+        return self.refusal(request) or await self.get_response(request)
 
 
-class ApiDocsCorsMiddleware:
+class ApiDocsCorsMiddleware(AsyncCapableMiddleware):
     """The API docs live on the internal listener and "Try it out" calls the public one: the
     public API answers the control center's origin (CC_ORIGIN) cross-origin, preflight included.
     No cookies cross (the API uses bearer tokens), and no other origin is allowed."""
@@ -102,10 +123,9 @@ class ApiDocsCorsMiddleware:
     ALLOW_HEADERS = "Authorization, Content-Type"
     ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
+    @staticmethod
+    def allowed_origin(request):
+        """The caller's origin when it may call cross-origin, else None."""
         origin = request.headers.get("Origin")
         allowed = (
             origin
@@ -113,19 +133,42 @@ class ApiDocsCorsMiddleware:
             and request_listener(request) == PUBLIC
             and request.path.startswith("/api/")
         )
-        if not allowed:
-            return self.get_response(request)
-        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            response = HttpResponse(status=204)
-            response["Access-Control-Allow-Methods"] = self.ALLOW_METHODS
-            response["Access-Control-Allow-Headers"] = self.ALLOW_HEADERS
-            response["Access-Control-Max-Age"] = "600"
-        else:
-            response = self.get_response(request)
+        return origin if allowed else None
+
+    @staticmethod
+    def is_preflight(request):
+        return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+
+    def preflight(self):
+        response = HttpResponse(status=204)
+        response["Access-Control-Allow-Methods"] = self.ALLOW_METHODS
+        response["Access-Control-Allow-Headers"] = self.ALLOW_HEADERS
+        response["Access-Control-Max-Age"] = "600"
+        return response
+
+    @staticmethod
+    def finish(response, origin, *, exposes):
+        if exposes:
             response["Access-Control-Expose-Headers"] = "Retry-After"
         response["Access-Control-Allow-Origin"] = origin
         patch_vary_headers(response, ("Origin",))
         return response
+
+    def handle(self, request):
+        origin = self.allowed_origin(request)
+        if origin is None:
+            return self.get_response(request)
+        if self.is_preflight(request):
+            return self.finish(self.preflight(), origin, exposes=False)
+        return self.finish(self.get_response(request), origin, exposes=True)
+
+    async def __acall__(self, request):
+        origin = self.allowed_origin(request)
+        if origin is None:
+            return await self.get_response(request)
+        if self.is_preflight(request):
+            return self.finish(self.preflight(), origin, exposes=False)
+        return self.finish(await self.get_response(request), origin, exposes=True)
 
 
 class SocketObservabilityMiddleware:

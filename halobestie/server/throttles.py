@@ -111,6 +111,16 @@ async def ahit(name, *, window_index) -> int:
     return _count_locally(name, window_index)
 
 
+async def person_read_allowed(user) -> bool:
+    """PersonRateThrottle's verdict on a read by `user` (authenticated), on the event loop: the
+    same counter (`read:user:<id>`), window and limit."""
+    limit = settings.API_THROTTLE_READS_PER_MINUTE
+    if limit <= 0:
+        return True
+    window_index = int(time.time() // WINDOW_SECONDS)
+    return await ahit(f"read:user:{user.pk}", window_index=window_index) <= limit
+
+
 class Limited(NamedTuple):
     retry_after: int
     body: bytes

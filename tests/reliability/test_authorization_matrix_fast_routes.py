@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from halobestie.asgi import public_application
+from halobestie.db import async_reads
 from halobestie.server import fastpath
 from tests.realtime.conftest import active_session  # noqa: F401 (fixture)
 from tests.reliability.test_authorization_matrix import ACTORS, MATRIX, cast  # noqa: F401 (fixture)
@@ -38,12 +39,17 @@ def test_the_fast_routes_answer_each_caller_as_the_matrix_says(cast, method, pat
 
     async def main():
         transport = httpx.ASGITransport(app=public_application, client=("192.0.2.44", 42000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            answers = {}
-            for actor in ACTORS:
-                headers = {} if actor == "anonymous" else {"Authorization": f"Bearer {cast['tokens'][actor]}"}
-                answers[actor] = await client.get(url, headers=headers)
-            return answers
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                answers = {}
+                for actor in ACTORS:
+                    headers = (
+                        {} if actor == "anonymous" else {"Authorization": f"Bearer {cast['tokens'][actor]}"}
+                    )
+                    answers[actor] = await client.get(url, headers=headers)
+                return answers
+        finally:
+            await async_reads.close_pools()  # this loop's connections (a fresh loop per row)
 
     answers = asyncio.run(asyncio.wait_for(main(), timeout=60))
 

@@ -1,6 +1,7 @@
-"""A session's state and its messages answered before Django (sessions_app/fast_reads.py),
-through the real public ASGI application: the participant gets the same bytes as from the view,
-and everyone else gets Django's own answer (401, 404, 400), never more than the view gives."""
+"""A session's state and its messages answered before Django (sessions_app/fast_reads.py), on the
+event loop (no thread hop), through the real public ASGI application: the participant gets the
+same bytes as from the view, and everyone else gets Django's own answer (401, 404, 400, 503),
+never more than the view gives."""
 
 import asyncio
 from datetime import timedelta
@@ -12,6 +13,7 @@ from prometheus_client import REGISTRY
 from halobestie.accounts.models import User
 from halobestie.accounts.tokens import access_revoke, tokens_for
 from halobestie.asgi import public_application
+from halobestie.db import async_reads
 from halobestie.server import fastpath
 from sessions_app import lifecycle
 from sessions_app.models import Message
@@ -23,10 +25,37 @@ def _get_all(requests):
 
     async def main():
         transport = httpx.ASGITransport(app=public_application, client=("192.0.2.5", 41000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            return [await client.get(path, headers=headers) for path, headers in requests]
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                return [await client.get(path, headers=headers) for path, headers in requests]
+        finally:
+            await async_reads.close_pools()
 
     return asyncio.run(asyncio.wait_for(main(), timeout=60))
+
+
+def _run(handler, scope, session_id):
+    """A fast route's handler on a fresh event loop: its body, or None (Django answers)."""
+
+    async def main():
+        try:
+            return await handler(scope, {"session_id": session_id})
+        finally:
+            await async_reads.close_pools()
+
+    return asyncio.run(main())
+
+
+def _state(scope, session_id):
+    from sessions_app import fast_reads
+
+    return _run(fast_reads.session_state, scope, session_id)
+
+
+def _history(scope, session_id):
+    from sessions_app import fast_reads
+
+    return _run(fast_reads.message_history, scope, session_id)
 
 
 def _bearer(user):
@@ -136,34 +165,113 @@ def _scope(user=None, *, token=None, query=b""):
     return {"type": "http", "client": ("192.0.2.5", 41000), "headers": headers, "query_string": query}
 
 
-def test_a_fast_read_costs_one_statement_and_its_messages_one_more(
-    paid_session, online_mitra, django_assert_max_num_queries
-):
+def test_a_fast_read_costs_one_statement_and_its_messages_one_more(paid_session, online_mitra):
     """The caller's token (not revoked), account, mitra, the session and its latest payment in one
-    statement; the history adds its messages: the same bytes as the view's."""
+    statement on the event loop's pool; the history adds its messages: the same bytes as the
+    view's."""
     from payments.models import Payment
     from sessions_app import fast_reads
 
     session, mitra = _active_session(paid_session, online_mitra)
     state, history = f"/api/v1/sessions/{session.id}", f"/api/v1/sessions/{session.id}/messages"
-    # The latest payment comes back as JSON from PostgreSQL: its time must print as the view's
-    # (trailing zeros of the microseconds, whole seconds, none).
+    # The latest payment's time must print as the view's (trailing zeros of the microseconds,
+    # whole seconds, none).
     expiries = [timezone.now().replace(microsecond=120000), timezone.now().replace(microsecond=0), None]
     users = [session.client, mitra.user, session.client]
     for user, expires_at in zip(users, expiries, strict=True):
         Payment.objects.filter(session=session).update(expires_at=expires_at)
         from_view = auth_client(user).get(state).content
         history_from_view = auth_client(user).get(history + "?after_seq=1&limit=3").content
-        scope, history_scope = _scope(user), _scope(user, query=b"after_seq=1&limit=3")
-        with django_assert_max_num_queries(1):
-            body = fast_reads._session_state(scope, str(session.id))
-        with django_assert_max_num_queries(2):
-            history_body = fast_reads._message_history(history_scope, str(session.id))
+        before = async_reads.statements_run
+        body = _state(_scope(user), str(session.id))
+        assert async_reads.statements_run - before == 1
+        history_body = _history(_scope(user, query=b"after_seq=1&limit=3"), str(session.id))
+        assert async_reads.statements_run - before == 3
         assert body == from_view
         assert b'"payment":{"id":' in body
         assert history_body == history_from_view
-    # Compiled once by Django, then run with each request's parameters (not compiled afresh).
-    assert all(query._prepared is not None for query in fast_reads._SESSION_QUERIES.values())
+    # Every field of MessageOut reads one column: the rows are shown without model instances.
+    assert fast_reads._message_statement()[2] is not None
+
+
+def test_the_history_shows_every_kind_of_message_as_the_view_does(paid_session, online_mitra):
+    """Masked, purged, system and whole-second messages, an English zone, the first and last page."""
+    from django.utils import translation
+
+    session, mitra = _active_session(paid_session, online_mitra)
+    now = timezone.now().replace(microsecond=0)
+    Message.objects.filter(session=session, seq=2).update(is_masked=True, body="nomor [disembunyikan]")
+    Message.objects.filter(session=session, seq=3).update(body="", body_purged_at=now, created_at=now)
+    Message.objects.filter(session=session, seq=4).update(client_msg_id="c-4", body='émoji 🙂 \u2028 "kutip"')
+    Message.objects.filter(session=session, seq=5).update(sender=None, kind="system")
+    history = f"/api/v1/sessions/{session.id}/messages"
+    for query in ("", "?limit=2", "?after_seq=4", "?after_seq=5", "?limit=500"):
+        from_view = auth_client(mitra.user).get(history + query).content
+        body = _history(_scope(mitra.user, query=query.lstrip("?").encode()), str(session.id))
+        assert body == from_view, query
+    with translation.override("en"):
+        assert (
+            _history(_scope(session.client), str(session.id))
+            == auth_client(session.client).get(history).content
+        )
+
+
+def test_a_waiting_session_shows_its_place_in_the_queue_as_the_view_does(paid_session, make_client_user):
+    """No Bestie free: the session waits, and its state (place, wait estimate) is the view's."""
+    paid_session()  # ahead in the queue
+    session = paid_session()
+    session.refresh_from_db()
+    assert session.status == "matching"
+    state = f"/api/v1/sessions/{session.id}"
+    from_view = auth_client(session.client).get(state).content
+    assert b'"queue_position":2' in from_view
+    assert _state(_scope(session.client), str(session.id)) == from_view
+
+
+def test_a_token_seen_before_is_still_refused_once_revoked(paid_session, online_mitra):
+    """Tokens are verified in memory once; revocation and the account are read on every request."""
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    session, mitra = _active_session(paid_session, online_mitra)
+    token = tokens_for(session.client)["access"]
+    mitra_token = tokens_for(mitra.user)["access"]
+    session_id = str(session.id)
+    assert _state(_scope(token=token), session_id) is not None
+    assert _state(_scope(token=mitra_token), session_id) is not None
+    access_revoke(jti=AccessToken(token).payload["jti"], expires_at=timezone.now() + timedelta(minutes=15))
+    User.objects.filter(pk=mitra.user.pk).update(is_active=False)
+    assert _state(_scope(token=token), session_id) is None
+    assert _state(_scope(token=mitra_token), session_id) is None
+
+    answers = _get_all(
+        [
+            (f"/api/v1/sessions/{session_id}", {"Authorization": f"Bearer {token}"}),
+            (f"/api/v1/sessions/{session_id}", {"Authorization": f"Bearer {mitra_token}"}),
+        ]
+    )
+    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [
+        (401, "token_revoked"),
+        (401, "user_inactive"),
+    ]
+
+
+def test_without_the_database_the_read_is_left_to_django(paid_session, online_mitra, settings):
+    """PostgreSQL not answering the pool: declined at once (Django answers, its 503 envelope when
+    the database is down), and the pool is skipped for a second instead of waited on per read."""
+    from django.db import connection
+
+    session, _ = _active_session(paid_session, online_mitra)
+    scope = _scope(session.client)
+    port = connection.settings_dict["PORT"]
+    try:
+        connection.settings_dict["PORT"] = "1"  # nothing listens there
+        assert _state(scope, str(session.id)) is None
+        assert not async_reads.is_available()
+        assert _state(scope, str(session.id)) is None  # skipped: not waited on again
+    finally:
+        connection.settings_dict["PORT"] = port
+        async_reads._retry_at = 0.0
+    assert _state(scope, str(session.id)) is not None
 
 
 def test_the_one_statement_refuses_what_the_view_refuses(paid_session, online_mitra, make_mitra):
@@ -172,31 +280,30 @@ def test_the_one_statement_refuses_what_the_view_refuses(paid_session, online_mi
     from rest_framework_simplejwt.tokens import AccessToken
 
     from mitras.models import Mitra
-    from sessions_app import fast_reads
 
     session, mitra = _active_session(paid_session, online_mitra)
     client, session_id = session.client, str(session.id)
     other = make_mitra()
-    assert fast_reads._session_state(_scope(client), session_id) is not None
-    assert fast_reads._session_state(_scope(other.user), session_id) is None
+    assert _state(_scope(client), session_id) is not None
+    assert _state(_scope(other.user), session_id) is None
 
     revoked = tokens_for(client)["access"]
     access_revoke(jti=AccessToken(revoked).payload["jti"], expires_at=timezone.now() + timedelta(minutes=15))
-    assert fast_reads._session_state(_scope(token=revoked), session_id) is None
-    assert fast_reads._message_history(_scope(token=revoked), session_id) is None
+    assert _state(_scope(token=revoked), session_id) is None
+    assert _history(_scope(token=revoked), session_id) is None
 
     wrong_role = AccessToken.for_user(client)
     wrong_role["role"] = "mitra"
-    assert fast_reads._session_state(_scope(token=str(wrong_role)), session_id) is None
+    assert _state(_scope(token=str(wrong_role)), session_id) is None
 
     mitra_token = tokens_for(mitra.user)["access"]
-    assert fast_reads._session_state(_scope(token=mitra_token), session_id) is not None
+    assert _state(_scope(token=mitra_token), session_id) is not None
     Mitra.objects.filter(pk=mitra.pk).update(deactivated_at=timezone.now())
-    assert fast_reads._session_state(_scope(token=mitra_token), session_id) is None
-    assert fast_reads._message_history(_scope(token=mitra_token), session_id) is None
+    assert _state(_scope(token=mitra_token), session_id) is None
+    assert _history(_scope(token=mitra_token), session_id) is None
 
     client_token = tokens_for(client)["access"]
     User.objects.filter(pk=client.pk).update(deleted_at=timezone.now())
-    assert fast_reads._session_state(_scope(token=client_token), session_id) is None
+    assert _state(_scope(token=client_token), session_id) is None
     User.objects.filter(pk=client.pk).update(deleted_at=None, is_active=False)
-    assert fast_reads._session_state(_scope(token=client_token), session_id) is None
+    assert _state(_scope(token=client_token), session_id) is None
