@@ -63,7 +63,7 @@ class Bench:
                 additional_headers={"Authorization": f"Bearer {token}"},
                 open_timeout=60,
                 max_size=None,
-                compression=None,
+                compression=self.config.get("compression"),  # "deflate": offered, as the apps do
                 ping_interval=None,
             )
         else:

@@ -670,6 +670,10 @@ def idle_memory(pairs, system="ours-uvicorn", sockets=IDLE_SOCKETS):
         say(f"idle memory {system}: opening {sockets} sockets")
         config = {
             "mode": "idle",
+            # Ours as the apps connect: they offer permessage-deflate (dart:io does by default) and
+            # our server declines it unless WS_PER_MESSAGE_DEFLATE is set (halobestie/serve.py);
+            # the baselines as before (not offered), comparable with earlier runs.
+            "compression": "deflate" if system == "ours-uvicorn" else None,
             "socket_mode": mode,
             "client_url": url,
             "mitra_url": url,

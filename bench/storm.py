@@ -1,8 +1,10 @@
 """Bench (issue 22): a reconnect storm — every socket closed with 1012, reconnected and synced.
 
 `python -m bench.storm` (also `make bench`, name `storm`). Its own database (`BENCH_STORM_DB`,
-default `halobestie_bench_storm`) and Valkey prefixes, server ports from `BENCH_STORM_PORT`
-(default 4700, three consecutive ports). STORM_SOCKETS (2,000) users — half clients, half
+default `halobestie_bench_storm`) and Valkey prefixes (`BENCH_STORM_PREFIX`, default
+`benchstorm:`), server ports from `BENCH_STORM_PORT` (default 4700, three consecutive ports);
+without those, derived from BENCH_DATABASE_NAME / BENCH_VALKEY_PREFIX / BENCH_PORTS when set.
+STORM_SOCKETS (2,000) users — half clients, half
 Besties, one active session per pair with a few messages — each open one socket (Bearer token)
 to public process A (`python -m halobestie.serve public`). Then A gets SIGTERM (a rolling
 restart): it closes every socket with 1012, and every app reconnects at once to the two other
@@ -27,15 +29,30 @@ from bench import dispatch, docrows, procs
 
 SOCKETS = int(os.environ.get("BENCH_STORM_SOCKETS", "2000"))
 TARGET_SECONDS = 3.0
-DB = os.environ.get("BENCH_STORM_DB", "halobestie_bench_storm")
-PORT = int(os.environ.get("BENCH_STORM_PORT", "4700"))
+# Overridable so that two benches on one machine share no database, Valkey prefix or port:
+# BENCH_STORM_DB / _PREFIX / _PORT, else derived from BENCH_DATABASE_NAME, BENCH_VALKEY_PREFIX and
+# BENCH_PORTS (the first port of the range) as bench/runner.py reads them.
+DB = os.environ.get("BENCH_STORM_DB") or (
+    f"{os.environ['BENCH_DATABASE_NAME']}_storm"
+    if os.environ.get("BENCH_DATABASE_NAME")
+    else "halobestie_bench_storm"
+)
+PREFIX = (
+    os.environ.get("BENCH_STORM_PREFIX")
+    or f"{os.environ.get('BENCH_VALKEY_PREFIX', 'bench:').rstrip(':')}storm:"
+)
+LAYER_PREFIX = f"{PREFIX.rstrip(':')}-layer"
+PORT = int(
+    os.environ.get("BENCH_STORM_PORT")
+    or (os.environ["BENCH_PORTS"].split("-")[0] if os.environ.get("BENCH_PORTS") else "4700")
+)
 CLIENT_PROCESSES = 2
 MESSAGES_PER_SESSION = 3
 OPEN_CONCURRENCY = 50
 RECONNECT_ATTEMPTS = 8
 
 
-PATTERNS = ("benchstorm:*", "benchstorm-layer*")
+PATTERNS = (f"{PREFIX}*", f"{LAYER_PREFIX}*")
 
 
 def raise_file_limit():
@@ -234,8 +251,8 @@ def storm_bench(*, log=print, db=DB):
     env = dispatch.env_for(
         db,
         REALTIME_MAX_SOCKETS_PER_USER="1000",
-        CHANNEL_LAYER_PREFIX="benchstorm-layer",
-        VALKEY_KEY_PREFIX="benchstorm:",
+        CHANNEL_LAYER_PREFIX=LAYER_PREFIX,
+        VALKEY_KEY_PREFIX=PREFIX,
         DRAIN_SECONDS="0",
     )
     ports = [PORT, PORT + 1, PORT + 2]

@@ -514,6 +514,9 @@ GRACEFUL_SHUTDOWN_SECONDS = env("GRACEFUL_SHUTDOWN_SECONDS", int, 20)
 # Proxies whose X-Forwarded-For / -Proto are trusted (comma-separated addresses or CIDRs; never
 # "*", which lets any client choose its IP for the per-IP limits: DEPLOY.md § 10).
 FORWARDED_ALLOW_IPS = env("FORWARDED_ALLOW_IPS", str, "127.0.0.1")
+# WebSocket permessage-deflate (RFC 7692) on the public listener. Off: its zlib contexts cost
+# ≈ 37 KiB per open socket, and our frames are a few hundred bytes (docs/PERFORMANCE.md, issue 22).
+WS_PER_MESSAGE_DEFLATE = env("WS_PER_MESSAGE_DEFLATE", bool, False)
 # Prometheus: each process's own registry on this port (0: off; the internal listener always has
 # /metrics), bound to METRICS_HOST. Never publish it.
 METRICS_PORT = env("METRICS_PORT", int, 0)

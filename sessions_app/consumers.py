@@ -18,6 +18,7 @@ after running.
 """
 
 import asyncio
+import collections
 import contextlib
 import functools
 import json
@@ -51,7 +52,7 @@ from sessions_app import (
     socket_batches,
     stored_message,
 )
-from sessions_app.tickets import socket_bearer_claims, socket_user, socket_user_recheck
+from sessions_app.tickets import socket_bearer_claims, socket_user
 
 logger = logging.getLogger(__name__)
 
@@ -160,11 +161,22 @@ async def _accept_and_close(receive, send, code):
     await send({"type": "websocket.close", "code": code})
 
 
+async def _dispatch_frames(receive, dispatch, lock):
+    """The socket's frames, one at a time, in this task (no reader task of its own); `lock` is
+    shared with the channel-layer deliveries (ChatConsumer._drain_inbox). StopConsumer at
+    disconnect ends it."""
+    while True:
+        message = await receive()
+        async with lock:
+            await dispatch(message)
+
+
 async def _dispatch_both(receive, channel_receive, dispatch):
     """Channels' await_many_dispatch without its per-message cost (issue 22): it creates a task and
     runs an asyncio.wait for every frame and every delivery. Here one long-lived reader per
     source; a lock keeps Channels' guarantee that handlers run one at a time, in arrival order per
-    source. The first exception (StopConsumer at disconnect) ends both readers."""
+    source. The first exception (StopConsumer at disconnect) ends both readers. Only for a layer
+    without `attach` (the in-memory layer of development)."""
     lock = asyncio.Lock()
 
     async def pump(source):
@@ -187,6 +199,10 @@ async def _dispatch_both(receive, channel_receive, dispatch):
 class ChatConsumer(AsyncWebsocketConsumer):
     user_id = None
     mitra_id = None
+    token_jti = None
+    inbox = None  # channel-layer frames waiting while the consumer is busy (None when none wait)
+    drainer = None  # the task handing them to `dispatch`
+    overflowed = False
 
     # Channels' dispatch without the per-handler aclose_old_connections() hop (module docstring).
     async def dispatch(self, message):
@@ -198,27 +214,83 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # Connection ------------------------------------------------------------------------------
 
     async def __call__(self, scope, receive, send):
-        """Channels' AsyncConsumer.__call__, except that a channel layer that cannot give this
-        socket its channel (Valkey down) no longer fails the upgrade with an HTTP 500: the socket
-        is accepted and closed with 1012 (service restart), as docs/realtime.md promises, and
-        the outage is logged once (sessions_app.realtime.layer_unavailable_at_upgrade)."""
+        """Channels' AsyncConsumer.__call__, except that:
+        - a channel layer that cannot give this socket its channel (Valkey down) no longer fails the
+          upgrade with an HTTP 500: the socket is accepted and closed with 1012 (service restart),
+          as docs/realtime.md promises, and the outage is logged once
+          (sessions_app.realtime.layer_unavailable_at_upgrade);
+        - with our layer (sessions_app/layer.py) the socket's channel is `attach`ed: no queue, no
+          reader task and no Valkey round trip per socket; a frame from the layer is queued only
+          while the consumer is busy (`_delivered`). Frames are read in this task (issue 22: idle
+          memory and reconnect storms)."""
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.base_send = send
+        attach = getattr(self.channel_layer, "attach", None)
         try:
             async with asyncio.timeout(NEW_CHANNEL_TIMEOUT_SECONDS):
-                self.channel_name = await self.channel_layer.new_channel()
+                if attach is not None:
+                    await self.channel_layer.ensure_subscriber()
+                else:
+                    self.channel_name = await self.channel_layer.new_channel()
         except Exception as exc:
             realtime.layer_unavailable_at_upgrade(exc)
             await _accept_and_close(receive, send, realtime.CLOSE_SERVICE_RESTART)
+            return
+        if attach is not None:
+            self.channel_name = attach(self._delivered)
+            self.dispatch_lock = asyncio.Lock()
+            try:
+                with contextlib.suppress(StopConsumer):
+                    await _dispatch_frames(receive, self.dispatch, self.dispatch_lock)
+            finally:
+                self.channel_layer.detach(self.channel_name)
+                if self.drainer is not None:
+                    self.drainer.cancel()
             return
         realtime.layer_available_at_upgrade()
         on_overflow = getattr(self.channel_layer, "on_overflow", None)
         if on_overflow is not None:
             on_overflow(self.channel_name, self._queue_overflowed)
         self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-        self.base_send = send
         with contextlib.suppress(StopConsumer):
             await _dispatch_both(receive, self.channel_receive, self.dispatch)
+
+    def _delivered(self, data):
+        """The layer's callback for this socket's channel (called as each frame arrives): queued,
+        and handed to `dispatch` in order by one short-lived task. Past REALTIME_SOCKET_QUEUE
+        waiting frames: dropped, and the socket closed with 1013 (`_queue_overflowed`)."""
+        inbox = self.inbox
+        if inbox is None:
+            inbox = self.inbox = collections.deque()
+        limit = settings.REALTIME_SOCKET_QUEUE
+        if limit > 0 and len(inbox) >= limit:
+            if not self.overflowed:
+                self.overflowed = True
+                self._queue_overflowed()
+            return
+        inbox.append(data)
+        if self.drainer is None:
+            self.drainer = asyncio.get_running_loop().create_task(self._drain_inbox())
+
+    async def _drain_inbox(self):
+        try:
+            while self.inbox:
+                message = self.channel_layer.deserialize(self.inbox.popleft())
+                async with self.dispatch_lock:
+                    await self.dispatch(message)
+        except Exception as exc:
+            self.inbox = None
+            if type(exc).__name__ == "ClientDisconnected":
+                return  # the app went away meanwhile (uvicorn); `disconnect` cleans up
+            # As an exception in a handler ends a Channels consumer: the socket closes (1011).
+            logger.exception("channel-layer frame failed", extra={"user_id": self.user_id})
+            with contextlib.suppress(Exception):
+                await self.close_with(1011)
+        finally:
+            self.drainer = None
+            if not self.inbox:
+                self.inbox = None  # an idle socket holds no queue
 
     async def connect(self):
         await self.accept()
@@ -257,16 +329,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.presence_refreshed = time.monotonic()
         self.tasks = set()
         try:
-            await self.channel_layer.group_add(events.user_group(user.id), self.channel_name)
+            # Bounded: a Valkey that does not answer must not hold the socket open (closed with 1012).
+            async with asyncio.timeout(NEW_CHANNEL_TIMEOUT_SECONDS):
+                await self.channel_layer.group_add(events.user_group(user.id), self.channel_name)
         except Exception as exc:
             realtime.layer_unavailable_at_upgrade(exc)
             await self.close_with(realtime.CLOSE_SERVICE_RESTART)
             return
+        realtime.layer_available_at_upgrade()
         self.joined = True
         realtime.register(self)
         realtime.ensure_watchdog()
+        # One re-check task per process, not one per socket (sessions_app/socket_batches.py).
+        socket_batches.ensure_recheck()
         await self.send_json({"type": "hello", "user_id": user.id, "role": user.role})
-        self._background(self._recheck_user_periodically())
 
     async def _within_socket_cap(self, user_id) -> bool:
         """At most REALTIME_MAX_SOCKETS_PER_USER sockets per user on all processes (this
@@ -281,28 +357,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.close_with(CLOSE_TOO_MANY)
         return False
 
-    async def _recheck_user_periodically(self):
-        """Every REALTIME_USER_RECHECK_SECONDS: is the account still allowed (not deactivated
-        or deleted) and the socket's access token not revoked? A missed force-close (a process
-        that died before sending it) closes the socket here at the latest."""
-        interval = settings.REALTIME_USER_RECHECK_SECONDS
-        if interval <= 0:
-            return
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                refusal = await database_sync_to_async(socket_user_recheck)(
-                    user_id=self.user_id, token_jti=self.token_jti
-                )
-            except Exception:
-                logger.warning("socket user re-check failed", exc_info=True)
-                continue
-            if refusal is not None:
-                await self.send_error(refusal.code, refusal.detail)
-                await self.close_with(
-                    CLOSE_FORCED if refusal.code == "mitra_deactivated" else CLOSE_UNAUTHENTICATED
-                )
-                return
+    async def close_refused(self, refusal):
+        """The process-wide re-check (sessions_app/socket_batches.py) refused this socket's user or
+        token: the `error` frame, then 4003 for a deactivated mitra, else 4001."""
+        await self.send_error(refusal.code, refusal.detail)
+        await self.close_with(CLOSE_FORCED if refusal.code == "mitra_deactivated" else CLOSE_UNAUTHENTICATED)
 
     async def disconnect(self, code):
         if self.user_id is None:

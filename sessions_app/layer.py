@@ -18,11 +18,17 @@ What it changes, and why (measured with bench/chat_bench.py):
   whose consumer falls that far behind is not fed more and more memory: the frame is dropped and
   the socket's overflow callback runs (the consumer closes it with 1013, try again later); the
   app reconnects and `sync`s from Postgres, where every acknowledged message already is.
+- **A chat socket holds no queue and no subscription of its own** (`attach`): its channel is
+  local to the process (nothing sends to a socket's own channel; everything goes to the user's
+  group), and what arrives for it is handed to the consumer's callback at once, which queues it
+  only while the consumer is busy (sessions_app/consumers.py). An idle socket then costs no
+  asyncio.Queue, no reader task and no Valkey SUBSCRIBE (issue 22: idle memory, reconnect storms).
 """
 
 import asyncio
 import logging
 import time
+import uuid
 
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from django.conf import settings
@@ -53,6 +59,15 @@ return counts
 """
 
 
+class _Attached:
+    """In place of a channel's queue: `callback(data)` takes each frame as it arrives."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback):
+        self.callback = callback
+
+
 class UserGroupShard(RedisSingleShardConnection):
     def __init__(self, host, channel_layer):
         super().__init__(host, channel_layer)
@@ -60,6 +75,65 @@ class UserGroupShard(RedisSingleShardConnection):
         self._publish_script = None
         self._messages_waiting = []  # (keys, payload, future) for the next Lua call
         self._messages_publishing = False
+        self._pending = []  # [(operation, channel, future)] in arrival order
+        self._flushing = False
+        self._flush_task = None  # a reference, so that the running task is not collected
+
+    # Subscriptions of a storm in a few commands (issue 22): channels_redis sends one SUBSCRIBE per
+    # group_add and one UNSUBSCRIBE per emptied group, one at a time under the shard's lock, so
+    # 1,000 sockets (re)connecting queued 1,000 lock hand-offs on a busy loop and timed out. Here
+    # what arrives in one loop turn goes out as one SUBSCRIBE / UNSUBSCRIBE per run of the same
+    # operation, in arrival order and with the same checks as channels_redis, under the lock.
+    async def subscribe(self, channel):
+        await self._queue_operation("subscribe", channel)
+
+    async def unsubscribe(self, channel):
+        await self._queue_operation("unsubscribe", channel)
+
+    async def _queue_operation(self, operation, channel):
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((operation, channel, future))
+        if not self._flushing:
+            self._flushing = True
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush_operations())
+        await future
+
+    async def _flush_operations(self):
+        try:
+            await asyncio.sleep(0)  # whatever else this loop turn brings joins
+            while self._pending:
+                batch, self._pending = self._pending, []
+                async with self._lock:
+                    for operation, run in _runs(batch):
+                        try:
+                            await self._apply(operation, [channel for _, channel, _ in run])
+                        except Exception as exc:
+                            for *_, future in run:
+                                if not future.done():
+                                    future.set_exception(exc)
+                        else:
+                            for *_, future in run:
+                                if not future.done():
+                                    future.set_result(None)
+        finally:
+            self._flushing = False
+            if self._pending:
+                self._flushing = True
+                self._flush_task = asyncio.get_running_loop().create_task(self._flush_operations())
+
+    async def _apply(self, operation, channels):
+        self._ensure_redis()
+        self._ensure_receiver()
+        if operation == "subscribe":
+            wanted = list(dict.fromkeys(c for c in channels if c not in self._subscribed_to))
+            if wanted:
+                await self._pubsub.subscribe(*wanted)
+                self._subscribed_to.update(wanted)
+        else:
+            wanted = list(dict.fromkeys(c for c in channels if c in self._subscribed_to))
+            if wanted:
+                await self._pubsub.unsubscribe(*wanted)
+                self._subscribed_to.difference_update(wanted)
 
     def publisher(self):
         """A client for publishing, on its own blocking pool (not the subscriber's connection)."""
@@ -138,6 +212,17 @@ class UserGroupShard(RedisSingleShardConnection):
                 layer.deliver(channel_name, data)
 
 
+def _runs(batch):
+    """[(operation, channel, future)] → [(operation, [items])], consecutive same operations together."""
+    runs = []
+    for item in batch:
+        if runs and runs[-1][0] == item[0]:
+            runs[-1][1].append(item)
+        else:
+            runs.append((item[0], [item]))
+    return runs
+
+
 class UserGroupLoopLayer(RedisPubSubLoopLayer):
     def __init__(self, *args, queue_size=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -160,9 +245,39 @@ class UserGroupLoopLayer(RedisPubSubLoopLayer):
             return self.queue_size
         return getattr(settings, "REALTIME_SOCKET_QUEUE", 0)
 
+    def attach(self, callback, prefix="specific."):
+        """A new channel, local to this process, whose frames go to `callback(data)` (serialised
+        data: `deserialize` it), with no Valkey round trip; it can join groups. `detach` ends it."""
+        channel = f"{self.prefix}{prefix}{uuid.uuid4().hex}"
+        self.channels[channel] = _Attached(callback)
+        return channel
+
+    def detach(self, channel):
+        if type(self.channels.get(channel)) is _Attached:
+            del self.channels[channel]
+
+    async def ensure_subscriber(self):
+        """Raises when the subscriber connection is down and cannot be opened (Valkey down); no
+        round trip while it is up (a socket is refused before its authentication, as when
+        `new_channel`'s SUBSCRIBE failed)."""
+        for shard in self._shards:
+            pubsub = shard._pubsub
+            if pubsub is not None and pubsub.connection is not None and pubsub.connection.is_connected:
+                continue  # up: no lock, no round trip (a storm would queue on the lock)
+            async with shard._lock:
+                shard._ensure_redis()
+                shard._ensure_receiver()
+                await shard._pubsub.connect()
+
     def deliver(self, channel_name, data):
         queue = self.channels.get(channel_name)
         if queue is None:
+            return
+        if type(queue) is _Attached:
+            try:
+                queue.callback(data)
+            except Exception:
+                logger.warning("delivery callback failed", exc_info=True)
             return
         try:
             queue.put_nowait(data)
@@ -218,6 +333,15 @@ class UserGroupLayer(RedisPubSubChannelLayer):
 
     def on_overflow(self, channel_name, callback):
         self._get_layer().on_overflow(channel_name, callback)
+
+    def attach(self, callback):
+        return self._get_layer().attach(callback)
+
+    def detach(self, channel):
+        self._get_layer().detach(channel)
+
+    async def ensure_subscriber(self):
+        await self._get_layer().ensure_subscriber()
 
     def receiving_since(self, seconds) -> bool:
         return self._get_layer().receiving_since(seconds)

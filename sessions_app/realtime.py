@@ -132,26 +132,85 @@ async def socket_opened(user_id, channel_name):
 
 
 async def socket_open_count(user_id, channel_name) -> int | None:
-    """Mark the socket as open and count the user's open sockets on every process, in one
-    round trip (MULTI), for the per-user cap. None when Valkey cannot answer (the caller then
-    counts this process's sockets only)."""
+    """Mark the socket as open and count the user's open sockets on every process, for the
+    per-user cap: one MULTI with every other socket opening or closing at this moment
+    (`_registry_batch`). None when Valkey cannot answer (the caller then counts this process's
+    sockets only)."""
     now = time.time()
     if not settings.VALKEY_URL:
         sockets = _local_sockets.setdefault(user_id, {})
         sockets[channel_name] = now + SOCKET_TTL_SECONDS
         return sum(1 for lapses_at in sockets.values() if lapses_at > now)
-    key = _sockets_key(user_id)
+    return await _registry_write("open", user_id, channel_name)
+
+
+# Registry writes of many sockets at once (issue 22, reconnect storms): a socket opening or closing
+# used to take its own round trip and a connection of the REALTIME_VALKEY_CONNECTIONS pool, so
+# 2,000 sockets closing together mostly failed with "No connection available" (left to lapse), and
+# 2,000 opening queued for the pool. Here every write of a loop turn goes in one MULTI.
+REGISTRY_BATCH = 500
+_registry_pending = {}  # event loop -> [(operation, user_id, channel_name, future)]
+_registry_flushing = {}  # event loop -> its flush task (a reference, so that it is not collected)
+
+
+async def _registry_write(operation, user_id, channel_name):
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    _registry_pending.setdefault(loop, []).append((operation, user_id, channel_name, future))
+    if loop not in _registry_flushing:
+        _registry_flushing[loop] = loop.create_task(_registry_flush(loop))
+    return await future
+
+
+async def _registry_flush(loop):
+    try:
+        await asyncio.sleep(0)  # whatever else this loop turn brings joins the batch
+        while _registry_pending.get(loop):
+            batch = _registry_pending[loop][:REGISTRY_BATCH]
+            del _registry_pending[loop][: len(batch)]
+            answers = await _registry_batch(
+                [(operation, user_id, name) for operation, user_id, name, _ in batch]
+            )
+            for (*_, future), answer in zip(batch, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
+    finally:
+        del _registry_flushing[loop]
+        if _registry_pending.get(loop):  # arrived while finishing: start again
+            _registry_flushing[loop] = loop.create_task(_registry_flush(loop))
+        else:
+            _registry_pending.pop(loop, None)
+
+
+async def _registry_batch(writes) -> list:
+    """("open" | "close", user_id, channel_name) each → the user's open-socket count after an
+    "open" (lapsed ones pruned first), None for a "close"; all None when Valkey cannot answer."""
+    now = time.time()
     try:
         async with _redis().pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(key, "-inf", now)
-            pipe.zadd(key, {channel_name: now + SOCKET_TTL_SECONDS})
-            pipe.expire(key, SOCKET_TTL_SECONDS * 2)
-            pipe.zcard(key)
-            *_, count = await pipe.execute()
-        return int(count)
+            for operation, user_id, channel_name in writes:
+                key = _sockets_key(user_id)
+                if operation == "open":
+                    pipe.zremrangebyscore(key, "-inf", now)
+                    pipe.zadd(key, {channel_name: now + SOCKET_TTL_SECONDS})
+                    pipe.expire(key, SOCKET_TTL_SECONDS * 2)
+                    pipe.zcard(key)
+                else:
+                    pipe.zrem(key, channel_name)
+            replies = iter(await pipe.execute())
     except Exception as exc:
-        _note_valkey_degraded("socket count", exc)
-        return None
+        _note_valkey_degraded("socket registry", exc)
+        return [None] * len(writes)
+    answers = []
+    for operation, _, _ in writes:
+        if operation == "open":
+            for _ in range(3):  # ZREMRANGEBYSCORE, ZADD, EXPIRE
+                next(replies)
+            answers.append(int(next(replies)))  # ZCARD
+        else:
+            next(replies)
+            answers.append(None)
+    return answers
 
 
 # Token buckets per user in Valkey, shared by the user's sockets on every process: rate per
@@ -239,13 +298,12 @@ def _note_valkey_degraded(what, exc):
 
 
 async def socket_closed(user_id, channel_name):
+    """Never raises; batched with every other socket opening or closing now (a failure is logged
+    once a minute: the entry lapses on its own)."""
     if not settings.VALKEY_URL:
         _local_sockets.get(user_id, {}).pop(channel_name, None)
         return
-    try:
-        await _redis().zrem(_sockets_key(user_id), channel_name)
-    except Exception:
-        logger.warning("socket registry unavailable", exc_info=True)
+    await _registry_write("close", user_id, channel_name)
 
 
 async def has_open_socket(user_id) -> bool:
@@ -420,6 +478,9 @@ async def _watch():
                 )
             healthy = False
             channel = None
+            # Handled: the sockets that connect from now on subscribe on whatever server answers,
+            # so its (new) run_id is not another restart to close them for.
+            last_run_id = None
             try:
                 await layer.flush()
             except Exception:

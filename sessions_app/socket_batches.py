@@ -14,14 +14,20 @@ account, the deny list and the messages, so a deactivated account or a revoked t
 exactly as before (also while Valkey is down: nothing here reads Valkey). A batch starts as soon
 as the loop is free and takes whatever arrived meanwhile; while one batch is in the database the
 next one gathers, so a lone connect waits for no one and a storm costs a few dozen queries.
+
+The periodic re-check of open sockets (is the account still allowed, the token not revoked?) is
+one task per process too, not one per socket: every REALTIME_USER_RECHECK_SECONDS it asks about
+all of this process's sockets in one hop (two queries per MAX_BATCH sockets) and closes the
+refused ones as before (`error` frame, then 4003 for a deactivated mitra, else 4001).
 """
 
 import asyncio
 import logging
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
-from sessions_app import selectors, tickets
+from sessions_app import realtime, selectors, tickets
 
 logger = logging.getLogger(__name__)
 
@@ -83,3 +89,49 @@ async def socket_user_for_claims(claims):
 async def messages_replay(*, session_id, user_id, after_seq, limit):
     """`selectors.messages_replay`, batched with every other socket's `sync` of this moment."""
     return await _replays.ask((user_id, session_id, after_seq, limit))
+
+
+# The process-wide re-check of open sockets -----------------------------------------------------
+
+_rechecks = {}  # event loop -> its re-check task
+
+
+def ensure_recheck():
+    """Start this loop's re-check task once (the first socket of the process starts it)."""
+    if settings.REALTIME_USER_RECHECK_SECONDS <= 0:
+        return
+    loop = asyncio.get_running_loop()
+    task = _rechecks.get(loop)
+    if task is None or task.done():
+        _rechecks[loop] = loop.create_task(_recheck_periodically(), name="realtime-socket-recheck")
+
+
+async def _recheck_periodically():
+    """A missed force-close (a process that died before sending it) closes the socket here at the
+    latest, within REALTIME_USER_RECHECK_SECONDS."""
+    while True:
+        await asyncio.sleep(settings.REALTIME_USER_RECHECK_SECONDS)
+        try:
+            await recheck_open_sockets()
+        except Exception:
+            logger.warning("socket user re-check failed", exc_info=True)
+
+
+async def recheck_open_sockets() -> int:
+    """Re-check every open socket of this process; the refused ones are closed
+    (`consumer.close_refused`). Returns how many were refused."""
+    sockets = [
+        c for c in realtime.local_consumers() if c.user_id is not None and not getattr(c, "closing", False)
+    ]
+    refused = 0
+    for start in range(0, len(sockets), MAX_BATCH):
+        batch = sockets[start : start + MAX_BATCH]
+        refusals = await database_sync_to_async(tickets.socket_users_recheck)(
+            [(c.user_id, c.token_jti) for c in batch]
+        )
+        closing = [c.close_refused(r) for c, r in zip(batch, refusals, strict=True) if r is not None]
+        refused += len(closing)
+        for outcome in await asyncio.gather(*closing, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                logger.warning("closing a refused socket failed", exc_info=outcome)
+    return refused

@@ -17,7 +17,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from halobestie.accounts.models import Role, User
-from halobestie.accounts.tokens import access_is_revoked, revoked_among
+from halobestie.accounts.tokens import revoked_among
 from halobestie.db.locks import realtime_ticket_use
 from halobestie.db.purge import delete_if_any
 from halobestie.errors import ServiceError
@@ -141,16 +141,32 @@ def socket_user(*, authorization: str | None, ticket: str | None):
     return user
 
 
+def socket_users_recheck(sockets) -> list:
+    """For every open socket of a process at once, every REALTIME_USER_RECHECK_SECONDS
+    (sessions_app/socket_batches.py), in two queries whatever their number: for each
+    (user_id, token_jti), the refusal the socket would get if it connected now (account
+    deactivated, deleted, its access token revoked), or None."""
+    user_ids = {user_id for user_id, _ in sockets}
+    users = {user.pk: user for user in User.objects.select_related("mitra").filter(pk__in=user_ids)}
+    revoked = revoked_among(jti for _, jti in sockets)
+    refusals = []
+    for user_id, token_jti in sockets:
+        if token_jti and str(token_jti) in revoked:
+            refusals.append(SocketUnauthenticated("Token sudah dicabut. Masuk lagi.", code="token_revoked"))
+            continue
+        try:
+            _check_socket_user(users.get(user_id), claimed_role=None)
+        except SocketUnauthenticated as refusal:
+            refusals.append(refusal)
+        else:
+            refusals.append(None)
+    return refusals
+
+
 def socket_user_recheck(*, user_id, token_jti) -> ServiceError | None:
-    """For an open socket, every REALTIME_USER_RECHECK_SECONDS: the refusal the socket would get
-    if it connected now (account deactivated, deleted, its access token revoked), or None."""
-    if access_is_revoked(token_jti):
-        return SocketUnauthenticated("Token sudah dicabut. Masuk lagi.", code="token_revoked")
-    try:
-        _check_socket_user(User.objects.select_related("mitra").filter(pk=user_id).first(), claimed_role=None)
-    except SocketUnauthenticated as refusal:
-        return refusal
-    return None
+    """`socket_users_recheck` for one socket."""
+    (refusal,) = socket_users_recheck([(user_id, token_jti)])
+    return refusal
 
 
 def _check_socket_user(user, *, claimed_role):

@@ -105,3 +105,31 @@ def test_sync_refuses_a_bad_sessions_list(public_server, active_session):
             assert (error["code"], error["ref"]) == ("validation_error", "sync"), sessions
         c.send({"type": "ping"})
         assert c.expect_type("pong") == {"type": "pong"}
+
+
+def test_sockets_opening_and_closing_at_once_share_one_registry_write_and_each_get_their_count():
+    """The socket registry (real Valkey): what many sockets open and close in one loop turn goes
+    to Valkey together, and each opening socket still gets the count the per-user cap needs."""
+    import asyncio
+
+    from sessions_app import realtime
+
+    async def scenario():
+        first = await asyncio.gather(
+            *(realtime.socket_open_count(901, f"a{n}") for n in range(4)),
+            realtime.socket_open_count(902, "b0"),
+        )
+        second = await asyncio.gather(
+            realtime.socket_closed(901, "a0"),
+            realtime.socket_closed(901, "a1"),
+            realtime.socket_open_count(901, "a4"),
+            realtime.socket_closed(902, "b0"),
+        )
+        after = [await realtime.has_open_socket(901), await realtime.has_open_socket(902)]
+        await asyncio.gather(*(realtime.socket_closed(901, f"a{n}") for n in range(5)))
+        return first, second, after, await realtime.has_open_socket(901)
+
+    first, second, after, left = asyncio.run(scenario())
+    assert first == [1, 2, 3, 4, 1]
+    assert second == [None, None, 3, None]
+    assert (after, left) == ([True, False], False)
