@@ -16,6 +16,7 @@ class HalobestieConfig(AppConfig):
         # must refuse a service account of another Firebase project, not only `manage.py check`.
         push.configure_from_settings()
         warn_about_unsafe_settings()
+        from halobestie.server import inline_builtins  # noqa: F401 (registers its deploy check)
         from halobestie.server.lifespan import register_scheduler_tick
 
         # With SCHEDULER_IN_PROCESS the public listener runs the timers itself (lifespan.py).

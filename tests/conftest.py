@@ -1,6 +1,8 @@
 """The shared cast and fixtures. Tests run on real PostgreSQL and Valkey/Redis (make test
 provides both); nothing of our own code is mocked."""
 
+import threading
+
 import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -11,6 +13,25 @@ from rest_framework.test import APIClient
 from halobestie.accounts.models import Role, User
 from halobestie.accounts.tokens import tokens_for
 from halobestie.server.listeners import INTERNAL, SCOPE_KEY
+
+# A test's own threads (a flood of sockets, concurrent payments) that touch the ORM each take a
+# connection from Django's pool (20), and a thread that ends without closing it never gives it
+# back: a few such tests left the whole suite's later threads waiting for a connection until they
+# timed out. Every thread started during the tests closes its connections when it ends, as a
+# request does; production threads do so themselves (close_old_connections / connection.close()).
+_thread_run = threading.Thread.run
+
+
+def _run_and_close_connections(self):
+    try:
+        _thread_run(self)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+
+
+threading.Thread.run = _run_and_close_connections
 
 
 def pytest_sessionstart(session):

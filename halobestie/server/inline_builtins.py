@@ -21,7 +21,9 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
+from django.core import checks
 from django.middleware import clickjacking, common, csrf, security
+from django.utils.module_loading import import_string
 
 
 class InlineHooks:
@@ -102,3 +104,27 @@ class CsrfViewMiddleware(InlineHooks, csrf.CsrfViewMiddleware):
 
     def _response_inline(self, request, response):
         return not settings.CSRF_USE_SESSIONS
+
+
+# Django's deploy checks security.W001/W002/W003 look for Django's own dotted paths in MIDDLEWARE
+# and so cannot see these subclasses (they are silenced in settings); this check asks the same
+# question of the classes, subclasses included, as an error.
+REQUIRED = {
+    "security.W001": security.SecurityMiddleware,
+    "security.W002": clickjacking.XFrameOptionsMiddleware,
+    "security.W003": csrf.CsrfViewMiddleware,
+}
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_security_middleware(app_configs=None, **kwargs):
+    installed = [import_string(path) for path in settings.MIDDLEWARE]
+    return [
+        checks.Error(
+            f"{required.__module__}.{required.__name__} (or a subclass of it) is not in MIDDLEWARE.",
+            hint="halobestie/server/inline_builtins.py has the subclass to use.",
+            id=f"halobestie.{check_id.replace('.', '_')}",
+        )
+        for check_id, required in REQUIRED.items()
+        if not any(issubclass(cls, required) for cls in installed if isinstance(cls, type))
+    ]

@@ -186,3 +186,11 @@ def test_a_session_that_must_be_saved_still_is_saved_on_a_thread(settings, monke
     assert any("process_response" in hop for hop in hops)  # the save: Django's hop, only here
     key = response.cookies[settings.SESSION_COOKIE_NAME].value
     assert Session.objects.get(session_key=key).get_decoded() == {"probe": "1"}
+
+
+def test_the_deploy_check_still_requires_the_security_middleware(settings):
+    from halobestie.server.inline_builtins import check_security_middleware
+
+    assert check_security_middleware() == []
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.endswith(".XFrameOptionsMiddleware")]
+    assert [error.id for error in check_security_middleware()] == ["halobestie.security_W002"]
