@@ -2,26 +2,30 @@
 `GET /api/v1/sessions/<id>` and `GET /api/v1/sessions/<id>/messages` answered on the event loop,
 before Django's middleware and DRF's dispatch, without a thread hop (issue 22).
 
-Per read: the token verified in memory (simplejwt's own checks: signature, expiry, type), then
-ONE statement on the event loop's async pool (halobestie/db/async_reads.py) reads whether the
-token was revoked, the session, its client, its mitra and the mitra's account, whether it was
-rated and its latest payment; the history adds one statement for its messages. The rules are the
-views' own functions: `check_may_authenticate` (inactive, deleted, deactivated, the role claim),
-IsClientOrMitra, the per-person read limit (one Valkey INCR when a limit is set), the selector's
-participant rule (the session's client or its current mitra, nobody else). The session's state is
-rendered by the view's serializer (SessionOut) from model instances built by Django's `from_db`;
-each message by MessageOut's own fields, from the row.
+Per read: the token verified in memory (simplejwt's own checks: signature, expiry, type; a header
+seen before only has its expiry checked again), then ONE statement on the event loop's async pool
+(halobestie/db/async_reads.py) reads whether the token was revoked, the session's client and
+mitra as the rules read them, and the body itself, written as JSON by PostgreSQL
+(sessions_app/fast_bodies.py: SessionOut's body with its rating and latest payment, or the page
+of MessageOut's bodies), passed on as bytes. The rules are the views' own functions:
+`check_may_authenticate` (inactive, deleted, deactivated, the role claim), IsClientOrMitra, the
+per-person read limit (one Valkey INCR when a limit is set), the selector's participant rule (the
+session's client or its current mitra, nobody else; also in the statement's WHERE).
 
 Only success is answered here: on anything else (no or a bad token, an old backend's token,
 another person's session, an unknown id, a query that does not validate, the limit reached,
 PostgreSQL not answering) the handler declines and Django answers as before, with its own status
 and envelope. A session waiting in the queue shows its place and wait estimate, which take more
-reads: its state is rendered on a worker thread (the one hop left, for that case only). The
-route patterns are stricter than Django's (a canonical lower-case UUID; `after_seq` and `limit`
-only): anything else goes to Django too.
+reads: its state is read again as model instances (`_session_statement`) and rendered by
+SessionOut on a worker thread (the one hop left, for that case only). The same read, rendered by
+the serializers on the event loop, serves when the bodies cannot be written by PostgreSQL (the
+serializers or DRF's JSON settings are not the ones fast_bodies was written for, or another time
+zone than the pool's is active). The route patterns are stricter than Django's (a canonical
+lower-case UUID; `after_seq` and `limit` only): anything else goes to Django too.
 """
 
 import collections
+import datetime
 import functools
 import types
 import uuid
@@ -33,6 +37,7 @@ from django.core.signals import setting_changed
 from django.db import close_old_connections, connection
 from django.dispatch import receiver
 from django.http.request import HttpHeaders
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
 from rest_framework.fields import ISO_8601
@@ -51,7 +56,7 @@ from halobestie.server import fastpath, lifespan, throttles
 from halobestie.server.safe_input import text_is_storable
 from mitras.models import Mitra
 from payments.models import Payment
-from sessions_app import api
+from sessions_app import api, fast_bodies
 from sessions_app.models import ChatSession, Message, Rating, Status
 from sessions_app.serializers import MessageOut, SessionOut
 
@@ -141,6 +146,53 @@ LEFT JOIN LATERAL (
     SELECT {", ".join(field(name).column for name in payment.attnames)} FROM {Payment._meta.db_table}
     WHERE {payment_fk} = s.id ORDER BY {payment_created} DESC LIMIT 1
 ) p ON true
+WHERE s.id = %(sid)s AND (s.{client_fk} = %(uid)s OR m.{mitra_user_fk} = %(uid)s)
+"""  # noqa: S608
+    return sql, parts
+
+
+# What the views' rules read of the caller's account (check_may_authenticate, IsClientOrMitra, the
+# person's read limit): the statement whose body PostgreSQL renders reads only these.
+_USER_RULES = ("id", "role", "is_active", "deleted_at")
+_MITRA_RULES = ("id", "user_id", "deactivated_at")
+
+
+@functools.cache
+def _rendered_statement(history):
+    """The statement (with %(jti)s, %(uid)s, %(sid)s; the history's also %(after)s,
+    %(fetch)s, %(limit)s) whose row is: revoked, the session's client id and status, the client,
+    the mitra and the mitra's account as the rules read them, then the body rendered by PostgreSQL
+    (sessions_app/fast_bodies.py: the state's JSON, or how many messages were fetched and the
+    page's JSON array). None when the serializers are not the ones fast_bodies renders."""
+    parts = (_Part(User, "c", _USER_RULES), _Part(Mitra, "m", _MITRA_RULES), _Part(User, "mu", _USER_RULES))
+    if history:
+        lateral = fast_bodies.messages_lateral()
+        if lateral is None:
+            return None
+        body, joins = "h.fetched, h.results", f"CROSS JOIN LATERAL ({lateral}) h"
+    else:
+        rendered = fast_bodies.session_json()
+        if rendered is None:
+            return None
+        body = rendered
+        field = Payment._meta.get_field
+        joins = f"""LEFT JOIN {Rating._meta.db_table} r ON r.{Rating._meta.get_field("session").column} = s.id
+LEFT JOIN LATERAL (
+    SELECT {", ".join(field(name).column for name in _PAYMENT_FIELDS)} FROM {Payment._meta.db_table}
+    WHERE {field("session").column} = s.id ORDER BY {field("created_at").column} DESC LIMIT 1
+) p ON true"""  # noqa: S608
+    mitra_fk, client_fk = (ChatSession._meta.get_field(name).column for name in ("mitra", "client"))
+    mitra_user_fk = Mitra._meta.get_field("user").column
+    status = ChatSession._meta.get_field("status").column
+    # Only the models' own table and column names go into the text; every value is a parameter.
+    sql = f"""
+SELECT EXISTS (SELECT 1 FROM {RevokedAccessToken._meta.db_table} t WHERE t.jti = %(jti)s),
+    s.{client_fk}, s.{status}, {", ".join(part.select for part in parts)}, {body}
+FROM {ChatSession._meta.db_table} s
+JOIN {User._meta.db_table} c ON c.id = s.{client_fk}
+LEFT JOIN {Mitra._meta.db_table} m ON m.id = s.{mitra_fk}
+LEFT JOIN {User._meta.db_table} mu ON mu.id = m.{mitra_user_fk}
+{joins}
 WHERE s.id = %(sid)s AND (s.{client_fk} = %(uid)s OR m.{mitra_user_fk} = %(uid)s)
 """  # noqa: S608
     return sql, parts
@@ -236,6 +288,34 @@ def _request_like(scope):
     return types.SimpleNamespace(META=meta, headers=HttpHeaders(meta), method="GET", user=None, auth=None)
 
 
+# Authorization headers whose token passed simplejwt's checks (and every authenticator before ours
+# stepped aside for it: the old backend's stepped aside because the token is not signed with its
+# secret, which depends only on the text and the settings): (token, user id, jti) by the header's
+# bytes. A header seen again is only checked for its token's expiry (as simplejwt checks it);
+# revocation and the account are read with the session. Bounded; emptied when the JWT settings
+# change (tests).
+_VERIFIED_MAX = 10_000
+_verified = collections.OrderedDict()
+
+
+def _verify(scope):
+    """(token, user id, jti) of the request's bearer token as our JWTAuthentication validates it
+    (signature, expiry, type, jti; no database), or None; raises as the authenticators do."""
+    request = _request_like(scope)
+    if "HTTP_AUTHORIZATION" not in request.META:
+        return None
+    token = _our_token(request)
+    if token is None:
+        return None
+    user_id, jti = token.get(jwt_settings.USER_ID_CLAIM), token.get("jti")
+    if not isinstance(jti, str) or isinstance(user_id, bool):
+        return None
+    try:
+        return token, int(user_id), jti
+    except (TypeError, ValueError):
+        return None
+
+
 def _our_token(request):
     """The validated token when our JWTAuthentication would judge this request and every
     authenticator before it stepped aside, else None; raises as the authenticators do. In memory
@@ -256,82 +336,64 @@ def _our_token(request):
     raw = ours.get_raw_token(header) if header is not None else None
     if raw is None:
         return None
-    return _validated(ours, raw)
-
-
-# Tokens that passed simplejwt's checks, by their text: the signature and the claims cannot change,
-# so a token seen again is only checked for its expiry (as simplejwt checks it); revocation is
-# read with the session. Bounded; emptied when the JWT settings change (tests).
-_VERIFIED_MAX = 10_000
-_verified = collections.OrderedDict()
-
-
-def _validated(ours, raw):
-    """simplejwt's validated token for `raw` (signature, expiry, type, jti; no database), from
-    memory when it passed before. Raises as JWTAuthentication.get_validated_token does."""
-    token = _verified.get(raw)
-    if token is None:
-        token = SimpleJWTAuthentication.get_validated_token(ours, raw)
-        if len(_verified) >= _VERIFIED_MAX:
-            _verified.popitem(last=False)
-        _verified[raw] = token
-        return token
-    try:
-        token.check_exp(current_time=aware_utcnow())
-    except TokenError:
-        _verified.pop(raw, None)
-        raise
-    return token
+    return SimpleJWTAuthentication.get_validated_token(ours, raw)
 
 
 @receiver(setting_changed)
 def _forget_verified(setting, **kwargs):
-    if setting in ("SIMPLE_JWT", "REST_FRAMEWORK", "SECRET_KEY"):
+    if setting in ("SIMPLE_JWT", "REST_FRAMEWORK", "SECRET_KEY", "LEGACY_JWT_SECRET"):
         _verified.clear()
+    if setting in ("REST_FRAMEWORK", "USE_TZ"):
+        _rendered_statement.cache_clear()
 
 
 def _statement_values(scope, session_id):
-    """(token, {jti, uid, sid}) for the statement, or None (Django judges the request)."""
-    request = _request_like(scope)
-    if "HTTP_AUTHORIZATION" not in request.META:
+    """(request, token, {jti, uid, sid}) for the statement, or None (Django judges the request)."""
+    header = None
+    for key, value in scope.get("headers") or ():
+        if key == b"authorization":
+            if header is not None:
+                return None  # Django joins repeated headers, and refuses the result
+            header = value
+    if header is None:
         return None
+    known = _verified.get(header)
     try:
-        token = _our_token(request)
-    except (APIException, TokenError, KeyError, SynchronousOnlyOperation):
+        if known is None:
+            known = _verify(scope)
+            if known is None:
+                return None
+            if len(_verified) >= _VERIFIED_MAX:
+                _verified.popitem(last=False)
+            _verified[header] = known
+        else:
+            known[0].check_exp(current_time=aware_utcnow())
+    except TokenError:
+        _verified.pop(header, None)
         return None
-    if token is None:
+    except (APIException, KeyError, SynchronousOnlyOperation):
         return None
-    user_id = token.get(jwt_settings.USER_ID_CLAIM)
-    jti = token.get("jti")
-    if not isinstance(jti, str):
-        return None
+    token, user_id, jti = known
     try:
-        return request, token, {"jti": jti, "uid": int(user_id), "sid": uuid.UUID(session_id)}
-    except (TypeError, ValueError):
+        session_uuid = uuid.UUID(session_id)
+    except ValueError:
         return None
+    request = types.SimpleNamespace(method="GET", user=None, auth=None)  # what the permission reads
+    return request, token, {"jti": jti, "uid": user_id, "sid": session_uuid}
 
 
-async def _participant_session(request, token, values, row):
-    """The session (client, mitra, rating and latest payment attached) if the caller may read it,
-    else None: what the view's authentication, permission, throttle and selector decide."""
-    if row[-1]:  # the token was revoked
-        return None
-    start = 0
-    objects = []
-    for part in _session_statement()[1]:
-        objects.append(part.build(row, start))
-        start += part.width
-    session, client, mitra, mitra_user, rating, payment = objects
-    user_id = values["uid"]
+async def _caller(request, token, user_id, client_id, client, mitra, mitra_user):
+    """The caller's account if the view's authentication, permission, read limit and selector let
+    them read the session (booked by `client_id`, held by `mitra`), else None."""
     if mitra is not None and mitra.user_id == user_id:
         user = mitra_user
         user.mitra = mitra  # the user's own mitra row (one-to-one), as a query would give
-    elif session.client_id == user_id:
+    elif client_id == user_id:
         user = client
     else:
         return None
     # The selector's rule: a client reads the sessions they booked, a mitra the ones they hold.
-    if user.role == Role.CLIENT and session.client_id != user_id:
+    if user.role == Role.CLIENT and client_id != user_id:
         return None
     if user.role == Role.MITRA and (mitra is None or mitra.user_id != user_id):
         return None
@@ -346,17 +408,40 @@ async def _participant_session(request, token, values, row):
         return None
     if not await throttles.person_read_allowed(user):
         return None
+    return user
+
+
+def _built(parts, row, start):
+    objects = []
+    for part in parts:
+        objects.append(part.build(row, start))
+        start += part.width
+    return objects
+
+
+async def _participant_session(request, token, values, row):
+    """The session (client, mitra, rating and latest payment attached) if the caller may read it,
+    else None."""
+    if row[-1]:  # the token was revoked
+        return None
+    session, client, mitra, mitra_user, rating, payment = _built(_session_statement()[1], row, 0)
+    if await _caller(request, token, values["uid"], session.client_id, client, mitra, mitra_user) is None:
+        return None
     ChatSession._meta.get_field("client").set_cached_value(session, client)
     ChatSession._meta.get_field("mitra").set_cached_value(session, mitra)
     if mitra is not None:
         Mitra._meta.get_field("user").set_cached_value(mitra, mitra_user)
     ChatSession._meta.get_field("rating").set_cached_value(session, rating)
+    if payment is not None and payment.expires_at is not None:
+        # Printed with its offset by SessionOut (`isoformat()`): in UTC, as Django reads it.
+        payment.expires_at = payment.expires_at.astimezone(datetime.UTC)
     session.payments_newest = [payment] if payment is not None else []
     return session
 
 
 async def _read(scope, session_id, *, messages=None):
-    """(session, message rows) if the caller may read the session, else None."""
+    """(session, message rows) if the caller may read the session, else None: every model
+    instance built, for the serializers."""
     found = _statement_values(scope, session_id)
     if found is None:
         return None
@@ -379,6 +464,36 @@ async def _read(scope, session_id, *, messages=None):
     return session, results[1] if messages is not None else None
 
 
+async def _read_rendered(scope, session_id, *, history, messages=None):
+    """(status, the body's columns) if the caller may read the session, else None; the body as
+    PostgreSQL rendered it (`_rendered_statement`). Raises LookupError when the serializers are
+    not the ones PostgreSQL renders (the caller renders them instead)."""
+    statement = _rendered_statement(history)
+    if statement is None or timezone.get_current_timezone_name() != async_reads.pool_zone():
+        raise LookupError("rendered by the serializers")
+    found = _statement_values(scope, session_id)
+    if found is None:
+        return None
+    request, token, values = found
+    sql, parts = statement
+    if messages is not None:
+        values.update(messages)
+    try:
+        (rows,) = await async_reads.fetch([(sql, values)])
+    except async_reads.ReadUnavailable:
+        return None
+    if not rows:
+        return None  # no such session, or not this person's: Django's 404
+    row = rows[0]
+    if row[0]:  # the token was revoked
+        return None
+    start = 3
+    client, mitra, mitra_user = _built(parts, row, start)
+    if await _caller(request, token, values["uid"], row[1], client, mitra, mitra_user) is None:
+        return None
+    return row[2], row[start + sum(part.width for part in parts) :]
+
+
 # The routes ---------------------------------------------------------------------------------------
 
 
@@ -395,6 +510,17 @@ def _render_waiting(session):
 async def session_state(scope, match):
     if scope.get("query_string"):
         return None  # the view takes none; Django judges it (a NUL in it is a 400)
+    try:
+        found = await _read_rendered(scope, match["session_id"], history=False)
+    except LookupError:
+        found = None
+    else:
+        if found is None:
+            return None
+        status, (body,) = found
+        if status != Status.MATCHING:
+            return fast_bodies.finish(body)
+    # Waiting (its place and estimate read more), or SessionOut not the one PostgreSQL renders.
     found = await _read(scope, match["session_id"])
     if found is None:
         return None
@@ -441,7 +567,30 @@ async def message_history(scope, match):
     limit = query["limit"]
     # messages_after's bounds (selectors.messages_after), one more to tell whether there are more.
     fetched = max(1, min(limit + 1, 500))
-    found = await _read(scope, match["session_id"], messages={"after": query["after_seq"], "limit": fetched})
+    bounds = {"after": query["after_seq"], "fetch": fetched}
+    try:
+        found = await _read_rendered(
+            scope, match["session_id"], history=True, messages={**bounds, "limit": limit}
+        )
+    except LookupError:
+        return await _history_by_serializer(scope, match, bounds, limit)
+    if found is None:
+        return None
+    _, (count, page) = found
+    return b"".join(
+        (
+            b'{"results":',
+            fast_bodies.finish(page) if page is not None else b"[]",
+            b',"has_more":',
+            b"true" if count > limit else b"false",
+            b"}",
+        )
+    )
+
+
+async def _history_by_serializer(scope, match, bounds, limit):
+    messages = {"after": bounds["after"], "limit": bounds["fetch"]}
+    found = await _read(scope, match["session_id"], messages=messages)
     if found is None:
         return None
     _, rows = found

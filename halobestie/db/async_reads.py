@@ -1,10 +1,14 @@
-"""Reads on the event loop (issue 22): an async psycopg pool per event loop for the few hot
-statements answered before Django (sessions_app/fast_reads.py), without a thread hop.
+"""Reads on the event loop (issue 22): an async psycopg pool per event loop
+(halobestie/db/loop_pools.py) for the few hot statements answered before Django
+(sessions_app/fast_reads.py), without a thread hop.
 
 Its connections are set up as Django's own: the same server options (lock and statement
-timeouts), the session time zone Django uses, JSON loaded as text (Django's field converters parse
-it), so a row holds the values `Model.from_db` expects. Timestamps are loaded by psycopg's own
-(compiled) loader, aware: the same instants as Django's. Parameters are sent apart from the SQL,
+timeouts), JSON loaded as text (Django's field converters parse it), so a row holds the values
+`Model.from_db` expects. Timestamps are loaded by psycopg's own (compiled) loader, aware: the same
+instants as Django's. One difference: the session's time zone is the one times are shown in
+(TIME_ZONE when the pool opens; `pool_zone`), not UTC: PostgreSQL writes a time with its offset in
+one `to_char` (sessions_app/fast_bodies.py); a loaded time is then aware in that zone (the same
+instant; convert it before printing its offset). Parameters are sent apart from the SQL,
 and a statement run a few times is prepared (parsed and planned once per connection), as in the
 chat store's pool (sessions_app/chat_store.py; that one keeps psycopg's JSON loader, hence a pool
 of its own).
@@ -15,19 +19,19 @@ pool for RETRY_SECONDS: the caller lets Django answer (its 503 `database_unavail
 PostgreSQL really is down), so an outage costs a read nothing more than Django's own answer.
 """
 
-import asyncio
 import logging
-import threading
 import time
 
 import psycopg
 from django.conf import settings
 from django.db import connection
 from psycopg import Error as PsycopgError
-from psycopg.adapt import AdaptersMap
+from psycopg.adapt import AdaptersMap, Loader
 from psycopg.conninfo import make_conninfo
 from psycopg.types.string import TextLoader
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from halobestie.db.loop_pools import LoopPools
 
 logger = logging.getLogger(__name__)
 
@@ -39,45 +43,57 @@ class ReadUnavailable(Exception):
     """The database did not answer this read (the caller declines: Django answers)."""
 
 
-_pools = {}  # event loop -> AsyncConnectionPool
+class _BytesLoader(Loader):
+    """A value as the bytes PostgreSQL sent (its text form)."""
+
+    def load(self, data):
+        return bytes(data)
+
+
 statements_run = 0  # statements run by this process (for tests)
-_pools_lock = threading.Lock()
 _retry_at = 0.0
 
 
-def _connect_kwargs():
-    """Django's connection parameters for the default database, for an async connection."""
+def _connect_kwargs(zone):
+    """Django's connection parameters for the default database, for an async connection whose
+    session shows times in `zone` (None: without USE_TZ, the server's)."""
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)  # Django's client-side binding cursor: ours binds on the server
     params.pop("prepare_threshold", None)  # psycopg's default: prepared after a few runs
     params.pop("context", None)  # Django's loaders: its timestamp loader is pure Python (slow)
     context = AdaptersMap(psycopg.adapters)
     context.register_loader("jsonb", TextLoader)  # as Django: JSONField's converter parses it
-    if connection.timezone_name:
-        params["options"] = f"{params.get('options', '')} -c TimeZone={connection.timezone_name}".strip()
+    context.register_loader("json", _BytesLoader)  # a rendered body, passed through
+    options = f"{params.get('options', '')} -c DateStyle=ISO"
+    if zone:
+        options += f" -c TimeZone={zone}"
+    params["options"] = options.strip()
     conninfo = make_conninfo(**{k: str(v) for k, v in params.items() if v not in (None, "")})
     return conninfo, {"autocommit": True, "context": context}
 
 
-def _pool():
-    loop = asyncio.get_running_loop()
-    pool = _pools.get(loop)
-    if pool is None:
-        with _pools_lock:
-            pool = _pools.get(loop)
-            if pool is None:
-                conninfo, kwargs = _connect_kwargs()
-                pool = AsyncConnectionPool(
-                    conninfo=conninfo,
-                    kwargs=kwargs,
-                    min_size=1,
-                    max_size=settings.FAST_READ_CONNECTIONS,
-                    timeout=POOL_TIMEOUT,
-                    open=False,
-                    name="fast-reads",
-                )
-                _pools[loop] = pool
+def _make_pool():
+    zone = settings.TIME_ZONE if settings.USE_TZ else None
+    conninfo, kwargs = _connect_kwargs(zone)
+    pool = AsyncConnectionPool(
+        conninfo=conninfo,
+        kwargs=kwargs,
+        min_size=1,
+        max_size=settings.FAST_READ_CONNECTIONS,
+        timeout=POOL_TIMEOUT,
+        open=False,
+        name="fast-reads",
+    )
+    pool.zone = zone
     return pool
+
+
+_pools = LoopPools(_make_pool)
+
+
+def pool_zone():
+    """The time zone the sessions of this event loop's pool show times in (None without USE_TZ)."""
+    return _pools.current().zone
 
 
 async def fetch(statements):
@@ -86,10 +102,8 @@ async def fetch(statements):
     global _retry_at, statements_run
     if time.monotonic() < _retry_at:
         raise ReadUnavailable()
-    pool = _pool()
     try:
-        if pool.closed:
-            await pool.open(wait=False)
+        pool = await _pools.get()
         async with pool.connection() as conn:
             results = []
             for sql, params in statements:
@@ -113,6 +127,4 @@ def is_available():
 
 async def close_pools():
     """Close the pool of the running loop (server shutdown, tests)."""
-    pool = _pools.pop(asyncio.get_running_loop(), None)
-    if pool is not None and not pool.closed:
-        await pool.close()
+    await _pools.close()
