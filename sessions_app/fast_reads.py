@@ -487,11 +487,19 @@ async def _read_rendered(scope, session_id, *, history, messages=None):
     row = rows[0]
     if row[0]:  # the token was revoked
         return None
-    start = 3
-    client, mitra, mitra_user = _built(parts, row, start)
+    # Only the caller's account is built: the mitra's (with their mitra row) when the caller holds
+    # the session, else the client's.
+    client_part, mitra_part, mitra_user_part = parts
+    mitra_at = 3 + client_part.width
+    client = mitra = mitra_user = None
+    if row[mitra_at + _MITRA_RULES.index("user_id")] == values["uid"]:
+        mitra = mitra_part.build(row, mitra_at)
+        mitra_user = mitra_user_part.build(row, mitra_at + mitra_part.width)
+    else:
+        client = client_part.build(row, 3)
     if await _caller(request, token, values["uid"], row[1], client, mitra, mitra_user) is None:
         return None
-    return row[2], row[start + sum(part.width for part in parts) :]
+    return row[2], row[mitra_at + mitra_part.width + mitra_user_part.width :]
 
 
 # The routes ---------------------------------------------------------------------------------------
