@@ -17,7 +17,8 @@ success. What Django would add is kept for every fast route:
 
 Only exact matches are served here: GET or HEAD on the public listener; the exact routes without
 a query string; the pattern routes validate theirs strictly. Anything else (POST, an odd query
-string, a NUL in the path…) goes to Django unchanged, so its validation and 4xx answers stay the
+string, a NUL in the path, an Origin, an Accept asking for indented JSON or not for JSON…) goes
+to Django unchanged, so its validation and 4xx answers stay the
 only ones. A handler can also decline (return None): no token, a refusal of any kind, or no body
 at all (Valkey and Postgres both down past the stale limit). Django answers then, with its own
 status and error envelope. `FAST_ROUTES_ENABLED=false` sends everything to Django.
@@ -205,6 +206,20 @@ def _secure(scope):
     return False
 
 
+def _plain_json_wanted(headers):
+    """False for a request whose answer Django would shape differently: a browser's (an Origin:
+    the API docs' "Try it out", Django adds the CORS headers it needs), or an Accept that asks for
+    indented JSON or names neither JSON nor */* (DRF's negotiation: indented, or 406)."""
+    for key, value in headers:
+        if key == b"origin":
+            return False
+        if key == b"accept":
+            value = value.lower()
+            if b"indent" in value or (b"json" not in value and b"*/*" not in value):
+                return False
+    return True
+
+
 class FastRoutes:
     """Wraps the public listener's HTTP application (Django): registered routes answered here."""
 
@@ -218,8 +233,7 @@ class FastRoutes:
             and settings.FAST_ROUTES_ENABLED
             and scope["method"] in ("GET", "HEAD")
             and scope.get(SCOPE_KEY, PUBLIC) == PUBLIC
-            # A browser's (the API docs' "Try it out"): Django adds the CORS headers it needs.
-            and not any(key == b"origin" for key, _ in scope.get("headers") or ())
+            and _plain_json_wanted(scope.get("headers") or ())
         ):
             entry = _match(scope)
             served_here = entry is not None and (not settings.SECURE_SSL_REDIRECT or _secure(scope))

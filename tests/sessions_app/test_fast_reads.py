@@ -117,22 +117,28 @@ def test_the_participants_get_the_views_bytes_and_others_get_djangos_answers(
             (history + "?limit=1&limit=2", _bearer(client)),
             (f"/api/v1/sessions/{str(session.id).upper()}", _bearer(stranger)),
             (state + "?x=%00", _bearer(client)),
+            (state, {**_bearer(client), "Accept": "application/json; indent=2"}),
+            (state, {**_bearer(client), "Accept": "text/html"}),
+            (state, {**_bearer(client), "Accept": "text/html, application/json"}),
         ]
     )
 
     statuses = [a.status_code for a in answers]
-    assert statuses == [200, 200, 404, 404, 401, 401, 400, 400, 200, 404, 400]
+    assert statuses == [200, 200, 404, 404, 401, 401, 400, 400, 200, 404, 400, 200, 406, 200]
     assert answers[0].content == from_view
     assert answers[1].content == history_from_view
+    # DRF's negotiation: indented when asked (answered by Django), JSON whenever it is accepted.
+    assert answers[11].content.startswith(b"{\n") and answers[11].json() == answers[0].json()
+    assert answers[13].content == from_view
     assert [m["seq"] for m in answers[1].json()["results"]] == [3, 4]
     assert answers[0].headers["x-request-id"]
-    assert _count("api/v1/sessions/<uuid:session_id>", "200") == counted + 1
+    assert _count("api/v1/sessions/<uuid:session_id>", "200") == counted + 3  # 2 here, 1 by Django
     # The two participants' reads were answered before Django; the repeated `limit` (which the
     # fast route does not take) and every refusal by Django.
     assert (
         fastpath.served["api/v1/sessions/<uuid:session_id>"]
         - served.get("api/v1/sessions/<uuid:session_id>", 0)
-        == 1
+        == 2  # the first read and the one accepting HTML or JSON
     )
     messages_route = "api/v1/sessions/<uuid:session_id>/messages"
     assert fastpath.served[messages_route] - served.get(messages_route, 0) == 1
