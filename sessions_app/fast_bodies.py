@@ -93,10 +93,11 @@ def _iso_utc(expression):
 
 def _json_list(expression):
     """SQL: the JSON array `expression` (jsonb) written compactly, as json.dumps writes its list of
-    strings (jsonb would write `["a", "b"]`)."""
+    strings (jsonb would write `["a", "b"]`); an empty one without taking it apart."""
     return (
-        f"(SELECT coalesce(array_to_json(array_agg(e.v::json ORDER BY e.n)), '[]'::json) "  # noqa: S608
-        f"FROM jsonb_array_elements({expression}) WITH ORDINALITY e(v, n))"
+        f"CASE WHEN {expression} = '[]'::jsonb THEN '[]'::json ELSE "  # noqa: S608
+        f"(SELECT coalesce(array_to_json(array_agg(e.v::json ORDER BY e.n)), '[]'::json) "
+        f"FROM jsonb_array_elements({expression}) WITH ORDINALITY e(v, n)) END"
     )
 
 
