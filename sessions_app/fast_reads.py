@@ -27,6 +27,7 @@ lower-case UUID; `after_seq` and `limit` only): anything else goes to Django too
 import collections
 import datetime
 import functools
+import re
 import types
 import uuid
 from urllib.parse import parse_qsl
@@ -545,10 +546,54 @@ def _default_query():
     return dict(query.validated_data)
 
 
+_DIGITS = re.compile(rb"[0-9]{1,9}")
+
+
+@functools.cache
+def _integer_bounds():
+    """{name: (min, max)} of MessagesQuery's fields when each is a plain IntegerField whose only
+    validators are its bounds (what `_plain_query` checks), else None."""
+    bounds = {}
+    for name, field in api.MessagesQuery().fields.items():
+        limits = (field.min_value, field.max_value)
+        if type(field) is not serializers.IntegerField or len(field.validators) != sum(
+            limit is not None for limit in limits
+        ):
+            return None
+        bounds[name.encode()] = limits
+    return bounds
+
+
+def _plain_query(raw):
+    """MessagesQuery's validated data of a query string made of its fields given as plain digits
+    (`after_seq=40&limit=100`, the apps' shape), computed without building the serializer: the
+    value is `int` of the digits (as IntegerField reads them), checked against the field's bounds
+    (None when outside them: the view's 400). ... (Ellipsis) for any other shape."""
+    bounds = _integer_bounds()
+    if bounds is None:
+        return ...
+    values = {}
+    for part in raw.split(b"&"):
+        name, _, value = part.partition(b"=")
+        if name not in bounds or name in values or not _DIGITS.fullmatch(value):
+            return ...
+        values[name] = int(value)
+    query = dict(_default_query())
+    for name, value in values.items():
+        low, high = bounds[name]
+        if (low is not None and value < low) or (high is not None and value > high):
+            return None
+        query[name.decode()] = value
+    return query
+
+
 def _history_query(raw):
     """MessagesQuery's validated data of the query string, or None (Django judges it)."""
     if not raw:
         return _default_query()
+    plain = _plain_query(raw)
+    if plain is not ...:
+        return plain
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:

@@ -189,6 +189,11 @@ def test_every_page_of_the_history_shows_as_the_view_does(paid_session, online_m
     for user in (session.client, mitra.user):
         for query in ("", "?limit=2", "?after_seq=4&limit=3", "?after_seq=7", "?after_seq=99", "?limit=500"):
             page = _assert_history_as_the_view(user, session, query)
+    # Other spellings MessagesQuery takes (read by the serializer), and what it refuses (Django's 400).
+    for query in ("?limit=003&after_seq=0002", "?limit=+5", "?after_seq=1%20"):
+        _assert_history_as_the_view(mitra.user, session, query)
+    for query in (b"limit=501", b"limit=0", b"after_seq=-1", b"limit=", b"limit=5&limit=6"):
+        assert _run(fast_reads.message_history, mitra.user, session, query) == (None, 0)
     assert page["has_more"] is False and len(page["results"]) == 7
     assert _assert_history_as_the_view(mitra.user, session, "?after_seq=7")["results"] == []
     assert _assert_history_as_the_view(mitra.user, session, "?limit=6")["has_more"] is True
