@@ -33,6 +33,25 @@ TARGET_SECONDS = 5.0
 DB = os.environ.get("BENCH_DISPATCH_DB", "halobestie_bench_dispatch")
 PREFIX = os.environ.get("BENCH_DISPATCH_VALKEY_PREFIX", "benchdispatch:")
 LAYER_PREFIX = os.environ.get("BENCH_DISPATCH_LAYER_PREFIX", "benchdispatch-layer")
+PYSPY = os.environ.get("BENCH_DISPATCH_PYSPY", "")  # path of py-spy: record both workers
+PYSPY_FLAGS = os.environ.get("BENCH_DISPATCH_PYSPY_FLAGS", "").split()  # e.g. --gil (CPU in Python only)
+APP_NAME = "bench-dispatch-worker"  # the workers' Postgres application_name (their backends' CPU)
+SETTLE_SECONDS = 1.0  # after the calls returned: the after-commit work still running finishes
+
+
+def _backends_cpu_seconds(connection, app_name):
+    """CPU seconds (user + system) of this machine's Postgres backends named `app_name`."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", [app_name])
+        pids = [row[0] for row in cursor.fetchall()]
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # Postgres on another machine, or the backend just ended
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _urls(db):
@@ -80,7 +99,7 @@ def env_for(db, **overrides):
 def recreate_database(db):
     import psycopg
 
-    assert db.startswith("halobestie_bench")  # never a test or production database
+    assert "bench" in db  # never a test or production database
     admin, _, _ = _urls(db)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
@@ -156,6 +175,32 @@ def _counts(ids):
     )
 
 
+def _tally_rounds():
+    """Counts, in this worker, the dispatch rounds (`queue_dispatch` calls) and the queue
+    broadcasts, with their threads' CPU seconds (a diagnostic: private names of matching.py,
+    skipped when they change)."""
+    from sessions_app import matching
+
+    tally = {"rounds": 0, "rounds_cpu_s": 0.0, "broadcasts": 0, "broadcasts_cpu_s": 0.0}
+
+    def counted(function, name):
+        def run(*args, **kwargs):
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                tally[name] += 1
+                tally[f"{name}_cpu_s"] += time.thread_time() - started
+
+        return run
+
+    matching.queue_dispatch = counted(matching.queue_dispatch, "rounds")
+    spaced = getattr(matching, "_queue_positions_spaced", None)
+    if spaced is not None and hasattr(spaced, "coalesced"):
+        spaced.coalesced.job = counted(spaced.coalesced.job, "broadcasts")
+    return tally
+
+
 def worker(args):
     """One public process: THREADS threads mark `ids` paid from `start_at` (wall clock)."""
     ids_path, start_at, out_path = args[0], float(args[1]), args[2]
@@ -165,9 +210,11 @@ def worker(args):
     from sessions_app import lifecycle
 
     ids = json.loads(Path(ids_path).read_text())
+    tally = _tally_rounds()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu_at_start = usage.ru_utime + usage.ru_stime  # Django set up: only the payments are counted
     connection.ensure_connection()
+    postgres_cpu_at_start = _backends_cpu_seconds(connection, os.environ.get("PGAPPNAME", ""))
     connection.close()
     errors = []
     chunks = [ids[i::THREADS] for i in range(THREADS)]
@@ -197,6 +244,12 @@ def worker(args):
     with ThreadPoolExecutor(THREADS) as pool:
         list(pool.map(run, chunks))
     finished = time.time()
+    time.sleep(SETTLE_SECONDS)
+    try:
+        postgres_cpu = _backends_cpu_seconds(connection, os.environ.get("PGAPPNAME", ""))
+        postgres_cpu -= postgres_cpu_at_start
+    finally:
+        connection.close()
     if profiles:
         import pstats
 
@@ -211,6 +264,8 @@ def worker(args):
                 "finished_at": finished,
                 "errors": errors[:5],
                 "cpu_s": usage.ru_utime + usage.ru_stime - cpu_at_start,
+                "postgres_cpu_s": postgres_cpu,
+                **tally,
             },
             file,
         )
@@ -231,13 +286,20 @@ def dispatch_bench(*, log=print, db=DB):
     halves = [ids[i::PROCESSES] for i in range(PROCESSES)]
     start_at = time.time() + 6  # both processes are up (Django set up) by then
     children = []
+    recorders = []
     for index, half in enumerate(halves):
         ids_path = os.path.join(work, f"dispatch-ids-{index}.json")
         out_path = os.path.join(work, f"dispatch-out-{index}.json")
         with open(ids_path, "w") as file:
             json.dump(half, file)
         command = [sys.executable, "-m", "bench.dispatch", "worker", ids_path, str(start_at), out_path]
-        children.append((subprocess.Popen(command, cwd=ROOT, env=env_for(db)), out_path))
+        child = subprocess.Popen(command, cwd=ROOT, env=env_for(db, PGAPPNAME=f"{APP_NAME}-{index}"))
+        children.append((child, out_path))
+        if PYSPY:  # sampled stacks of the whole worker (every thread): collapsed stacks
+            output = os.path.join(work, f"dispatch-pyspy-{index}.txt")
+            record = [PYSPY, "record", "--pid", str(child.pid), "--rate", "50", "--format", "raw"]
+            record += ["--output", output, "--nonblocking", *PYSPY_FLAGS]
+            recorders.append(subprocess.Popen(record, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     log(f"dispatch: {len(ids)} sessions paid at once by {PROCESSES} processes × {THREADS} threads")
     slots = MITRAS * CAPACITY
     want_offered = min(slots, len(ids))
@@ -254,6 +316,8 @@ def dispatch_bench(*, log=print, db=DB):
     errors = []
     finished = []
     worker_cpu = []
+    postgres_cpu = []
+    tally = {"rounds": 0, "rounds_cpu_s": 0.0, "broadcasts": 0, "broadcasts_cpu_s": 0.0}
     for child, out_path in children:
         child.wait(timeout=180)
         try:
@@ -261,8 +325,13 @@ def dispatch_bench(*, log=print, db=DB):
             errors += out["errors"]
             finished.append(out["finished_at"])
             worker_cpu.append(out.get("cpu_s", 0.0))
+            postgres_cpu.append(out.get("postgres_cpu_s", 0.0))
+            for name in tally:
+                tally[name] += out.get(name, 0)
         except (OSError, ValueError):
             errors.append(f"worker exited with {child.returncode}")
+    for recorder in recorders:
+        recorder.wait(timeout=60)
     counts = _counts(ids)
     loads = (
         Mitra.objects.filter(id__in=mitra_ids)
@@ -290,6 +359,10 @@ def dispatch_bench(*, log=print, db=DB):
         # CPU seconds of the two worker processes (from the release until their calls returned,
         # frames sent after that included): comparable on a busy machine, where seconds are not.
         "workers_cpu_s": round(sum(worker_cpu), 2),
+        # CPU seconds of the Postgres backends serving the workers' connections (the pool's).
+        "postgres_cpu_s": round(sum(postgres_cpu), 2),
+        # dispatch rounds and queue broadcasts of both workers, with their CPU (part of the above)
+        **{name: round(value, 2) for name, value in tally.items()},
         "load_average_1m": round(os.getloadavg()[0], 2),
         "statuses": counts,
         "offered": counts.get("offered", 0),

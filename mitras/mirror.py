@@ -356,13 +356,19 @@ def sync_mitra(mitra_id):
 
 def sync_load(mitra_id):
     """Read the mitra's load in Postgres (its column) and SET `mitra:capacity:<id>`; drop the snapshot."""
-    if not is_enabled():
+    sync_loads([mitra_id])
+
+
+def sync_loads(mitra_ids):
+    """sync_load for several mitras: one query, one Valkey round trip."""
+    if not is_enabled() or not mitra_ids:
         return
-    load = mitra_loads([mitra_id])[mitra_id]
+    loads = mitra_loads(mitra_ids)
 
     def write(client):
         pipe = client.pipeline(transaction=True)
-        pipe.set(capacity_key(mitra_id), load)
+        for mitra_id, load in loads.items():
+            pipe.set(capacity_key(mitra_id), load)
         pipe.delete(snapshot_key())
         pipe.execute()
 
@@ -373,9 +379,16 @@ def mirror_capacity_changed(mitra_id):
     """For the sessions app: call inside the transaction that changed which sessions occupy the
     mitra. After commit the load is read from Postgres (the `Mitra.load` column, via `mitra_loads`)
     and SET; on rollback nothing happens. Idempotent: calling it twice costs a read, never a drift."""
-    if not is_enabled() or mitra_id is None:
+    mirror_capacities_changed([mitra_id])
+
+
+def mirror_capacities_changed(mitra_ids):
+    """mirror_capacity_changed for several mitras (a dispatch's offers): one read and one write
+    after commit."""
+    mitra_ids = [mitra_id for mitra_id in mitra_ids if mitra_id is not None]
+    if not is_enabled() or not mitra_ids:
         return
-    transaction.on_commit(partial(sync_load, mitra_id), robust=True)
+    transaction.on_commit(partial(sync_loads, mitra_ids), robust=True)
 
 
 def record_heartbeat(mitra_id, at: datetime, *, ttl_seconds: int):

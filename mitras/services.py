@@ -16,7 +16,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
@@ -367,6 +367,21 @@ def mitra_load_change(*, mitra_id, delta: int) -> None:
         return
     Mitra.objects.filter(pk=mitra_id).update(load=F("load") + delta)
     mirror.mirror_capacity_changed(mitra_id)
+
+
+def mitra_loads_change(*, deltas: dict, assigned_at: datetime | None = None) -> None:
+    """mitra_load_change for several mitras in one UPDATE (`deltas`: {mitra_id: delta}; a
+    dispatch's offers), with the same precondition; `assigned_at`, when given, is each one's new
+    `last_assigned_at` (set in the same statement)."""
+    deltas = {mitra_id: delta for mitra_id, delta in deltas.items() if mitra_id is not None and delta}
+    if not deltas:
+        return
+    by_mitra = Case(*(When(pk=mitra_id, then=Value(delta)) for mitra_id, delta in deltas.items()))
+    changes = {"load": F("load") + by_mitra}
+    if assigned_at is not None:
+        changes["last_assigned_at"] = assigned_at
+    Mitra.objects.filter(pk__in=list(deltas)).update(**changes)
+    mirror.mirror_capacities_changed(list(deltas))
 
 
 HEARTBEAT_FLUSH_SECONDS = 10

@@ -53,10 +53,28 @@ async def _group_send_all(user_ids, frame):
 _last_in_line = {}  # line → the task of its latest send_many (touched on the sending loop only)
 
 
+SEND_MANY_CHUNK = 500  # frames per pipelined publish
+
+
 async def _send_all(sends, previous=None):
     if previous is not None:
         await asyncio.wait([previous])  # the frames of one line go out in the order sent
-    await asyncio.gather(*(_group_send_all(user_ids, frame) for user_ids, frame in sends))
+    layer = get_channel_layer()
+    group_send_many = getattr(layer, "group_send_many", None)
+    if group_send_many is None:  # a layer without it (the in-memory one): one group_send each
+        await asyncio.gather(*(_group_send_all(user_ids, frame) for user_ids, frame in sends))
+        return
+    messages = [
+        (user_group(user_id), {"type": "deliver.frame", "frame": frame})
+        for user_ids, frame in sends
+        for user_id in user_ids
+    ]
+    for start in range(0, len(messages), SEND_MANY_CHUNK):
+        chunk = messages[start : start + SEND_MANY_CHUNK]
+        try:
+            await group_send_many(chunk)  # one round trip, in order (sessions_app/layer.py)
+        except Exception:
+            logger.warning("events not delivered", extra={"event_count": len(chunk)}, exc_info=True)
 
 
 def _send_in_line(sends, line):
@@ -82,7 +100,8 @@ def send_now(user_ids, frame):
 
 def send_many(sends, *, line=None):
     """Fire-and-forget: each (user_ids, frame) of `sends`, handed to the sending loop at once (one
-    wake-up of its thread for a whole broadcast, not one per frame), the publishes concurrent.
+    wake-up of its thread for a whole broadcast, not one per frame) and published in order in one
+    pipelined round trip per SEND_MANY_CHUNK frames (the layer's `group_send_many`).
     Broadcasts of the same `line` (e.g. "queue.position") go out one after the other, in the order
     of the calls: a later broadcast's frame never overtakes an earlier one's."""
     sends = [([uid for uid in user_ids if uid is not None], frame) for user_ids, frame in sends]

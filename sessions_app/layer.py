@@ -319,6 +319,20 @@ class UserGroupLoopLayer(RedisPubSubLoopLayer):
             channels.append("")
         return await shard.publish_message([channels[0], channels[1], presence_key], payload)
 
+    async def group_send_many(self, messages):
+        """[(group, message)]: each message to its group, in order, in one pipelined round trip
+        per shard (issue 22: a dispatch's frames and a queue broadcast are not one PUBLISH each)."""
+        by_shard = {}
+        for group, message in messages:
+            channel = self._get_group_channel_name(group)
+            payload = self.channel_layer.serialize(message)
+            by_shard.setdefault(self._get_shard(channel), []).append((channel, payload))
+        for shard, publishes in by_shard.items():
+            pipe = shard.publisher().pipeline(transaction=False)
+            for channel, payload in publishes:
+                pipe.publish(channel, payload)
+            await pipe.execute()
+
     async def flush(self):
         self.overflow_callbacks = {}
         await super().flush()
@@ -330,6 +344,9 @@ class UserGroupLayer(RedisPubSubChannelLayer):
 
     async def publish_message(self, message, groups, presence_key=""):
         return await self._get_layer().publish_message(message, groups, presence_key)
+
+    async def group_send_many(self, messages):
+        await self._get_layer().group_send_many(messages)
 
     def on_overflow(self, channel_name, callback):
         self._get_layer().on_overflow(channel_name, callback)

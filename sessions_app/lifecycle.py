@@ -225,7 +225,7 @@ def session_mark_paid(*, session_id, paid_at=None) -> ChatSession:
         session.status = Status.MATCHING
         session.paid_at = paid_at or now
         session.matching_started_at = now
-        session.save()
+        session.save(update_fields=["status", "paid_at", "matching_started_at", "updated_at"])
         record(session, "paid")
         notify_paid(session)  # sent by the queue broadcast that follows the dispatch
         dispatch_after_commit()

@@ -15,29 +15,40 @@ each other, so there is no deadlock among them. A dispatcher that left sessions 
 free Bestie was held by another dispatcher dispatches once more after commit, this time waiting
 for the Besties' row locks (taken in id order: waiters cannot deadlock each other), so no session
 is stranded next to a free slot (the scheduler's tick dispatches as well). Within one process,
-dispatches requested after commit while one is running are coalesced into one more run.
+dispatches requested after commit while one is running are coalesced into one more run, which
+places everything committed meanwhile (one round for many payments, not one each); a request that
+finds no Bestie with a free slot (read without locks) runs no round at all — a slot that frees
+later frees in a transaction that dispatches after its commit.
+
+One round offers all it places together (`_offer_many`): one UPDATE of the sessions, one INSERT of
+their offers, one of their timeline events, one UPDATE of the Besties' loads and last assignment,
+and after commit one read for the Valkey mirror and one for the frames, whose `session.offer` and
+`session.updated` all go out in one pipelined publish (events.send_many).
 
 After a dispatch, the queue broadcast (`queue.position` to every waiting client, and the due
 `session.updated` of sessions just paid, `notify_paid`) is coalesced and spaced per process: one
-at a time, at most one every BROADCAST_SPACING_SECONDS, never dropped, from one queue estimate
-(wait_inputs.queue_now) — under a burst of payments, not one estimate and one broadcast each.
+at a time, at most one every BROADCAST_SPACING_SECONDS (stretched on a slow or busy machine so
+that broadcasts take at most BROADCAST_SHARE of the time, up to BROADCAST_SPACING_MAX_SECONDS),
+never dropped, from one queue estimate (wait_inputs.queue_now), all its frames in one publish.
 
-What bounds it: one dispatch costs a fixed handful of queries plus about five statements per offer
-(session, offer, event, the Bestie's load and last assignment), all in one transaction, so
-placements per second are bounded by Postgres round trips per offer (≈ 1–2 ms each on the bench
-machine), not by a lock; dispatchers that want the same Besties at the same moment share them
-(one gets a Bestie, the other the rest or its retry), so with very few free Besties concurrent
-dispatchers effectively take turns. Order is first in first out within a dispatch and across
-dispatchers up to the rows another dispatcher holds at that moment.
+What bounds it (docs/PERFORMANCE.md): a round costs a fixed dozen statements whatever it places,
+all in one transaction; under a burst of payments what is left per payment is the payment's own
+transaction (lock, update, timeline event, commit), and per process the queue broadcasts (each
+gathers the queue's inputs and runs the estimator over the whole queue). Dispatchers that want the
+same Besties at the same moment share them (one gets a Bestie, the other the rest or its retry),
+so with very few free Besties concurrent dispatchers effectively take turns. Order is first in
+first out within a dispatch and across dispatchers up to the rows another dispatcher holds at
+that moment.
 """
 
 import logging
 import threading
 import time
+from collections import Counter
 from datetime import timedelta
 
 from django.db import connection, transaction
-from django.db.models import F, Prefetch
+from django.db.models import Case, F, Prefetch, Value, When
 from django.utils import timezone
 
 from halobestie.runtime.selectors import get_config
@@ -46,6 +57,7 @@ from mitras.models import Mitra
 from mitras.rest import mitras_ready_for_offers
 from mitras.schedule import with_working_now
 from mitras.selectors import last_heartbeats
+from mitras.services import mitra_loads_change
 from payments.models import Payment
 from sessions_app import blocking, events, notifications, observations, preferences, wait_inputs
 from sessions_app.booking_slots import next_booking_starts
@@ -59,10 +71,11 @@ from sessions_app.effects import (
 from sessions_app.models import (
     ChatSession,
     OfferOutcome,
+    SessionEvent,
     SessionOffer,
     Status,
 )
-from sessions_app.serializers import session_payload
+from sessions_app.serializers import session_payloads
 from sessions_app.states import check_transition
 
 logger = logging.getLogger(__name__)
@@ -106,10 +119,28 @@ class _Coalesced:
 
 
 def _dispatch_and_retry():
+    # No Bestie with a free slot (read without locks): nothing to place, no round, only the queue
+    # broadcast a round would have asked for. A slot freed after this read frees in a transaction
+    # that dispatches after its commit (an end, a decline, an expiry, a Bestie coming online) and
+    # sees every session waiting now; the scheduler's tick (a full round) lets go of preferences
+    # as they fall due.
+    if not _free_slot_exists():
+        _send_queue_positions()
+        return
     if queue_dispatch().contended:
         queue_dispatch(wait_for_locks=True)
     if _paid_updates:  # the dispatch had nothing to broadcast: the paid sessions' updates still go
         _send_queue_positions()
+
+
+def _free_slots():
+    """Besties who may take an offer now, as far as their rows say (presence and rest are checked
+    by the dispatcher under their locks)."""
+    return Mitra.objects.filter(is_online=True, deactivated_at__isnull=True, load__lt=F("capacity"))
+
+
+def _free_slot_exists():
+    return _free_slots().exists()
 
 
 _dispatch_coalesced = _Coalesced(lambda: _dispatch_and_retry())
@@ -191,30 +222,36 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
         # Only Besties with a free slot are locked (the load re-checked by Postgres on the locked
         # row); one held by another dispatcher is skipped, unless this is the retry. Working hours
         # rank, never exclude (mitras/schedule.py).
-        free = Mitra.objects.filter(is_online=True, deactivated_at__isnull=True, load__lt=F("capacity"))
+        free = _free_slots()
         mitras = list(
             with_working_now(
                 free.select_for_update(skip_locked=not wait_for_locks, of=("self",)), now=now
             ).order_by("id")
         )
-        # Present = toggled online and heartbeat fresh (Valkey, else Postgres); the sweeper
-        # switches stale mitras offline later, but they get no offers meanwhile.
-        beats = last_heartbeats(mitras)
-        ttl = config.heartbeat_ttl_seconds
-        mitras = [m for m in mitras if beats[m.id] is not None and (now - beats[m.id]).total_seconds() < ttl]
-        mitras = mitras_ready_for_offers(mitras, now=now)  # resting Besties get no offers (mitras/rest.py)
+        locked_ids = [m.id for m in mitras]
+        if mitras:
+            # Present = toggled online and heartbeat fresh (Valkey, else Postgres); the sweeper
+            # switches stale mitras offline later, but they get no offers meanwhile.
+            beats = last_heartbeats(mitras)
+            ttl = config.heartbeat_ttl_seconds
+            mitras = [
+                m for m in mitras if beats[m.id] is not None and (now - beats[m.id]).total_seconds() < ttl
+            ]
+            mitras = mitras_ready_for_offers(mitras, now=now)  # resting: no offers (mitras/rest.py)
         loads = {m.id: m.load for m in mitras}  # read from the locked rows
-        candidates = {m.id: m for m in mitras if loads.get(m.id, 0) < m.capacity}
-        refused = set(
-            SessionOffer.objects.filter(session__in=waiting)
-            .exclude(outcome__in=[OfferOutcome.PENDING, OfferOutcome.ACCEPTED])
-            .values_list("session_id", "mitra_id")
-        )
-        refused |= blocking.blocked_pairs(waiting)  # a blocked pair is never offered (issue 20)
-        favourites = favourite_ids_by_client({session.client_id for session in waiting})
-        booked_from = next_booking_starts(mitra_ids=list(candidates), now=now)  # issue 25
+        candidates = {m.id: m for m in mitras if loads[m.id] < m.capacity}
+        refused, favourites, booked_from = set(), {}, {}
+        if candidates:  # (with no free Bestie, none of this is needed: no reads for nothing)
+            refused = set(
+                SessionOffer.objects.filter(session__in=waiting)
+                .exclude(outcome__in=[OfferOutcome.PENDING, OfferOutcome.ACCEPTED])
+                .values_list("session_id", "mitra_id")
+            )
+            refused |= blocking.blocked_pairs(waiting)  # a blocked pair is never offered (issue 20)
+            favourites = favourite_ids_by_client({session.client_id for session in waiting})
+            booked_from = next_booking_starts(mitra_ids=list(candidates), now=now)  # issue 25
         unplaced = 0
-        announced = {}  # session id → the Bestie's user id, announced together after commit
+        placements = []  # (session, mitra), offered together below
         for session in waiting:
             _relax_preferences(session, now=now, config=config)
             if not candidates:
@@ -231,17 +268,18 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
             if mitra is None:
                 unplaced += 1
                 continue
-            _offer(session, mitra, now=now, timeout=config.offer_timeout_seconds, announce=False)
-            offered.append(session.id)
-            announced[session.id] = mitra.user_id
-            loads[mitra.id] = loads.get(mitra.id, 0) + 1
+            placements.append((session, mitra))
+            mitra.last_assigned_at = now  # ranks the rest of this dispatch as the row will
+            loads[mitra.id] += 1
             if loads[mitra.id] >= mitra.capacity:
                 del candidates[mitra.id]
+        _offer_many(placements, now=now, timeout=config.offer_timeout_seconds)
+        offered.extend(session.id for session, _ in placements)
         if not wait_for_locks:
             # Skipped rows another dispatcher holds: a free Bestie while sessions wait here, or a
             # waiting session while Besties are still free here.
             offered.contended = bool(
-                (unplaced and free.exclude(id__in=list(beats)).exists())
+                (unplaced and free.exclude(id__in=locked_ids).exists())
                 or (
                     candidates
                     and ChatSession.objects.filter(status=Status.MATCHING)
@@ -249,10 +287,7 @@ def queue_dispatch(*, now=None, batch: int = 200, wait_for_locks: bool = False) 
                     .exists()
                 )
             )
-        if announced:
-            transaction.on_commit(lambda: _announce_offers(announced))
-        if offered or waiting:
-            transaction.on_commit(lambda: _send_queue_positions())
+        transaction.on_commit(lambda: _send_queue_positions())
     return offered
 
 
@@ -278,40 +313,72 @@ def mitra_available_dispatch(mitra_id):
     _dispatch_coalesced()
 
 
-def _offer(session, mitra, *, now, timeout, announce=True):
-    """Precondition: session locked and matching, mitra locked with a free slot. After commit
-    the Bestie gets `session.offer`, the client `session.updated` (unless `announce` is false:
-    the caller announces its offers together, `_announce_offers`)."""
-    check_transition(session, Status.OFFERED)
-    session.status = Status.OFFERED
-    session.mitra = mitra
-    session.offered_at = now
-    session.offer_expires_at = now + timedelta(seconds=timeout)
-    session.save()
-    SessionOffer.objects.create(
-        session=session, mitra=mitra, offered_at=now, expires_at=session.offer_expires_at
+def _offer(session, mitra, *, now, timeout):
+    """Precondition: session locked (matching, or scheduled for its booking), mitra locked."""
+    _offer_many([(session, mitra)], now=now, timeout=timeout)
+
+
+def _offer_many(placements, *, now, timeout):
+    """Precondition: every session locked and matching (or scheduled: a booking's start), every
+    mitra locked with a free slot for each session placed on it. Offers each session to its
+    mitra in five statements whatever their number (the sessions, their offers, their timeline
+    events, the Besties' loads and last assignment, and the mirror's read after commit). After
+    commit each Bestie gets `session.offer` and each client `session.updated`, all in one
+    send (`_announce_offers`)."""
+    if not placements:
+        return
+    expires_at = now + timedelta(seconds=timeout)
+    for session, mitra in placements:
+        check_transition(session, Status.OFFERED)
+        session.status = Status.OFFERED
+        session.mitra = mitra
+        session.offered_at = now
+        session.offer_expires_at = expires_at
+        session.updated_at = now
+        mitra.last_assigned_at = now
+    ChatSession.objects.filter(pk__in=[session.pk for session, _ in placements]).update(
+        status=Status.OFFERED,
+        mitra_id=Case(*(When(pk=session.pk, then=Value(mitra.pk)) for session, mitra in placements)),
+        offered_at=now,
+        offer_expires_at=expires_at,
+        updated_at=now,
     )
-    Mitra.objects.filter(pk=mitra.pk).update(last_assigned_at=now)
-    mitra.last_assigned_at = now
-    record(session, "offered", mitra_id=mitra.id)
-    load_changed(mitra.id, +1)
-    observations.offer_made(session, now=now)
-    if announce:
-        offers = {session.id: mitra.user_id}
-        transaction.on_commit(lambda: _announce_offers(offers))
+    SessionOffer.objects.bulk_create(
+        [
+            SessionOffer(session=session, mitra=mitra, offered_at=now, expires_at=expires_at)
+            for session, mitra in placements
+        ]
+    )
+    SessionEvent.objects.bulk_create(
+        [
+            SessionEvent(session=session, kind="offered", data={"mitra_id": mitra.id})
+            for session, mitra in placements
+        ]
+    )
+    mitra_loads_change(deltas=Counter(mitra.id for _, mitra in placements), assigned_at=now)
+    for session, _ in placements:
+        observations.offer_made(session, now=now)
+    offers = {session.id: mitra.user_id for session, mitra in placements}
+    transaction.on_commit(lambda: _announce_offers(offers))
 
 
 def _announce_offers(offers):
     """After commit: each offer still pending ({session id: the Bestie's user id}) to its Bestie
-    (`session.offer`, and a push) and to its client (`session.updated`)."""
-    for fresh in _sessions_fresh(offers):
-        mitra_user_id = offers[fresh.id]
-        still_offered = fresh.status == Status.OFFERED and fresh.mitra is not None
-        if still_offered and fresh.mitra.user_id == mitra_user_id:
-            payload = session_payload(fresh)
-            events.send_now([mitra_user_id], {"type": "session.offer", "session": payload})
-            events.send_now([fresh.client_id], {"type": "session.updated", "session": payload})
-            notifications.offer_made(session=fresh, mitra_user_id=mitra_user_id)
+    (`session.offer`, and a push) and to its client (`session.updated`), in one send."""
+    fresh = [
+        session
+        for session in _sessions_fresh(offers)
+        if session.status == Status.OFFERED
+        and session.mitra is not None
+        and session.mitra.user_id == offers[session.id]
+    ]
+    frames = []
+    for session, payload in zip(fresh, session_payloads(fresh), strict=True):
+        frames.append(([offers[session.id]], {"type": "session.offer", "session": payload}))
+        frames.append(([session.client_id], {"type": "session.updated", "session": payload}))
+    events.send_many(frames)
+    for session in fresh:
+        notifications.offer_made(session=session, mitra_user_id=offers[session.id])
 
 
 _paid_updates = {}  # session id → user ids: paid sessions whose `session.updated` is due
@@ -351,44 +418,48 @@ def _sessions_fresh(session_ids):
     )
 
 
-def _send_paid_updates(updates, queue):
+def _paid_updates_frames(updates, queue):
     """`session.updated` for the paid sessions still waiting, their place and estimate from
     `queue` (one that has left the queue since sent its own `session.updated` when it left: an
     offer, a cancellation)."""
+    waiting = []
     for fresh in _sessions_fresh(updates):
         place = queue.by_session_id.get(fresh.id)
         if fresh.status == Status.MATCHING and place is not None:
             fresh.queue_ahead = place.position - 1
-            payload = session_payload(fresh)
-            events.send_now(updates[fresh.id], {"type": "session.updated", "session": payload})
+            waiting.append(fresh)
+    with wait_inputs.estimates_from(queue):
+        payloads = session_payloads(waiting)
+    return [
+        (updates[fresh.id], {"type": "session.updated", "session": payload})
+        for fresh, payload in zip(waiting, payloads, strict=True)
+    ]
 
 
 def _queue_positions_send():
     """The due `session.updated` of paid sessions, then `queue.position` (place and
     `eta_seconds`) to every waiting client, all from the queue as committed when the broadcast
-    starts (wait_inputs.queue_now)."""
+    starts (wait_inputs.queue_now), in one send."""
     updates = _take_paid_updates()
     queue = wait_inputs.queue_now()
-    with wait_inputs.estimates_from(queue):
-        _send_paid_updates(updates, queue)
-    events.send_many(
+    positions = [
         (
-            (
-                [place.client_id],
-                {
-                    "type": "queue.position",
-                    "session_id": str(place.session_id),
-                    "position": place.position,
-                    "eta_seconds": place.eta_seconds,
-                },
-            )
-            for place in queue.places
-        ),
-        line="queue.position",
-    )
+            [place.client_id],
+            {
+                "type": "queue.position",
+                "session_id": str(place.session_id),
+                "position": place.position,
+                "eta_seconds": place.eta_seconds,
+            },
+        )
+        for place in queue.places
+    ]
+    events.send_many([*_paid_updates_frames(updates, queue), *positions], line="queue.position")
 
 
 BROADCAST_SPACING_SECONDS = 0.25
+BROADCAST_SHARE = 0.2  # of the time at most, under a burst (each broadcast: one queue estimate)
+BROADCAST_SPACING_MAX_SECONDS = 1.0  # however slow: a waiting client's place is at most this old
 
 
 class _Spaced:
@@ -396,20 +467,35 @@ class _Spaced:
     request dropped: a request within `spacing` of the last run's start is served by one timer at
     the end of the spacing (however many requests come meanwhile), whose run starts after them
     and so sees their commits; a request while a run goes on gets one more run after it
-    (_Coalesced)."""
+    (_Coalesced). The spacing stretches, up to `longest`, to `1 / share` times the duration of
+    the last run, so that under a burst the runs take at most that share of the time (a slow or
+    busy machine, where a run also waits for the CPU: fewer runs, each still with everything
+    committed before it started)."""
 
-    def __init__(self, job, *, spacing):
-        self.coalesced = _Coalesced(job)
+    def __init__(self, job, *, spacing, share=1.0, longest=None):
+        self.job = job
+        self.coalesced = _Coalesced(self._timed)
         self.spacing = spacing
+        self.share = share
+        self.longest = spacing if longest is None else longest
         self.lock = threading.Lock()
         self.last_started = float("-inf")
+        self.last_duration = 0.0
         self.timer = None
+
+    def _timed(self):
+        started = time.monotonic()
+        try:
+            self.job()
+        finally:
+            self.last_duration = time.monotonic() - started
 
     def __call__(self):
         with self.lock:
             if self.timer is not None:
                 return  # the timer's run comes after this request
-            wait = self.last_started + self.spacing - time.monotonic()
+            spacing = min(self.longest, max(self.spacing, self.last_duration / self.share))
+            wait = self.last_started + spacing - time.monotonic()
             if wait > 0:
                 self.timer = threading.Timer(wait, self._run_from_timer)
                 self.timer.daemon = True
@@ -431,9 +517,16 @@ class _Spaced:
 
 
 # Broadcasts are spaced and coalesced, never skipped: under a burst of payments a process sends
-# the queue at most every BROADCAST_SPACING_SECONDS (not once per payment), and the latest place
-# of every waiting client always goes out.
-_queue_positions_spaced = _Spaced(_queue_positions_send, spacing=BROADCAST_SPACING_SECONDS)
+# the queue at most every BROADCAST_SPACING_SECONDS (not once per payment), less often when they
+# would take more than BROADCAST_SHARE of the time (but at least once per
+# BROADCAST_SPACING_MAX_SECONDS while requests come); the latest place of every waiting client
+# always goes out.
+_queue_positions_spaced = _Spaced(
+    _queue_positions_send,
+    spacing=BROADCAST_SPACING_SECONDS,
+    share=BROADCAST_SHARE,
+    longest=BROADCAST_SPACING_MAX_SECONDS,
+)
 
 
 def _send_queue_positions():

@@ -119,3 +119,9 @@ class MessageOut(serializers.ModelSerializer):
 def session_payload(session) -> dict:
     """The session as the apps see it (REST bodies and `session.updated` frames)."""
     return SessionOut(session).data
+
+
+def session_payloads(sessions) -> list:
+    """session_payload of each session, with one serializer for all (its fields are built once:
+    a dispatch's or a broadcast's frames, not a ModelSerializer set up per session)."""
+    return SessionOut(list(sessions), many=True).data
