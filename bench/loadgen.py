@@ -215,7 +215,7 @@ class Bench:
             "server_cpu_s": round(cpu, 2),
             "server_cpu_ms_per_msg": round(1000 * cpu / sent[0], 3) if sent[0] else None,
             "server_cpu_cores": round(cpu / elapsed, 2),
-            "postgres_cpu_ms_per_msg": round(1000 * postgres / sent[0], 3) if postgres and sent[0] else None,
+            "postgres_cpu_ms_per_msg": _per_message(postgres, sent[0]),
             "postgres_cpu_cores": round(postgres / elapsed, 2) if postgres is not None else None,
             "loadgen_cpu_cores": round(own / elapsed, 2),
             "machine_busy_cores": round(busy / elapsed, 2),
@@ -283,6 +283,10 @@ def _cpu(pids):
         except psutil.NoSuchProcess:
             pass
     return total
+
+
+def _per_message(seconds, messages):
+    return round(1000 * seconds / messages, 3) if seconds is not None and messages else None
 
 
 def _postgres_cpu(postmaster_pid):
