@@ -6,12 +6,15 @@ the floor, in the same run, at chosen sizes and rates; optionally with py-spy on
         .venv/bin/python scripts/with_services.py -- .venv/bin/python -m bench.chat_bench
 
 Environment (all optional):
-  CHAT_SYSTEMS   ours-uvicorn,channels,floor (ours-granian too, when granian is installed)
+  CHAT_SYSTEMS   ours-uvicorn,channels,floor (ours-granian too, when granian is installed; ours-base:
+                 ours served from the checkout CHAT_BASE_ROOT, for an A/B in the same run)
   CHAT_PLAN      "N:rate,rate;N:rate" (default "500:500,750,1000,1500,2000;1000:1000")
   CHAT_SECONDS   seconds per step (default 10)
   CHAT_REUSE=1   keep the database and sessions of the last run (bench/results/chat_bench/pairs.json)
   CHAT_PROFILE=1 py-spy records our first process once the sockets are open (CHAT_PROFILE_DELAY
-                 s, default 15), raw collapsed stacks next to the results
+                 s, default 15), raw collapsed stacks next to the results (CHAT_PROFILE_RATE samples/s,
+                 default 200; CHAT_PROFILE_BLOCKING=1: the process is paused per sample, slower but
+                 whole stacks)
   CHAT_IDLE_SOCKETS=2000  then the memory per idle socket of ours, the relay and the floor
 Writes bench/results/chat_bench/chat_bench.json and prints a table with the ratios.
 """
@@ -60,6 +63,21 @@ def _pairs(count):
 
 
 def start(system):
+    if system == "ours-base":
+        # Ours from another checkout (CHAT_BASE_ROOT, e.g. a worktree of main): A/B in one run.
+        root = os.environ["CHAT_BASE_ROOT"]
+        ports = [procs.free_port(), procs.free_port()]
+        started = [
+            procs.start(
+                f"ours-base-{index}",
+                ["sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", root, *procs.serve_cmd(port)],
+                env=runner.server_env(),
+                port=port,
+                health_path="/healthz",
+            )
+            for index, port in enumerate(ports)
+        ]
+        return started, *(f"ws://127.0.0.1:{port}/ws/v1/" for port in ports), "chat"
     if system == "ours-granian":
         ports = [procs.free_port(), procs.free_port()]
         started = [
@@ -94,6 +112,19 @@ def _server_pids(servers):
     return pids
 
 
+def _postmaster_pid():
+    """The bench database's postmaster when it runs on this machine (the parent of our backend),
+    else None: its CPU per message is then recorded beside the server's."""
+    import psycopg
+
+    try:
+        with psycopg.connect(runner.BENCH_URL, connect_timeout=5) as conn:
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        return psutil.Process(backend).ppid()
+    except (psycopg.Error, psutil.Error):
+        return None
+
+
 def run_system(system, pairs, plan, seconds):
     runs = []
     for n, rates in plan:
@@ -105,7 +136,9 @@ def run_system(system, pairs, plan, seconds):
                 out = RESULTS / f"profile-{system}-{n}.txt"
                 py_spy = str(procs.Path(sys.executable).parent / "py-spy")
                 command = [py_spy, "record", "-o", str(out), "-p", str(servers[0].pid)]
-                command += ["-r", "200", "--nonblocking", "--format", "raw"]
+                command += ["-r", os.environ.get("CHAT_PROFILE_RATE", "200"), "--format", "raw"]
+                if not os.environ.get("CHAT_PROFILE_BLOCKING"):
+                    command.append("--nonblocking")
                 profiler = []
 
                 def start_profiler(command=command, profiler=profiler):
@@ -126,6 +159,7 @@ def run_system(system, pairs, plan, seconds):
                     "pairs": pairs[:n],
                     "steps": steps,
                     "server_pids": _server_pids(servers),
+                    "postgres_pid": _postmaster_pid(),
                     "grace": 5,
                     "stop_when_failing": {"p99_ms": P99_LIMIT_MS} if len(rates) > 1 else None,
                 },
@@ -255,7 +289,7 @@ def main():
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "chat_bench.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"{'run':<32}{'sent/s':>8}{'deliv/s':>8}{'p50':>8}{'p99':>9}{'lost':>6}{'refused':>8}"
-          f"{'closed':>7}{'cpu ms':>8}")  # fmt: skip
+          f"{'closed':>7}{'cpu ms':>8}{'pg ms':>7}{'busy':>6}")  # fmt: skip
     for system, runs in chat.items():
         for run in runs:
             for s in run["steps"]:
@@ -265,12 +299,13 @@ def main():
                         f"{runner._f(s['p50_ms']):>8}{runner._f(s['p99_ms']):>9}{s['lost']:>6}"
                         f"{s.get('refused', 0):>8}{s.get('sockets_closed_by_server', 0):>7}"
                         f"{runner._f(s['server_cpu_ms_per_msg']):>8}"
+                        f"{runner._f(s.get('postgres_cpu_ms_per_msg')):>7}{s.get('machine_busy_cores', 0):>6}"
                     )
     for m in memory:
         print(f"idle sockets {m['system']:<14} {m['sockets']} sockets: {m['kib_per_socket']} KiB each")
     ms = summary["max_sustained"]
     print(f"max sustained at N={sweep_n} (p99 ≤ {P99_LIMIT_MS} ms, no loss): {ms}")
-    ours = max([v for k, v in ms.items() if k.startswith("ours")] or [0])
+    ours = max([v for k, v in ms.items() if k.startswith("ours") and k != "ours-base"] or [0])
     if ms.get("channels"):
         print(f"ours / relay: {ours / ms['channels']:.2f}×")
     if ms.get("floor"):

@@ -7,6 +7,9 @@ the `websockets` client.
   pairs       [[session_id, client_user_id, client_token, mitra_user_id, mitra_token], …]
   steps       [{"rate": total msg/s, "seconds": s, "record": bool, "label": str}]
   server_pids CPU is read from these (psutil) at the start and end of each step
+  postgres_pid (optional) the postmaster: the CPU of the whole PostgreSQL server (its backends,
+              live and ended) per step, as `postgres_cpu_ms_per_msg` (all of that server's work:
+              meaningful when the bench has the server to itself)
   idle_sockets (mode idle) how many sockets to open, cycling through the pairs' tokens
 
 Each side of each pair sends `message.send` at a steady rate (random phase) with a unique
@@ -164,6 +167,7 @@ class Bench:
         interval = sockets / step["rate"]
         sent = [0]
         cpu_before = _cpu(pids)
+        postgres_before = _postgres_cpu(self.config.get("postgres_pid"))
         own_before = sum(me.cpu_times()[:2])
         machine_before = psutil.cpu_times()
         started = time.monotonic()
@@ -171,6 +175,11 @@ class Bench:
         await asyncio.gather(*(self.send_loop(i, interval, until, number, sent) for i in range(sockets)))
         elapsed = time.monotonic() - started
         cpu = _cpu(pids) - cpu_before
+        postgres = _postgres_cpu(self.config.get("postgres_pid"))
+        if postgres is not None and postgres_before is not None:
+            postgres -= postgres_before
+        else:
+            postgres = None
         own = sum(me.cpu_times()[:2]) - own_before
         machine_after = psutil.cpu_times()
         # Busy cores of the whole machine (servers, Postgres, Valkey, this generator).
@@ -206,6 +215,8 @@ class Bench:
             "server_cpu_s": round(cpu, 2),
             "server_cpu_ms_per_msg": round(1000 * cpu / sent[0], 3) if sent[0] else None,
             "server_cpu_cores": round(cpu / elapsed, 2),
+            "postgres_cpu_ms_per_msg": _per_message(postgres, sent[0]),
+            "postgres_cpu_cores": round(postgres / elapsed, 2) if postgres is not None else None,
             "loadgen_cpu_cores": round(own / elapsed, 2),
             "machine_busy_cores": round(busy / elapsed, 2),
             "record": step.get("record", True),
@@ -270,6 +281,31 @@ def _cpu(pids):
             times = psutil.Process(pid).cpu_times()
             total += times.user + times.system
         except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _per_message(seconds, messages):
+    return round(1000 * seconds / messages, 3) if seconds is not None and messages else None
+
+
+def _postgres_cpu(postmaster_pid):
+    """CPU seconds of a PostgreSQL server so far: the postmaster's own, its ended children's
+    (children_user/system: the backends it has reaped) and its live children's."""
+    if not postmaster_pid:
+        return None
+    try:
+        postmaster = psutil.Process(postmaster_pid)
+        times = postmaster.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        children = postmaster.children()
+    except psutil.Error:
+        return None
+    for child in children:
+        try:
+            times = child.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
             pass
     return total
 

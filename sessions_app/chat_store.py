@@ -30,6 +30,7 @@ import collections
 import logging
 import threading
 import time
+import uuid
 from dataclasses import replace
 from datetime import timedelta
 
@@ -202,6 +203,7 @@ WITH s AS (
         AND NOT EXISTS (
             SELECT 1 FROM sessions_app_message
             WHERE session_id = %(sid)s AND sender_id = %(uid)s AND client_msg_id = %(cmid)s
+                AND client_msg_id <> ''
         )
     RETURNING id, last_seq, client_id, mitra_id
 ), m AS (
@@ -226,7 +228,7 @@ SELECT s.status, s.client_id, s.mitra_id, mm.user_id, m.id, m.seq, m.created_at,
 FROM sessions_app_chatsession s
 LEFT JOIN mitras_mitra mm ON mm.id = s.mitra_id
 LEFT JOIN sessions_app_message m
-    ON m.session_id = s.id AND m.sender_id = %(uid)s AND m.client_msg_id = %(cmid)s
+    ON m.session_id = s.id AND m.sender_id = %(uid)s AND m.client_msg_id = %(cmid)s AND m.client_msg_id <> ''
 WHERE s.id = %(sid)s
 """
 
@@ -319,21 +321,77 @@ class Overloaded(ServiceError):
 
 # Group commit (issue 22) -----------------------------------------------------------------------
 #
-# A message is handed to this process's writer. At most REALTIME_DB_WRITERS transactions of the
+# A message is handed to this process's writer. At most REALTIME_DB_WRITERS statements of the
 # writer are in flight at once; while they are, the messages that arrive wait, and the next free
-# writer stores ALL of those waiting at that moment (up to MAX_BATCH) in ONE transaction: one
-# pipelined round trip and one commit instead of one each. A lone message (a quiet process) is
-# stored alone with the one statement in autocommit, as before. In a batch:
-# - the messages are sorted by session id (stable: a session's messages keep their order), so two
-#   processes' batches lock session rows in the same order and never deadlock each other;
-# - every message is the same statement as alone; a resend finds its earlier message (stored
-#   before, or earlier in the same batch) and stores nothing, so it costs the batch nothing;
-# - any error (a resend racing another process, a deadlock with another kind of transaction, a
-#   broken connection) rolls the batch back and every message of it is stored again one by one,
-#   each in its own statement: one message's failure never harms the others.
-# Nothing is acked before the commit: the callers' futures get their answers only after it.
+# writer stores ALL of those waiting at that moment (up to MAX_BATCH) with ONE multi-row statement
+# (`_BATCH_SQL`, in autocommit: one round trip, one plan, one executor start and one commit for
+# all of them, where each message used to be a statement of its own). A lone message (a quiet
+# process) is stored alone with `_INSERT_SQL`, as before. In a batch:
+# - the sessions' rows are locked in session-id order (`FOR UPDATE` under `ORDER BY`), so two
+#   processes' batches never deadlock each other; each session's last_seq grows once by the number
+#   of its messages stored, and they get the seqs in arrival order (row_number over the batch's
+#   order): no gap, no duplicate, a sender's messages keep their order;
+# - a message whose sender is no participant, or whose session is not active, is left out (and the
+#   session's count does not include it); afterwards `_settle` says why (one query, refusals only);
+# - a resend finds its earlier message and stores nothing: stored before (NOT EXISTS in the
+#   statement, then `_settle` finds it), or earlier in the same batch (`_distinct`: only the first
+#   goes to Postgres, the resend gets its answer marked as a duplicate);
+# - any error (a resend racing another process: unique violation; a deadlock with another kind of
+#   transaction; a broken connection) rolls the statement back and every message of the batch is
+#   stored again one by one, each in its own statement: one message's failure never harms others.
+# Nothing is acked before the commit: the callers' futures get their answers only after it, the
+# stored ones at once, then the refused and resent ones (which may need a query each).
 
 MAX_BATCH = 200
+
+# The arrays hold one entry per message, in arrival order: session, sender user, sender mitra (or
+# NULL), body, client_msg_id, is_masked, crisis (bool), crisis source ("" when none). Returns, for
+# each message stored, its 1-based position in the arrays and what `_INSERT_SQL` returns.
+_BATCH_SQL = """
+WITH i AS MATERIALIZED (
+    SELECT * FROM unnest(
+        %(sid)s::uuid[], %(uid)s::bigint[], %(mid)s::bigint[], %(body)s::text[], %(cmid)s::text[],
+        %(masked)s::boolean[], %(crisis)s::boolean[], %(source)s::text[]
+    ) WITH ORDINALITY AS i (sid, uid, mid, body, cmid, masked, crisis, source, n)
+), locked AS MATERIALIZED (
+    SELECT id, last_seq, client_id, mitra_id FROM sessions_app_chatsession
+    WHERE id = ANY(%(sid)s::uuid[]) AND status = 'active'
+    ORDER BY id
+    FOR UPDATE
+), ok AS MATERIALIZED (
+    SELECT i.*, locked.last_seq + row_number() OVER (PARTITION BY i.sid ORDER BY i.n) AS seq,
+        locked.client_id, locked.mitra_id
+    FROM i JOIN locked ON locked.id = i.sid
+    WHERE (locked.client_id = i.uid OR locked.mitra_id = i.mid)
+        AND NOT EXISTS (
+            SELECT 1 FROM sessions_app_message
+            WHERE session_id = i.sid AND sender_id = i.uid AND client_msg_id = i.cmid
+                AND client_msg_id <> ''
+        )
+), s AS (
+    UPDATE sessions_app_chatsession c SET last_seq = counts.last_seq,
+        is_flagged = c.is_flagged OR counts.crisis,
+        flagged_at = CASE WHEN counts.crisis AND c.flagged_at IS NULL THEN now() ELSE c.flagged_at END,
+        needs_staff_attention = c.needs_staff_attention OR counts.crisis,
+        crisis_followup_pending = c.crisis_followup_pending OR counts.crisis
+    FROM (SELECT sid, max(seq) AS last_seq, bool_or(crisis) AS crisis FROM ok GROUP BY sid) counts
+    WHERE c.id = counts.sid
+), m AS (
+    INSERT INTO sessions_app_message
+        (session_id, seq, sender_id, kind, body, client_msg_id, is_masked, created_at)
+    SELECT sid, seq, uid, 'text', body, cmid, masked, now() FROM ok
+    RETURNING id, seq, created_at, session_id
+), e AS (
+    INSERT INTO sessions_app_sessionevent (session_id, kind, actor_id, data, created_at)
+    SELECT m.session_id, 'crisis_flagged', NULL,
+        jsonb_build_object('message_id', m.id, 'source', ok.source), now()
+    FROM m JOIN ok ON ok.sid = m.session_id AND ok.seq = m.seq
+    WHERE ok.crisis
+)
+SELECT ok.n, m.id, m.seq, m.created_at, ok.client_id, mm.user_id
+FROM m JOIN ok ON ok.sid = m.session_id AND ok.seq = m.seq
+LEFT JOIN mitras_mitra mm ON mm.id = ok.mitra_id
+"""
 
 
 class _Pending:
@@ -402,14 +460,11 @@ async def _store_batch(pool, batch):
     try:
         async with pool.connection() as conn:
             if len(batch) > 1:
-                ordered = sorted(batch, key=lambda item: item.params["sid"])
                 try:
-                    rows = await _insert_many(conn, [item.params for item in ordered])
+                    await _store_together(conn, batch)
                 except pg_errors.Error:
-                    pass  # rolled back: one by one below
+                    pass  # rolled back (nothing answered yet): one by one below
                 else:
-                    for item, row in zip(ordered, rows, strict=True):
-                        _answer(item, await _settle(conn, item, row))
                     return
             for item in batch:
                 try:
@@ -424,18 +479,54 @@ async def _store_batch(pool, batch):
             _answer(item, exc)
 
 
-async def _insert_many(conn, params) -> list:
-    """The statement for every message in one transaction, pipelined: the returned row of each
-    (None: nothing stored). Raises (rolled back) on any error."""
+def _distinct(batch):
+    """The messages to store (the first of each (session, sender, client_msg_id); a session id that
+    is no UUID is answered at once), and the resends of this batch with the message they repeat."""
+    first, resends, refused = {}, [], []
+    for item in batch:
+        params = item.params
+        try:
+            uuid.UUID(params["sid"])
+        except ValueError:
+            refused.append(item)
+            continue
+        key = (params["sid"], params["uid"], params["cmid"])
+        if key in first:
+            resends.append((item, first[key]))
+        else:
+            first[key] = item
+    return list(first.values()), resends, refused
+
+
+async def _store_together(conn, batch):
+    """Store the messages of `batch` with one `_BATCH_SQL` (autocommit) and answer every one of
+    them. Raises pg_errors.Error (nothing stored, nothing answered) when the statement fails."""
+    items, resends, refused = _distinct(batch)
     rows = []
-    async with conn.transaction():
-        cursor = conn.cursor()
-        await cursor.executemany(_INSERT_SQL, params, returning=True)
-        while True:
-            rows.append(await cursor.fetchone())
-            if not cursor.nextset():
-                break
-    return rows
+    if items:
+        columns = {name: [item.params[name] for item in items] for name in _BATCH_COLUMNS}
+        cursor = await conn.execute(_BATCH_SQL, columns)
+        rows = await cursor.fetchall()  # committed
+    outcomes = {}
+    for n, *row in rows:
+        item = items[n - 1]
+        outcomes[item] = _stored(item.params, item.sender, row)
+        _answer(item, outcomes[item])  # the ack, right after the commit
+    for item in refused:
+        _answer(item, SessionNotFound())
+    for item in items:
+        if item not in outcomes:  # refused, or a resend of a message stored before
+            try:
+                outcomes[item] = await _settle(conn, item, None)
+            except Exception as exc:
+                outcomes[item] = exc
+            _answer(item, outcomes[item])
+    for item, repeated in resends:
+        outcome = outcomes[repeated]
+        _answer(item, outcome if isinstance(outcome, Exception) else replace(outcome, is_duplicate=True))
+
+
+_BATCH_COLUMNS = ("sid", "uid", "mid", "body", "cmid", "masked", "crisis", "source")
 
 
 async def _store_on(conn, params, *, sender) -> StoredMessage:
@@ -453,21 +544,25 @@ async def _store_on(conn, params, *, sender) -> StoredMessage:
     return outcome
 
 
+def _stored(params, sender, row) -> StoredMessage:
+    """The message just stored, from its statement's row (id, seq, created_at, the participants)."""
+    message_id, seq, created_at, client_user_id, mitra_user_id = row
+    return StoredMessage(
+        id=message_id, session_id=params["sid"], seq=seq, sender_id=sender.user_id,
+        kind=MessageKind.TEXT, body=params["body"], client_msg_id=params["cmid"],
+        is_masked=params["masked"], created_at=created_at,
+        client_user_id=client_user_id, mitra_user_id=mitra_user_id,
+    )  # fmt: skip
+
+
 async def _settle(conn, item, row) -> StoredMessage | Exception:
     """The answer for a message whose statement returned `row` (committed): the stored message,
     or, when nothing was stored, the earlier message with its client_msg_id (a resend) or why it
     was refused."""
     params, sender = item.params, item.sender
-    session_id, body, client_msg_id = params["sid"], params["body"], params["cmid"]
-    is_masked = params["masked"]
+    session_id, client_msg_id = params["sid"], params["cmid"]
     if row is not None:
-        message_id, seq, created_at, client_user_id, mitra_user_id = row
-        return StoredMessage(
-            id=message_id, session_id=session_id, seq=seq, sender_id=sender.user_id,
-            kind=MessageKind.TEXT, body=body, client_msg_id=client_msg_id, is_masked=is_masked,
-            created_at=created_at,
-            client_user_id=client_user_id, mitra_user_id=mitra_user_id,
-        )  # fmt: skip
+        return _stored(params, sender, row)
     # Nothing stored: a resend, or a refusal. Find out which.
     cursor = await conn.execute(_DIAGNOSE_SQL, params)
     found = await cursor.fetchone()

@@ -88,12 +88,13 @@ class CrisisMatcher:
         if self.pattern is None or not text:
             return []
         normalized = normalize(text)
-        excluded_spans = (
-            [m.span() for m in self.exclusions.finditer(normalized)] if self.exclusions is not None else []
-        )
+        excluded_spans = None  # read at the first match only: most messages have none (issue 22)
         found = []
         for match in self.pattern.finditer(normalized):
             start, end = match.span()
+            if excluded_spans is None:
+                exclusions = self.exclusions.finditer(normalized) if self.exclusions is not None else ()
+                excluded_spans = [m.span() for m in exclusions]
             if any(s < end and start < e for s, e in excluded_spans):
                 continue
             before = normalized[:start].split()

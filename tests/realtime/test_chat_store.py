@@ -295,3 +295,155 @@ def test_it_keeps_the_other_messages_of_a_batch_when_one_fails(active_session, m
     ]  # fmt: skip
     assert ChatSession.objects.get(pk=session.pk).last_seq == 3
     assert not Message.objects.filter(session=ended).exists()
+
+
+# The multi-row statement: several event loops (processes) storing batches at once ---------------
+
+
+def test_it_keeps_seqs_gapless_and_in_send_order_with_batches_of_several_loops_at_once(active_session):
+    """Four event loops (as four server processes), each with a "socket" per sender of three
+    sessions sending one message after the other (as a consumer does); loops 2 and 3 resend
+    exactly what loops 0 and 1 send, at the same time. Every message is stored once, each
+    session's seqs are 1…n with no gap, each socket's messages keep their order, and both copies
+    of a message get the same answer (the statement that lost the race is stored again one by one)."""
+    sessions = [active_session() for _ in range(3)]
+    streams = []
+    for session, client, mitra in sessions:
+        streams.append((str(session.id), stored_message.Sender(user_id=client.id), "c"))
+        streams.append(
+            (str(session.id), stored_message.Sender(user_id=mitra.user_id, mitra_id=mitra.id), "m")
+        )
+    per_stream, loops = 12, 4
+    answers = [None] * loops
+    errors = []
+    start = threading.Barrier(loops)
+
+    async def stream(session_id, sender, prefix, copy):
+        out = []
+        for number in range(per_stream):
+            stored = await chat_store._store_postgres(
+                session_id=session_id, sender=sender, body=f"{prefix}{copy}-{number}",
+                client_msg_id=f"{prefix}{copy}-{number}", is_masked=False,
+            )  # fmt: skip
+            out.append(stored)
+        return out
+
+    def run(index):
+        async def all_streams():
+            try:
+                return await asyncio.gather(*(stream(*s, copy=index % 2) for s in streams))
+            finally:
+                await chat_store.close_pools()
+
+        try:
+            start.wait()
+            answers[index] = asyncio.run(all_streams())
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(loops)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    for session, _, _ in sessions:
+        rows = list(
+            Message.objects.filter(session=session).order_by("seq").values_list("seq", "client_msg_id")
+        )
+        assert [seq for seq, _ in rows] == list(range(1, 4 * per_stream + 1))  # 2 senders × 2 copies
+        assert ChatSession.objects.get(pk=session.pk).last_seq == 4 * per_stream
+        assert len({cmid for _, cmid in rows}) == len(rows)
+    stored = {(str(s), sender, cmid): (mid, seq) for s, sender, cmid, mid, seq in Message.objects.values_list(
+        "session_id", "sender_id", "client_msg_id", "id", "seq")}  # fmt: skip
+    for loop_answers in answers:
+        for outs in loop_answers:
+            assert [o.seq for o in outs] == sorted(o.seq for o in outs)  # in the order sent
+            for o in outs:
+                assert stored[(o.session_id, o.sender_id, o.client_msg_id)] == (o.id, o.seq)
+    # Of the two copies of each message exactly one was stored, the other is the same message.
+    for first, second in ((answers[0], answers[2]), (answers[1], answers[3])):
+        for outs_a, outs_b in zip(first, second, strict=True):
+            assert [(o.id, o.seq) for o in outs_a] == [(o.id, o.seq) for o in outs_b]
+            assert all(a.is_duplicate != b.is_duplicate for a, b in zip(outs_a, outs_b, strict=True))
+
+
+def test_it_answers_resends_of_the_same_batch_and_of_earlier_batches_with_the_first_message(
+    active_session, settings
+):
+    settings.REALTIME_DB_WRITERS = 1
+    session, client, mitra = active_session()
+    other, other_client, _ = active_session()
+    as_client = stored_message.Sender(user_id=client.id)
+    as_other = stored_message.Sender(user_id=other_client.id)
+    sid, other_sid = str(session.id), str(other.id)
+    first = _send_together([(as_client, sid, "satu", "c1"), (as_other, other_sid, "lain", "o1")])
+
+    outcomes = _send_together(
+        [
+            (as_client, sid, "dua", "c2"),
+            (as_client, sid, "satu lagi", "c1"),  # stored in the batch before, another body
+            (as_other, other_sid, "lain", "o1"),
+            (as_client, sid, "dua", "c2"),  # twice more in this batch
+            (as_client, sid, "dua", "c2"),
+            (as_other, other_sid, "lagi", "o2"),
+        ]
+    )
+
+    summary = [(o.session_id, o.client_msg_id, o.seq, o.is_duplicate, o.body) for o in outcomes]
+    assert summary == [
+        (sid, "c2", 2, False, "dua"),
+        (sid, "c1", 1, True, "satu"),
+        (other_sid, "o1", 1, True, "lain"),
+        (sid, "c2", 2, True, "dua"),
+        (sid, "c2", 2, True, "dua"),
+        (other_sid, "o2", 2, False, "lagi"),
+    ]
+    assert outcomes[1].id == first[0].id and outcomes[2].id == first[1].id
+    assert outcomes[3].id == outcomes[4].id == outcomes[0].id
+    assert list(Message.objects.filter(session=session).order_by("seq").values_list("seq", "body")) == [
+        (1, "satu"), (2, "dua")
+    ]  # fmt: skip
+    assert ChatSession.objects.get(pk=session.pk).last_seq == 2
+    assert ChatSession.objects.get(pk=other.pk).last_seq == 2
+
+
+def test_it_stores_the_rest_of_a_batch_whose_statement_fails_one_by_one(active_session, settings):
+    """A row the database refuses (a client_msg_id longer than the column: the consumer never
+    sends one) fails the batch's statement: nothing of it is answered from that statement, every
+    message is stored again on its own, and only the refused one gets an error."""
+    settings.REALTIME_DB_WRITERS = 1
+    session, client, mitra = active_session()
+    other, other_client, _ = active_session()
+    as_client = stored_message.Sender(user_id=client.id)
+    as_mitra = stored_message.Sender(user_id=mitra.user_id, mitra_id=mitra.id)
+    sid = str(session.id)
+    _send_together([(as_client, sid, "nol", "c0")])
+
+    outcomes = _send_together(
+        [
+            (as_client, sid, "satu", "c1"),
+            (as_mitra, sid, "dua", "m1"),
+            (as_client, sid, "x", "c" * 65),
+            (stored_message.Sender(user_id=other_client.id), str(other.id), "lain", "o1"),
+            (as_client, sid, "nol", "c0"),  # a resend
+            (as_client, sid, "tiga", "c2"),
+        ]
+    )
+
+    summary = [o if isinstance(o, tuple) else (o.client_msg_id, o.seq, o.is_duplicate) for o in outcomes]
+    assert summary == [
+        ("c1", 2, False),
+        ("m1", 3, False),
+        ("error", "StringDataRightTruncation"),
+        ("o1", 1, False),
+        ("c0", 1, True),
+        ("c2", 4, False),
+    ]
+    rows = Message.objects.filter(session=session).order_by("seq").values_list("seq", "client_msg_id")
+    assert list(rows) == [(1, "c0"), (2, "c1"), (3, "m1"), (4, "c2")]
+    assert ChatSession.objects.get(pk=session.pk).last_seq == 4
+    assert ChatSession.objects.get(pk=other.pk).last_seq == 1
