@@ -8,10 +8,11 @@ import json
 import threading
 import time
 
+import psycopg
 import pytest
 from django.conf import settings
 
-from sessions_app.models import Message
+from sessions_app.models import ChatSession, Message
 from tests.servers import server_env, uvicorn_process
 
 from .conftest import Socket
@@ -40,7 +41,7 @@ def flood_server(transactional_db, tmp_path):
         yield base_url
 
 
-def _flood(base_url, client, session_id, number, outcomes, lock):
+def _flood(base_url, client, session_id, number, outcomes, lock, refused_seen):
     """One socket: send PER_SOCKET messages back to back, then read one answer per message."""
     with Socket(base_url, client) as ws:
         ws.expect_type("hello")
@@ -60,6 +61,7 @@ def _flood(base_url, client, session_id, number, outcomes, lock):
                 answered[frame["client_msg_id"]] = ("acked", frame["seq"])
             else:
                 answered[frame["ref"]] = (frame["code"], None)
+                refused_seen.set()
         with lock:
             outcomes.update(answered)
 
@@ -69,13 +71,25 @@ def test_a_flood_is_refused_with_overloaded_and_nothing_acknowledged_is_lost(flo
     session_id = str(session.id)
     with Socket(flood_server, mitra.user) as peer:
         peer.expect_type("hello")
-        outcomes, lock = {}, threading.Lock()
+        outcomes, lock, refused_seen = {}, threading.Lock(), threading.Event()
         threads = [
-            threading.Thread(target=_flood, args=(flood_server, client, session_id, n, outcomes, lock))
+            threading.Thread(
+                target=_flood, args=(flood_server, client, session_id, n, outcomes, lock, refused_seen)
+            )
             for n in range(SOCKETS)
         ]
-        for thread in threads:
-            thread.start()
+        # The store is held up until the process refuses: the test holds the session's row lock,
+        # so the first messages wait for it and those behind them find the store backed up
+        # (a fast machine would otherwise store the whole flood in a few group commits).
+        blocker = psycopg.connect(server_env()["DATABASE_URL"])
+        blocker.execute(f"SELECT 1 FROM {ChatSession._meta.db_table} WHERE id = %s FOR UPDATE", [session_id])
+        try:
+            for thread in threads:
+                thread.start()
+            assert refused_seen.wait(60), "the flood was never refused while the store was held up"
+        finally:
+            blocker.rollback()
+            blocker.close()
         for thread in threads:
             thread.join(120)
         # Every message was answered: an ack or a refusal naming it, nothing silently dropped.
