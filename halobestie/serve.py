@@ -328,6 +328,7 @@ def build_server(listener, *, host=None, port=None):
         access_log=False,
         log_config=settings.LOGGING,
         timeout_graceful_shutdown=settings.GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_keep_alive=settings.HTTP_KEEP_ALIVE_SECONDS,
         proxy_headers=True,
         forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,
         server_header=False,

@@ -511,6 +511,10 @@ INTERNAL_PORT = env("INTERNAL_PORT", int, 3001)
 # at most this many seconds for in-flight requests before they are cancelled.
 DRAIN_SECONDS = env("DRAIN_SECONDS", float, 5.0)
 GRACEFUL_SHUTDOWN_SECONDS = env("GRACEFUL_SHUTDOWN_SECONDS", int, 20)
+# How long an idle HTTP keep-alive connection stays open. Longer than any proxy's idle timeout in
+# front of us (nginx 60 s, AWS ALB 60 s): when the server closes first, a request the proxy or app
+# sends on that connection at the same moment is reset (a 502, or a failed call in the app).
+HTTP_KEEP_ALIVE_SECONDS = env("HTTP_KEEP_ALIVE_SECONDS", int, 75)
 # Proxies whose X-Forwarded-For / -Proto are trusted (comma-separated addresses or CIDRs; never
 # "*", which lets any client choose its IP for the per-IP limits: DEPLOY.md § 10).
 FORWARDED_ALLOW_IPS = env("FORWARDED_ALLOW_IPS", str, "127.0.0.1")

@@ -36,6 +36,12 @@ threading.Thread.run = _run_and_close_connections
 
 def pytest_sessionstart(session):
     assert settings.VALKEY_URL, "tests need VALKEY_URL (run them with `make test`)"
+    # Same algorithm, few iterations (tests/hashers.py): the full count cost minutes per run.
+    from django.contrib.auth import hashers
+
+    settings.PASSWORD_HASHERS = ["tests.hashers.QuickPBKDF2PasswordHasher", *settings.PASSWORD_HASHERS]
+    hashers.get_hashers.cache_clear()
+    hashers.get_hashers_by_algorithm.cache_clear()
 
 
 @pytest.fixture(autouse=True)
