@@ -50,6 +50,8 @@ CLIENT_PROCESSES = 2
 MESSAGES_PER_SESSION = 3
 OPEN_CONCURRENCY = 50
 RECONNECT_ATTEMPTS = 8
+# A diagnostic: A's closing alone (the apps record their 1012 and do not reconnect).
+CLOSE_ONLY = os.environ.get("BENCH_STORM_CLOSE_ONLY", "") not in ("", "0", "false")
 
 
 PATTERNS = (f"{PREFIX}*", f"{LAYER_PREFIX}*")
@@ -187,6 +189,8 @@ async def _client(config):
         if code != 1012:
             stats["other_close_codes"].append(code)
         stats["closed_1012"].append(closed_at)
+        if not others:  # BENCH_STORM_CLOSE_ONLY: A's closing alone, nobody reconnects
+            return
         url = others[index % len(others)]
         # As the apps do (docs/realtime.md): reconnect at once; after a failure (an overloaded
         # server closes with 1012) again with jitter, backing off.
@@ -224,7 +228,23 @@ async def _client(config):
             if seen != MESSAGES_PER_SESSION - 1:
                 raise RuntimeError(f"synced {seen} messages")
 
+    async def watch_lag():
+        # How late this client's own loop runs: closes and frames are timestamped when the loop
+        # gets to them, so a client starved of CPU stretches what it measures.
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(0.01)
+            stats["max_loop_lag_s"] = max(stats["max_loop_lag_s"], loop.time() - started - 0.01)
+
+    stats["max_loop_lag_s"] = 0.0
+    cpu_before = time.process_time()
+    watcher = asyncio.ensure_future(watch_lag())
+    if config.get("close_only"):
+        others = []
     await asyncio.wait_for(asyncio.gather(*(storm_one(i) for i in range(len(users)))), timeout=120)
+    watcher.cancel()
+    stats["cpu_s"] = time.process_time() - cpu_before
     return stats
 
 
@@ -263,7 +283,8 @@ def storm_bench(*, log=print, db=DB):
                 procs.start(
                     f"storm-{'abc'[index]}",
                     procs.serve_cmd(port),
-                    env=env,
+                    # Close-only: A logs its closing ("sockets closed with 1012", at INFO).
+                    env=dict(env, LOG_LEVEL="INFO") if CLOSE_ONLY and index == 0 else env,
                     port=port,
                     health_path="/healthz",
                 )
@@ -277,6 +298,7 @@ def storm_bench(*, log=print, db=DB):
                 "first_url": f"ws://127.0.0.1:{ports[0]}/ws/v1/",
                 "other_urls": [f"ws://127.0.0.1:{p}/ws/v1/" for p in ports[1:]],
                 "ready_path": str(work / f"storm-ready-{index}"),
+                "close_only": CLOSE_ONLY,
             }
             Path(config["ready_path"]).unlink(missing_ok=True)
             config_path = work / f"storm-client-{index}.json"
@@ -301,19 +323,37 @@ def storm_bench(*, log=print, db=DB):
                 raise RuntimeError("storm clients did not open their sockets")
             time.sleep(0.2)
         log("storm: SIGTERM to A (every socket closed with 1012), reconnect to B and C, sync")
+        profilers = _start_profilers(servers)
+        cpu_before = [_cpu_seconds(server.pid) for server in servers]
         signalled = time.time()
         servers[0].send_signal(signal.SIGTERM)
         stats = {"closed_1012": [], "synced": [], "errors": [], "other_close_codes": [], "retries": 0}
+        client_cpu, client_lag = [], []
         for process, _, result_path in clients:
             process.wait(timeout=300)
             if result_path.exists():
                 for key, values in json.loads(result_path.read_text()).items():
-                    stats[key] += values
+                    if key == "cpu_s":
+                        client_cpu.append(round(values, 2))
+                    elif key == "max_loop_lag_s":
+                        client_lag.append(round(values, 2))
+                    else:
+                        stats[key] += values
             else:
                 stats["errors"].append(f"client exited with {process.returncode}")
+        # A has exited (a zombie until reaped: its CPU times are still readable); B and C are idle.
+        cpu_used = [
+            round(_cpu_seconds(s.pid) - before, 2) for s, before in zip(servers, cpu_before, strict=True)
+        ]
+        for profiler in profilers:
+            profiler.wait(timeout=120)
     finally:
         for server in servers:
             procs.stop(server)
+    # A socket closed before the SIGTERM (A's watchdog closing sockets on an overloaded machine)
+    # is not part of the storm: counted apart, not timed.
+    early = [t for t in stats["closed_1012"] if t < signalled]
+    stats["closed_1012"] = [t for t in stats["closed_1012"] if t >= signalled]
     first_close = min(stats["closed_1012"]) if stats["closed_1012"] else None
     last_sync = max(stats["synced"]) if stats["synced"] else None
     seconds = round(last_sync - first_close, 2) if first_close and last_sync else None
@@ -327,6 +367,11 @@ def storm_bench(*, log=print, db=DB):
         "last_close_after_sigterm_s": (
             round(max(stats["closed_1012"]) - signalled, 2) if first_close else None
         ),
+        "cpu_s": dict(zip(("a", "b", "c"), cpu_used, strict=True)),
+        "client_cpu_s": client_cpu,
+        "client_max_loop_lag_s": client_lag,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "closed_before_sigterm": len(early),
         "synced": len(stats["synced"]),
         "reconnect_retries": stats["retries"],
         "other_close_codes": sorted(set(stats["other_close_codes"]))[:5],
@@ -335,6 +380,34 @@ def storm_bench(*, log=print, db=DB):
         "target_seconds": TARGET_SECONDS,
         "met": seconds is not None and seconds <= TARGET_SECONDS and all_synced and not stats["errors"],
     }
+
+
+def _cpu_seconds(pid):
+    """User + system CPU seconds of `pid` so far, from /proc (also for a zombie not yet reaped)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start_profilers(servers):
+    """With BENCH_STORM_PROFILE=<folder>: py-spy records each server process (A, B, C) for
+    BENCH_STORM_PROFILE_SECONDS (20) from just before the SIGTERM, as raw collapsed stacks
+    (<folder>/storm-a.txt, …; `--gil`: only what holds the GIL, i.e. CPU). py-spy slows what it samples: the
+    seconds of a profiled run are not the bench's."""
+    folder = os.environ.get("BENCH_STORM_PROFILE")
+    if not folder:
+        return []
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    seconds = os.environ.get("BENCH_STORM_PROFILE_SECONDS", "20")
+    profilers = []
+    for name, server in zip("abc", servers, strict=True):
+        py_spy = Path(sys.executable).parent / "py-spy"
+        output = str(Path(folder) / f"storm-{name}.txt")
+        command = [str(py_spy) if py_spy.exists() else "py-spy", "record", "--pid", str(server.pid),
+                   "--duration", seconds, "--rate", "200", "--gil", "--nonblocking",
+                   "--format", "raw", "--output", output]  # fmt: skip
+        profilers.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(1.0)  # py-spy attached
+    return profilers
 
 
 def target_rows(result):
