@@ -28,7 +28,6 @@ Message bodies never go to logs.
 import asyncio
 import collections
 import logging
-import threading
 import time
 import uuid
 from dataclasses import replace
@@ -44,6 +43,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from halobestie.db.loop_pools import LoopPools
 from halobestie.errors import ServiceError
 from halobestie.runtime.selectors import get_config
 from mitras.models import Mitra
@@ -232,9 +232,6 @@ LEFT JOIN sessions_app_message m
 WHERE s.id = %(sid)s
 """
 
-_pools = {}
-_pools_lock = threading.Lock()
-
 
 def _conninfo() -> str:
     settings_dict = connection.settings_dict
@@ -252,40 +249,33 @@ def _conninfo() -> str:
     return make_conninfo(**{k: str(v) for k, v in params.items() if v not in (None, "")})
 
 
+def _make_pool():
+    """This event loop's pool, not yet open: autocommit (a batch is one statement), sized by
+    REALTIME_DB_POOL_MAX; a full pool makes senders wait up to REALTIME_DB_POOL_TIMEOUT."""
+    return AsyncConnectionPool(
+        conninfo=_conninfo(),
+        min_size=settings.REALTIME_DB_POOL_MIN,
+        max_size=settings.REALTIME_DB_POOL_MAX,
+        timeout=settings.REALTIME_DB_POOL_TIMEOUT,
+        kwargs={"autocommit": True},
+        open=False,
+        name="realtime",
+    )
+
+
+_pools = LoopPools(_make_pool)
+
+
 async def _pool():
     """The async pool of this event loop (one per loop, so one per server process), opened on
-    first use. Sized by REALTIME_DB_POOL_MAX; a full pool makes senders wait, never fail fast."""
-    loop = asyncio.get_running_loop()
-    entry = _pools.get(loop)
-    if entry is None:
-        with _pools_lock:
-            entry = _pools.get(loop)
-            if entry is None:
-                pool = AsyncConnectionPool(
-                    conninfo=_conninfo(),
-                    min_size=settings.REALTIME_DB_POOL_MIN,
-                    max_size=settings.REALTIME_DB_POOL_MAX,
-                    timeout=settings.REALTIME_DB_POOL_TIMEOUT,
-                    kwargs={"autocommit": True},
-                    open=False,
-                    name="realtime",
-                )
-                entry = (pool, asyncio.Lock())
-                _pools[loop] = entry
-    pool, lock = entry
-    if pool.closed:
-        async with lock:
-            if pool.closed:
-                await pool.open(wait=False)
-    return pool
+    first use (halobestie/db/loop_pools.py)."""
+    return await _pools.get()
 
 
 async def close_pools():
     """Close the pool of the running loop (server shutdown, tests)."""
     _writers.pop(asyncio.get_running_loop(), None)
-    entry = _pools.pop(asyncio.get_running_loop(), None)
-    if entry is not None and not entry[0].closed:
-        await entry[0].close()
+    await _pools.close()
 
 
 async def _store_postgres(

@@ -5,8 +5,8 @@ server loop has one pool of each kind, and a test that runs a fresh loop gets a 
 `LoopPools(make)` keeps them: `make()` builds the pool of the running loop on first use (not yet
 open), `await pools.get()` opens it once (an asyncio lock per loop, so one opening at a time) and
 returns it, `await pools.close()` closes the running loop's. Used by the fast reads
-(halobestie/db/async_reads.py); the chat store (sessions_app/chat_store.py) builds the same thing
-by hand and can move to it.
+(halobestie/db/async_reads.py) and the chat store (sessions_app/chat_store.py), each with its own
+connection options.
 """
 
 import asyncio
