@@ -64,6 +64,8 @@ def _connect_kwargs(zone):
     context = AdaptersMap(psycopg.adapters)
     context.register_loader("jsonb", TextLoader)  # as Django: JSONField's converter parses it
     context.register_loader("json", _BytesLoader)  # a rendered body, passed through
+    # a rendered body written as text (no model column is bpchar: sessions_app/fast_bodies.py)
+    context.register_loader("bpchar", _BytesLoader)
     options = f"{params.get('options', '')} -c DateStyle=ISO"
     if zone:
         options += f" -c TimeZone={zone}"

@@ -187,7 +187,16 @@ def test_every_page_of_the_history_shows_as_the_view_does(paid_session, online_m
     Message.objects.filter(session=session, seq=4).update(client_msg_id="c-4", body=odd)
     Message.objects.filter(session=session, seq=5).update(sender=None, kind="system")
     for user in (session.client, mitra.user):
-        for query in ("", "?limit=2", "?after_seq=4&limit=3", "?after_seq=7", "?after_seq=99", "?limit=500"):
+        for query in (
+            "",
+            "?limit=1",
+            "?limit=2",
+            "?after_seq=4&limit=3",
+            "?after_seq=6&limit=1",
+            "?after_seq=7",
+            "?after_seq=99",
+            "?limit=500",
+        ):
             page = _assert_history_as_the_view(user, session, query)
     # Other spellings MessagesQuery takes (read by the serializer), and what it refuses (Django's 400).
     for query in ("?limit=003&after_seq=0002", "?limit=+5", "?after_seq=1%20"):
