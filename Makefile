@@ -65,10 +65,11 @@ run: venv
 
 # Two pytest-xdist workers (each its own test database `<name>_gw0`/`_gw1` and Valkey prefix), one
 # test file at a time each: most tests wait on server processes, sockets and Postgres rather than
-# on the CPU. TEST_WORKERS=0 runs everything in one process.
+# on the CPU. Files in collection order (tests/conftest.py starts the longest first).
+# TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
 test: venv-dev
-	$(PY) scripts/with_services.py -- $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) scripts/with_services.py -- $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 soak: venv-dev
 	$(PY) scripts/with_services.py -- $(PY) -m pytest -m soak tests/reliability $(PYTEST_ARGS)

@@ -89,8 +89,8 @@ def _server(command, app, port, *, env, log_path):
             try:
                 if requests.get(f"{base_url}/healthz", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
-                pass
+            except requests.RequestException:
+                pass  # not listening yet, or accepted but not answering yet (a loaded machine)
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{app} server did not come up")
             time.sleep(0.1)
