@@ -6,10 +6,14 @@ import threading
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from halobestie.accounts.tokens import access_revoke, tokens_for
 from mitras.services import mitra_deactivate, mitra_set_online
+from sessions_app.errors import NotParticipant, SessionNotFound
+from sessions_app.models import Message
 from tests.realtime.conftest import Socket
 
 
@@ -133,3 +137,62 @@ def test_sockets_opening_and_closing_at_once_share_one_registry_write_and_each_g
     assert first == [1, 2, 3, 4, 1]
     assert second == [None, None, 3, None]
     assert (after, left) == ([True, False], False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batched_sync_gives_what_one_sync_at_a_time_gives(active_session, make_client_user, make_mitra):
+    """`selectors.messages_replay_many` (on PostgreSQL one `unnest … LATERAL` statement, on SQLite
+    the ORM's window) answers each request as `messages_replay` alone: several sessions, the same
+    session from two positions, after the last seq, past the integer column, pages and has_more, a
+    stranger, an unknown session, masked and purged bodies."""
+    from sessions_app import chat_store, selectors, stored_message
+
+    mitra = make_mitra(capacity=3)
+    mitra_set_online(mitra=mitra, is_online=True)
+    first, first_client, _ = active_session(mitra=mitra)
+    second, second_client, _ = active_session(mitra=mitra)
+    empty, empty_client, _ = active_session(mitra=mitra)
+    for session, client, count in ((first, first_client, 5), (second, second_client, 3)):
+        for number in range(count):
+            chat_store._store_orm(
+                session_id=str(session.id), sender=stored_message.Sender(user_id=client.id),
+                body=f"pesan {number}", is_masked=number == 1, client_msg_id=f"c{number}",
+            )  # fmt: skip
+    Message.objects.filter(session=second, seq=2).update(body="", body_purged_at=timezone.now())
+    stranger = make_client_user()
+    requests = [
+        (first_client.id, first.id, 0, 2),
+        (mitra.user_id, first.id, 0, 2),
+        (mitra.user_id, first.id, 3, 2),
+        (first_client.id, first.id, 4, 200),
+        (first_client.id, first.id, 5, 200),
+        (first_client.id, first.id, 2**40, 200),
+        (second_client.id, second.id, 0, 200),
+        (empty_client.id, empty.id, 0, 200),
+        (stranger.id, second.id, 0, 200),
+        (first_client.id, uuid.uuid4(), 0, 200),
+    ]
+
+    def alone(user_id, session_id, after_seq, limit):
+        try:
+            return selectors.messages_replay(
+                session_id=session_id, user_id=user_id, after_seq=after_seq, limit=limit
+            )
+        except Exception as exc:
+            return type(exc)
+
+    def shown(reply):
+        if isinstance(reply, Exception):
+            return type(reply)
+        messages, has_more, last_seq = reply
+        return [stored_message.message_frame(m) for m in messages], has_more, last_seq
+
+    together = [shown(reply) for reply in selectors.messages_replay_many(requests)]
+    one_by_one = [alone(*request) for request in requests]
+    assert together == [r if isinstance(r, type) else shown(r) for r in one_by_one]
+    seqs = [[f["seq"] for f in r[0]] if isinstance(r, tuple) else r for r in together]
+    assert seqs[:8] == [[1, 2], [1, 2], [4, 5], [5], [], [], [1, 2, 3], []]
+    assert [r[1] for r in together[:4]] == [True, True, False, False]
+    assert together[0][0][1]["is_masked"] is True and together[0][0][0]["is_masked"] is False
+    assert together[6][0][1]["body"] == ""  # purged: the body is gone, the seq is still replayed
+    assert seqs[8:] == [NotParticipant, SessionNotFound]
