@@ -107,6 +107,25 @@ def _server(command, app, port, *, env, log_path):
             log.close()
 
 
+def wait_for_lock_waiter(database_url, timeout=30):
+    """Block until a backend of this database waits on a lock (a request or statement a test
+    holds up with a lock of its own). Polled from its own autocommit connection:
+    pg_stat_activity is a snapshot within a transaction."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(database_url, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            row = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            ).fetchone()
+            if row[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError("nothing reached the database lock")
+
+
 class ThrowawayValkey:
     """A valkey-server (or redis-server) on a free port that keeps nothing on disk, for tests
     that stop and restart Valkey: `kill()` is SIGKILL, `stop()` a clean SIGTERM, and `start()`

@@ -15,23 +15,7 @@ from halobestie.accounts.tokens import tokens_for
 from halobestie.server import health
 from sessions_app.models import ChatSession
 from tests.realtime.conftest import Socket
-from tests.servers import serve_process, server_env
-
-
-def _wait_for_lock_waiter(database_url, timeout=10):
-    """Block until a backend of this database waits on a lock (the slow request). Polled from
-    its own autocommit connection: pg_stat_activity is a snapshot within a transaction."""
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(database_url, autocommit=True) as watcher:
-        while time.monotonic() < deadline:
-            row = watcher.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock'"
-            ).fetchone()
-            if row[0]:
-                return
-            time.sleep(0.05)
-    raise AssertionError("the request never reached the database lock")
+from tests.servers import serve_process, server_env, wait_for_lock_waiter
 
 
 def test_it_drains_on_sigterm_and_exits_zero(transactional_db, active_session, make_client_user, tmp_path):
@@ -59,7 +43,7 @@ def test_it_drains_on_sigterm_and_exits_zero(transactional_db, active_session, m
         thread = threading.Thread(target=slow_request)
         thread.start()
         try:
-            _wait_for_lock_waiter(env["DATABASE_URL"])
+            wait_for_lock_waiter(env["DATABASE_URL"])
             process.send_signal(signal.SIGTERM)
             time.sleep(0.2)
 

@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 
 from sessions_app.models import ChatSession, Message
-from tests.servers import server_env, uvicorn_process
+from tests.servers import server_env, uvicorn_process, wait_for_lock_waiter
 
 from .conftest import Socket
 
@@ -40,21 +40,6 @@ def flood_server(transactional_db, tmp_path):
     )
     with uvicorn_process("public", env=env, log_path=tmp_path / "public.log") as (process, base_url):
         yield base_url
-
-
-def _wait_for_lock_waiter(database_url, timeout=30):
-    """Block until a backend of this database waits on a lock (message A's statement)."""
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(database_url, autocommit=True) as watcher:
-        while time.monotonic() < deadline:
-            row = watcher.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock'"
-            ).fetchone()
-            if row[0]:
-                return
-            time.sleep(0.02)
-    raise AssertionError("message A never reached the session's row lock")
 
 
 def _flood(base_url, client, session_id, number, outcomes, lock, refused_seen):
@@ -109,7 +94,7 @@ def test_a_flood_is_refused_with_overloaded_and_nothing_acknowledged_is_lost(flo
             for ws in early:
                 ws.expect_type("hello")
             early[0].send_message(session_id, "pesan early-a", client_msg_id="early-a")
-            _wait_for_lock_waiter(server_env()["DATABASE_URL"])
+            wait_for_lock_waiter(server_env()["DATABASE_URL"])
             early[1].send_message(session_id, "pesan early-b", client_msg_id="early-b")
             time.sleep(0.4)  # B has waited past REALTIME_OVERLOAD_MS (200 ms) before the flood starts
             for thread in threads:
