@@ -363,10 +363,7 @@ def mitra_load_change(*, mitra_id, delta: int) -> None:
     row lock for the rest of the transaction). Precondition: inside the transaction that changed
     which sessions occupy the mitra, the session row locked first. The Valkey mirror is set from
     the committed column after commit; on rollback nothing changed."""
-    if mitra_id is None or delta == 0:
-        return
-    Mitra.objects.filter(pk=mitra_id).update(load=F("load") + delta)
-    mirror.mirror_capacity_changed(mitra_id)
+    mitra_loads_change(deltas={mitra_id: delta})
 
 
 def mitra_loads_change(*, deltas: dict, assigned_at: datetime | None = None) -> None:
@@ -376,8 +373,11 @@ def mitra_loads_change(*, deltas: dict, assigned_at: datetime | None = None) -> 
     deltas = {mitra_id: delta for mitra_id, delta in deltas.items() if mitra_id is not None and delta}
     if not deltas:
         return
-    by_mitra = Case(*(When(pk=mitra_id, then=Value(delta)) for mitra_id, delta in deltas.items()))
-    changes = {"load": F("load") + by_mitra}
+    if len(deltas) == 1:
+        change = Value(next(iter(deltas.values())))
+    else:
+        change = Case(*(When(pk=mitra_id, then=Value(delta)) for mitra_id, delta in deltas.items()))
+    changes = {"load": F("load") + change}
     if assigned_at is not None:
         changes["last_assigned_at"] = assigned_at
     Mitra.objects.filter(pk__in=list(deltas)).update(**changes)

@@ -18,6 +18,13 @@ def record(session, kind, *, actor=None, **data):
     SessionEvent.objects.create(session=session, kind=kind, actor=actor, data=data)
 
 
+def record_many(kind, entries, *, actor=None):
+    """`record` for many sessions in one INSERT: `entries` is [(session, data dict)]."""
+    SessionEvent.objects.bulk_create(
+        [SessionEvent(session=session, kind=kind, actor=actor, data=data) for session, data in entries]
+    )
+
+
 def participant_user_ids(session):
     user_ids = [session.client_id]
     if session.mitra_id:

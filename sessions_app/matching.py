@@ -66,12 +66,12 @@ from sessions_app.effects import (
     notify_updated,
     participant_user_ids,
     record,
+    record_many,
     user_ids_of_mitras,
 )
 from sessions_app.models import (
     ChatSession,
     OfferOutcome,
-    SessionEvent,
     SessionOffer,
     Status,
 )
@@ -349,12 +349,7 @@ def _offer_many(placements, *, now, timeout):
             for session, mitra in placements
         ]
     )
-    SessionEvent.objects.bulk_create(
-        [
-            SessionEvent(session=session, kind="offered", data={"mitra_id": mitra.id})
-            for session, mitra in placements
-        ]
-    )
+    record_many("offered", [(session, {"mitra_id": mitra.id}) for session, mitra in placements])
     mitra_loads_change(deltas=Counter(mitra.id for _, mitra in placements), assigned_at=now)
     for session, _ in placements:
         observations.offer_made(session, now=now)
