@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -50,10 +51,27 @@ def say(text):
     print(f"[newcomer] {text}", flush=True)
 
 
-def free_port():
+# Listening ports are picked below Linux's ephemeral range (32768–60999 by default): a port the
+# kernel handed out as "free" there can be taken as the local port of some process's outgoing
+# connection (Postgres, Valkey, a test client) before the server binds it, and the run failed with
+# "address already in use" now and then.
+_LISTEN_PORTS = range(20000, 32000)
+
+
+def _bindable(port):
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port():
+    while True:
+        port = random.choice(_LISTEN_PORTS)
+        if _bindable(port):
+            return port
 
 
 PORT_BASE = None  # --port-base: fixed ports instead of free ones
@@ -64,12 +82,7 @@ def two_free_ports(offset=0):
         return PORT_BASE + offset, PORT_BASE + offset + 1
     while True:
         port = free_port()
-        if port < 65535:
-            with socket.socket() as sock:
-                try:
-                    sock.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
+        if _bindable(port + 1):
             return port, port + 1
 
 
