@@ -235,8 +235,11 @@ REALTIME_DB_POOL_MIN = env("REALTIME_DB_POOL_MIN", int, 1)
 REALTIME_DB_POOL_MAX = env("REALTIME_DB_POOL_MAX", int, 10)
 REALTIME_DB_POOL_TIMEOUT = env("REALTIME_DB_POOL_TIMEOUT", float, 10.0)
 # At most this many message transactions in flight per process; messages arriving meanwhile are
-# stored together by the next free one (group commit, sessions_app/chat_store.py).
-REALTIME_DB_WRITERS = env("REALTIME_DB_WRITERS", int, 4)
+# stored together by the next free one (group commit, sessions_app/chat_store.py). While a process
+# stores without a pause, the next batch first waits REALTIME_DB_BATCH_WINDOW_MS for more to join
+# (0: no window); a quiet process stores a lone message at once.
+REALTIME_DB_WRITERS = env("REALTIME_DB_WRITERS", int, 2)
+REALTIME_DB_BATCH_WINDOW_MS = env("REALTIME_DB_BATCH_WINDOW_MS", float, 3.0)
 REALTIME_MESSAGES_PER_SECOND = env("REALTIME_MESSAGES_PER_SECOND", float, 5.0)
 REALTIME_MESSAGES_BURST = env("REALTIME_MESSAGES_BURST", int, 20)
 REALTIME_FRAMES_PER_SECOND = env("REALTIME_FRAMES_PER_SECOND", float, 20.0)

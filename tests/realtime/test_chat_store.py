@@ -297,6 +297,89 @@ def test_it_keeps_the_other_messages_of_a_batch_when_one_fails(active_session, m
     assert not Message.objects.filter(session=ended).exists()
 
 
+# The batch window: a busy process waits a moment for more messages, a quiet one does not -------
+
+
+def _send_after_a_stored_one(first, spaced, *, gap):
+    """On one event loop: `first` stored (the process has just stored a batch: it is busy), then
+    each send of `spaced` `gap` seconds after the one before. Every send is bounded (20 s): a
+    window that never ends fails the test instead of hanging it. The outcomes of `spaced`."""
+
+    async def one(sender, session_id, body, client_msg_id):
+        return await asyncio.wait_for(
+            chat_store._store_postgres(
+                session_id=session_id, sender=sender, body=body, client_msg_id=client_msg_id, is_masked=False
+            ),
+            20,
+        )
+
+    async def run():
+        try:
+            await one(*first)
+            tasks = []
+            for send in spaced:
+                tasks.append(asyncio.ensure_future(one(*send)))
+                await asyncio.sleep(gap)
+            return await asyncio.gather(*tasks)
+        finally:
+            await chat_store.close_pools()
+
+    return async_to_sync(run)()
+
+
+def test_a_busy_process_stores_the_messages_of_its_batch_window_in_one_transaction(active_session, settings):
+    settings.REALTIME_DB_WRITERS = 2
+    settings.REALTIME_DB_BATCH_WINDOW_MS = 2000  # long, so that a loaded machine cannot split it
+    session, client, mitra = active_session()
+    as_client = stored_message.Sender(user_id=client.id)
+    as_mitra = stored_message.Sender(user_id=mitra.user_id, mitra_id=mitra.id)
+    sid = str(session.id)
+    spaced = [(as_client if n % 2 else as_mitra, sid, f"pesan {n}", f"w{n}") for n in range(6)]
+
+    outcomes = _send_after_a_stored_one((as_client, sid, "pertama", "first"), spaced, gap=0.01)
+
+    assert [(o.client_msg_id, o.seq) for o in outcomes] == [(f"w{n}", n + 2) for n in range(6)]
+    rows = Message.objects.filter(session=session, client_msg_id__startswith="w")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(DISTINCT xmin::text) FROM sessions_app_message WHERE id = ANY(%s)",
+            [list(rows.values_list("id", flat=True))],
+        )
+        assert cursor.fetchone()[0] == 1  # six messages sent 10 ms apart: one statement, one commit
+
+
+def test_a_quiet_process_stores_a_lone_message_without_the_window(active_session, settings):
+    settings.REALTIME_DB_WRITERS = 2
+    settings.REALTIME_DB_BATCH_WINDOW_MS = 600_000  # ten minutes: waiting it out fails the 20 s bound
+    session, client, _ = active_session()
+    as_client = stored_message.Sender(user_id=client.id)
+    sid = str(session.id)
+
+    # The first message of a fresh process, then one sent well after the last batch was stored.
+    async def run():
+        try:
+            first = await asyncio.wait_for(
+                chat_store._store_postgres(
+                    session_id=sid, sender=as_client, body="pertama", client_msg_id="q1", is_masked=False
+                ),
+                20,
+            )
+            await asyncio.sleep(3 * chat_store.BUSY_SECONDS)
+            second = await asyncio.wait_for(
+                chat_store._store_postgres(
+                    session_id=sid, sender=as_client, body="kedua", client_msg_id="q2", is_masked=False
+                ),
+                20,
+            )
+            return first, second
+        finally:
+            await chat_store.close_pools()
+
+    outcomes = async_to_sync(run)()
+
+    assert [(o.client_msg_id, o.seq) for o in outcomes] == [("q1", 1), ("q2", 2)]
+
+
 # The multi-row statement: several event loops (processes) storing batches at once ---------------
 
 
