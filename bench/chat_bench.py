@@ -8,7 +8,7 @@ the floor, in the same run, at chosen sizes and rates; optionally with py-spy on
 Environment (all optional):
   CHAT_SYSTEMS   ours-uvicorn,channels,floor (ours-granian too, when granian is installed; ours-base:
                  ours served from the checkout CHAT_BASE_ROOT, for an A/B in the same run)
-  CHAT_PLAN      "N:rate,rate;N:rate" (default "500:500,750,1000,1500,2000;1000:1000")
+  CHAT_PLAN      "N:rate,rate;N:rate" (default "500:500,750,1000,1250,1500,2000;1000:1000")
   CHAT_SECONDS   seconds per step (default 10)
   CHAT_REUSE=1   keep the database and sessions of the last run (bench/results/chat_bench/pairs.json)
   CHAT_PROFILE=1 py-spy records our first process once the sockets are open (CHAT_PROFILE_DELAY
@@ -36,7 +36,7 @@ P99_LIMIT_MS = runner.P99_LIMIT_MS
 
 
 def _plan():
-    text = os.environ.get("CHAT_PLAN", "500:500,750,1000,1500,2000;1000:1000")
+    text = os.environ.get("CHAT_PLAN", "500:500,750,1000,1250,1500,2000;1000:1000")
     plan = []
     for part in filter(None, text.split(";")):
         n, rates = part.split(":")
@@ -161,7 +161,9 @@ def run_system(system, pairs, plan, seconds):
                     "server_pids": _server_pids(servers),
                     "postgres_pid": _postmaster_pid(),
                     "grace": 5,
-                    "stop_when_failing": {"p99_ms": P99_LIMIT_MS} if len(rates) > 1 else None,
+                    "stop_when_failing": {"p99_ms": P99_LIMIT_MS, "retries": runner.SWEEP_RETRIES}
+                    if len(rates) > 1
+                    else None,
                 },
                 label=f"chatbench-{system}-{n}",
             )
@@ -204,14 +206,6 @@ def max_sustained(runs, n):
     return best
 
 
-def _step(runs, n, rate):
-    for run in runs:
-        for step in run["steps"]:
-            if run["n"] == n and step["record"] and step["target_rate"] == rate:
-                return step
-    return None
-
-
 def targets(chat, max_sustained_by_system, memory=()):
     """Issue 22's chat targets as rows {name, measured, met}: ratios to the relay and the floor of
     the same run. `chat` as in chat_bench.json (or bench/results/chat.json of `make bench`)."""
@@ -232,12 +226,12 @@ def targets(chat, max_sustained_by_system, memory=()):
     if floor:
         ratio = f"{ours:.0f} vs {floor:.0f} msg/s ({ours / floor:.2f}×)"
         row("chat max sustained ≥ 0.75× the floor", ratio, ours >= 0.75 * floor)
-    s500 = _step(chat[ours_name], 500, 500)
+    s500 = runner._step(chat[ours_name], 500, 500)
     if s500:
         measured = f"p99 {s500['p99_ms']} ms, lost {s500['lost']}, refused {s500.get('refused', 0)}"
         met = s500["p99_ms"] is not None and s500["p99_ms"] <= 50 and s500["lost"] == 0
         row("N = 500, 500 msg/s: p99 ≤ 50 ms", measured, met)
-    s1000 = _step(chat[ours_name], 1000, 1000)
+    s1000 = runner._step(chat[ours_name], 1000, 1000)
     if s1000:
         measured = (
             f"{s1000['lost']} undelivered, {s1000.get('refused', 0)} refused (overloaded), "
