@@ -89,6 +89,34 @@ def test_messages_arrive_in_order_exactly_once_and_are_counted_as_before(active_
     assert _trouble(log_path) == []
 
 
+def test_messages_keep_their_place_among_frames_of_other_types(active_session, tmp_path):
+    """`typing` and `read` frames take the queued path; the messages published after them go
+    out after them, not past them."""
+    session, client, mitra = active_session()
+    log_path = tmp_path / "public.log"
+    with (
+        serve_process("public", env=server_env(**UNLIMITED), log_path=log_path) as (_, base_url),
+        Socket(base_url, client) as c,
+        Socket(base_url, mitra.user) as m,
+    ):
+        c.expect_type("hello")
+        m.expect_type("hello")
+        expected = []
+        for number in range(10):
+            m.send({"type": "typing", "session_id": str(session.id), "is_typing": True})
+            cmid = m.send_message(session.id, f"balasan {number}")
+            expected += [("typing", None), ("message.new", cmid)]
+        m.expect_type("message.ack", client_msg_id=cmid)
+        c.send({"type": "read", "session_id": str(session.id), "up_to_seq": 10})
+        for number in range(3):
+            expected.append(("message.new", m.send_message(session.id, f"lagi {number}")))
+        received = [c.recv(timeout=15) for _ in range(len(expected) - 3)]
+        received += [c.expect_type("message.new", timeout=15) for _ in range(3)]
+        assert [(f["type"], f.get("client_msg_id")) for f in received] == expected
+        assert m.expect_type("read")["up_to_seq"] == 10
+    assert _trouble(log_path) == []
+
+
 def test_frames_for_a_busy_socket_wait_behind_what_it_handles_in_order(
     active_session, make_client_user, tmp_path
 ):
