@@ -33,8 +33,9 @@ import time
 
 import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
-from halobestie.server import drain, metrics
+from halobestie.server import drain, metrics, send_now
 
 logger = logging.getLogger("halobestie.serve")
 
@@ -140,6 +141,28 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self.writable = _Flag()
         self.writable.set()
 
+    def handle_connect(self, event):
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)  # none when the upgrade was refused
+        if scope is not None:
+            scope["extensions"][send_now.EXTENSION] = self.send_text_now
+
+    def send_text_now(self, text) -> bool:
+        """Write the text frame `text` now: True; or nothing, False, when uvicorn's `send` would
+        wait (the transport paused for flow control) or refuse (handshake not complete, a close
+        sent or received, shutting down, gone): the caller then sends it through ASGI, which
+        waits or raises as it always did. Never raises, never awaits."""
+        if not (self.writable.value and self.handshake_complete) or self.initial_response is not None:
+            return False
+        if self.close_sent or self.disconnected or self.closing_for_shutdown:
+            return False
+        if self.conn.state is not State.OPEN or self.transport.is_closing():
+            return False
+        # uvicorn's `send` for `websocket.send` with text, without the await before it.
+        self.conn.send_text(text.encode())
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
+
     def start_closing_for_shutdown(self, code) -> bool:
         """Write the close frame now (no await) and queue the app's `websocket.disconnect`
         without waking it (`close_websockets` does, once every socket is closed or the bound
@@ -187,6 +210,11 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def connection_lost(self, exc):
         super().connection_lost(exc)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            # The writer is a bound method: without it the scope no longer refers back to this
+            # protocol, which is then freed when the connection is, not by a later gc collection.
+            scope["extensions"].pop(send_now.EXTENSION, None)
         if self.on_lost is not None:
             on_lost, self.on_lost = self.on_lost, None
             on_lost()

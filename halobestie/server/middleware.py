@@ -174,7 +174,11 @@ class ApiDocsCorsMiddleware(AsyncCapableMiddleware):
 class SocketObservabilityMiddleware:
     """ASGI middleware for WebSocket scopes: a request id for the socket's whole life (log lines
     of its consumer carry it), the open-sockets gauge, and one log line at accept and at close.
-    Wrap the WebSocket router with it; other scope types pass through untouched."""
+    Wrap the WebSocket router with it; other scope types pass through untouched.
+
+    It counts nothing per `websocket.send`: chat messages may be written past `observed_send`
+    by the server's synchronous writer (halobestie/server/send_now.py), so anything counted per
+    frame here would have to be counted there too."""
 
     def __init__(self, app):
         self.app = app
