@@ -229,6 +229,9 @@ class UserGroupShard(RedisSingleShardConnection):
                 if connection is None or not connection.is_connected:
                     await self._reconnect(pubsub)
                     continue
+                # redis-py's asyncio.StreamReader of the connection (private: redis is pinned,
+                # tests/realtime/test_layer_receiving.py would fail on a change). After the
+                # handshake nothing else reads it: PubSub only sends on a subscribed connection.
                 if connection._reader is not reader:  # a new connection: its own bytes
                     reader, replies = connection._reader, Replies()
                 try:
