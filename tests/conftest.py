@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from halobestie.accounts.models import Role, User
 from halobestie.accounts.tokens import tokens_for
 from halobestie.server.listeners import INTERNAL, SCOPE_KEY
+from tests.servers import ThrowawayValkey
 
 # A test's own threads (a flood of sockets, concurrent payments) that touch the ORM each take a
 # connection from Django's pool (20), and a thread that ends without closing it never gives it
@@ -170,3 +171,13 @@ def internal_client():
             return async_to_sync(getattr(self._client, method))
 
     return InternalClient()
+
+
+@pytest.fixture
+def throwaway_valkey(tmp_path):
+    """A Valkey server of the test's own (tests/servers.py): for what would disturb every other
+    process on the shared one (CLIENT KILL, a restart, an outage)."""
+    server = ThrowawayValkey(tmp_path)
+    server.start()
+    yield server
+    server.kill()

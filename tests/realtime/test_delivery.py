@@ -6,6 +6,7 @@ in order, exactly once, counted the same, and quiet when the socket goes away me
 Through the production launcher (`python -m halobestie.serve`: LeanWebSocketProtocol offers the
 synchronous writer); tests/realtime's plain `uvicorn` servers cover the path without it."""
 
+import contextlib
 import json
 import time
 
@@ -28,6 +29,20 @@ UNLIMITED = {
     "REALTIME_FRAMES_PER_SECOND": "10000",
     "REALTIME_FRAMES_BURST": "10000",
 }
+
+
+@contextlib.contextmanager
+def _row_locked(database_url, session_id):
+    """The session's row locked by a transaction of the test's own while the block runs: a
+    message sent in that session waits for it (its handler holds the socket busy)."""
+    blocker = psycopg.connect(database_url)
+    try:
+        table = ChatSession._meta.db_table
+        blocker.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE", [str(session_id)])
+        yield
+    finally:
+        blocker.rollback()
+        blocker.close()
 
 
 def _delivery_count(metrics_url):
@@ -135,11 +150,7 @@ def test_frames_for_a_busy_socket_wait_behind_what_it_handles_in_order(
     ):
         c.expect_type("hello")
         m.expect_type("hello")
-        blocker = psycopg.connect(database_url)
-        try:
-            blocker.execute(
-                f"SELECT 1 FROM {ChatSession._meta.db_table} WHERE id = %s FOR UPDATE", [str(second.id)]
-            )
+        with _row_locked(database_url, second.id):
             held = m.send_message(second.id, "pesan yang tertahan")
             wait_for_lock_waiter(database_url)
             sent = [c.send_message(first.id, f"pesan {number}") for number in range(10)]
@@ -148,9 +159,6 @@ def test_frames_for_a_busy_socket_wait_behind_what_it_handles_in_order(
             time.sleep(0.3)  # published and arrived at the mitra's process by now
             with pytest.raises(TimeoutError):
                 m.recv(timeout=0.5)
-        finally:
-            blocker.rollback()
-            blocker.close()
         first_frame = m.recv(timeout=15)
         frames = [m.recv(timeout=15) for _ in range(len(sent) + 1)]
     # The handler's answer first, then what waited, in the order it was published, once; the
@@ -210,19 +218,12 @@ def test_a_busy_socket_whose_queue_overflows_is_closed_with_1013(active_session,
     ):
         c.expect_type("hello")
         m.expect_type("hello")
-        blocker = psycopg.connect(database_url)
-        try:
-            blocker.execute(
-                f"SELECT 1 FROM {ChatSession._meta.db_table} WHERE id = %s FOR UPDATE", [str(second.id)]
-            )
+        with _row_locked(database_url, second.id):
             m.send_message(second.id, "pesan yang tertahan")
             wait_for_lock_waiter(database_url)
             for number in range(8):
                 c.expect_type("message.ack", client_msg_id=c.send_message(first.id, f"pesan {number}"))
             assert m.wait_closed() == 1013
-        finally:
-            blocker.rollback()
-            blocker.close()
         # The app reconnects and syncs: every acked message is there.
         with Socket(server_b, mitra.user) as again:
             again.expect_type("hello")

@@ -8,13 +8,11 @@ import logging
 import time
 import uuid
 
-import pytest
 from django.conf import settings
 from redis import asyncio as aioredis
 
 from sessions_app.layer import UserGroupLayer
 from sessions_app.replies import Replies
-from tests.servers import ThrowawayValkey
 
 
 def _layer(url=None):
@@ -236,14 +234,6 @@ def test_flush_cancels_the_receive_loop_cleanly_mid_burst(caplog):
     assert task.cancelled()
     assert again == {1: [5]}
     assert [record.message for record in caplog.records if record.name == "sessions_app.layer"] == []
-
-
-@pytest.fixture
-def throwaway_valkey(tmp_path):
-    server = ThrowawayValkey(tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 def test_frames_flow_again_after_the_subscriber_connection_is_killed(throwaway_valkey):

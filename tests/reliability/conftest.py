@@ -19,7 +19,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from tests.servers import ThrowawayValkey, free_port
+from tests.servers import free_port
 
 
 def pytest_configure(config):
@@ -38,14 +38,6 @@ def pytest_collection_modifyitems(config, items):
 
 
 # Throwaway Valkey ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def throwaway_valkey(tmp_path):
-    server = ThrowawayValkey(tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 # Throwaway PostgreSQL -----------------------------------------------------------------------
