@@ -18,12 +18,14 @@ def save(name, data):
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
 
 
-def write_rows(section, rows):
-    """Replace (or append) the block `<!-- bench:<section> -->` … `<!-- /bench:<section> -->`."""
+def write_rows(section, rows, *, source=None):
+    """Replace (or append) the block `<!-- bench:<section> -->` … `<!-- /bench:<section> -->`;
+    `source` is the command named as its writer (default `python -m bench.<section>`)."""
     start, end = f"<!-- bench:{section} -->", f"<!-- /bench:{section} -->"
+    source = source or f"python -m bench.{section}"
     lines = [
         start,
-        f"Written by `python -m bench.{section}` on {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC"
+        f"Written by `{source}` on {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC"
         + (" (BENCH_QUICK)" if QUICK else "")
         + ":",
         "",

@@ -816,6 +816,23 @@ def print_table(summary):
     print("=" * 100)
 
 
+def write_chat_targets(summary):
+    """Issue 22's chat targets (ratios to the relay and the floor of the same run, the fixed-rate
+    steps, idle memory) as MET/MISSED rows in the `bench:chat` block of docs/PERFORMANCE.md."""
+    from bench import chat_bench, docrows  # chat_bench imports this module
+
+    chat = summary.get("chat") or {}
+    if not chat:
+        return
+    sustained = {system: chat_bench.max_sustained(runs, SWEEP_N) for system, runs in chat.items()}
+    rows = chat_bench.targets(chat, sustained, summary.get("memory") or [])
+    docrows.write_rows(
+        "chat",
+        [(row["name"], row["measured"], "MET" if row["met"] else "MISSED") for row in rows],
+        source="make bench",
+    )
+
+
 def _f(value):
     return "-" if value is None else f"{value:g}"
 
@@ -981,6 +998,7 @@ def main():
         if wanted("memory"):
             summary["memory"] = [idle_memory(pairs, s) for s in ("ours-uvicorn", "channels", "floor")]
             save("memory", summary["memory"])
+        write_chat_targets(summary)
         if wanted("assignment"):
             summary["assignment"] = assignment()
             save("assignment", summary["assignment"])
