@@ -29,7 +29,16 @@ class Replies:
     def feed(self, chunk: bytes) -> list:
         """The replies complete after `chunk`, in order: `(channel, data)` (bytes) for each
         published message, the parsed reply for anything else. Raises InvalidResponse when the
-        bytes are not RESP (the connection is then unusable)."""
+        bytes are not RESP (the connection is then unusable); its message names no byte of the
+        stream, because the stream carries chat frames and the error is logged."""
+        try:
+            return self._feed(chunk)
+        except InvalidResponse:
+            raise
+        except (ValueError, IndexError):  # int() of a garbled length line, a cut-off type byte
+            raise InvalidResponse("Protocol Error: a reply that is not RESP") from None
+
+    def _feed(self, chunk):
         buffer = self._rest + chunk if self._rest else chunk
         end = len(buffer)
         replies = []
@@ -60,7 +69,7 @@ def _bulk(buffer, position, end):
     if line_end < 0:
         return None, _INCOMPLETE
     if buffer[position] != 36:  # b"$": a message's channel and data are bulk strings
-        raise InvalidResponse(f"Protocol Error: {buffer[position : line_end + 2]!r}")
+        raise InvalidResponse("Protocol Error: a message part that is not a bulk string")
     start = line_end + 2
     stop = start + int(buffer[position + 1 : line_end])
     if stop + 2 > end:
@@ -120,7 +129,7 @@ def _reply(buffer, position, end):
         if after == _INCOMPLETE:
             return None, _INCOMPLETE
         return _reply(buffer, after, end)
-    raise InvalidResponse(f"Protocol Error: {buffer[position : line_end + 2]!r}")
+    raise InvalidResponse(f"Protocol Error: unknown reply type byte {buffer[position]:#04x}")
 
 
 def _attributes(buffer, position, end, count):

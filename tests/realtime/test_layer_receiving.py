@@ -6,10 +6,13 @@ Real Valkey throughout; a throwaway server where a connection is killed or the s
 import asyncio
 import logging
 import time
+import traceback
 import uuid
 
+import pytest
 from django.conf import settings
 from redis import asyncio as aioredis
+from redis.exceptions import InvalidResponse
 
 from sessions_app.layer import UserGroupLayer
 from sessions_app.replies import Replies
@@ -353,3 +356,20 @@ def test_the_parser_reads_messages_and_other_replies_however_the_bytes_are_split
         )
         == expected
     )
+
+
+@pytest.mark.parametrize(
+    "garbled",
+    [
+        b">3\r\n$7\r\nmessage\r\n$5\r\nuser1\r\nrahasia-isi-pesan\r\n",  # data not a bulk string
+        b"*rahasia-isi-pesan\r\n",  # a length that is no number
+        b"?rahasia-isi-pesan\r\n",  # an unknown reply type
+    ],
+)
+def test_a_garbled_stream_is_refused_without_its_bytes_in_the_error(garbled):
+    """The error is logged by the receive loop: the stream carries chat frames, so no byte of it
+    (here a stand-in for a message body) may be in the error's text."""
+    with pytest.raises(InvalidResponse) as refused:
+        Replies().feed(garbled)
+    # As logging prints it (exc_info): the message and any chained exception shown with it.
+    assert "rahasia" not in "".join(traceback.format_exception(refused.value))
